@@ -1,0 +1,18 @@
+"""visionbench harness: suites -> runner -> results store -> HTML leaderboards."""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def run_suite(suite, **overrides):
+    """Run a suite (name or path) and return its results as a pandas DataFrame.
+
+    Keyword overrides match the CLI: ``limit``, ``models``, ``device``, ``batch_size``, ``seed``,
+    ``out``, ``data_root``, ``rerun``.
+    """
+    from harness.runner import run_suite as _run
+
+    return _run(suite, **overrides).frame
+
+
+__all__ = ["run_suite", "__version__"]

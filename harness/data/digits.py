@@ -1,0 +1,57 @@
+"""The embedded digits data: scikit-learn's 8x8 handwritten digits, shipped inside the package.
+
+Fixed, documented split: ``train_test_split(test_size=0.25, random_state=0, stratify=labels)`` gives
+1,347 train and 450 test images. Each 8x8 image (values 0..16) is scaled to [0, 1], upsampled x4 with
+bilinear interpolation (align_corners=False) to 32x32, replicated to RGB and stored as uint8, so the
+data behaves like any other image set (corruptions, resizing, PIL).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+from PIL import Image
+
+from harness.data.base import ImageSource
+from harness.registry import DATASETS
+
+SPLIT_SEED = 0
+TEST_FRACTION = 0.25
+SIZE = 32
+
+
+@lru_cache(maxsize=1)
+def digits_arrays() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{'train': (uint8 N x 32 x 32 x 3, int64 N), 'test': ...} built deterministically from load_digits."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    small = torch.from_numpy(digits.images.astype(np.float32) / 16.0).unsqueeze(1)
+    big = torch.nn.functional.interpolate(small, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+    pixels = (big.clamp(0, 1) * 255).round().to(torch.uint8).squeeze(1).numpy()
+    rgb = np.repeat(pixels[..., None], 3, axis=-1)
+    labels = digits.target.astype(np.int64)
+    train_idx, test_idx = train_test_split(
+        np.arange(len(labels)), test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=labels
+    )
+    return {"train": (rgb[train_idx], labels[train_idx]), "test": (rgb[test_idx], labels[test_idx])}
+
+
+@DATASETS.register("digits")
+class DigitsSource(ImageSource):
+    kind = "digits"
+
+    def __init__(self, split: str = "test", name: str = "digits", **_: object) -> None:
+        if split not in ("train", "test"):
+            raise ValueError(f"digits has splits 'train' and 'test', not {split!r}")
+        self.name, self.split = name, split
+        self.images, self.labels = digits_arrays()[split]
+        self.class_names = [str(d) for d in range(10)]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def load(self, index: int) -> tuple[Image.Image, int]:
+        return Image.fromarray(self.images[index]), int(self.labels[index])

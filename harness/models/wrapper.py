@@ -1,0 +1,98 @@
+"""Pixel-space model wrapper: images in [0, 1] go in, (N, C) logits come out.
+
+Normalisation lives here, inside the model, so that attack eps, corruptions and latency mean the same
+thing for every model in a suite.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+FAMILIES = ("cnn", "transformer", "hybrid")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Eval preprocessing resolved from the model's pretrained config (recorded with every result)."""
+
+    input_size: tuple[int, int, int]
+    interpolation: str = "bilinear"
+    crop_pct: float = 0.875
+    crop_mode: str = "center"
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+
+    @classmethod
+    def from_timm_config(cls, cfg: dict[str, Any]) -> "Preprocess":
+        return cls(
+            input_size=tuple(int(v) for v in cfg["input_size"]),
+            interpolation=str(cfg.get("interpolation", "bilinear")),
+            crop_pct=float(cfg.get("crop_pct", 0.875)),
+            crop_mode=str(cfg.get("crop_mode", "center")),
+            mean=tuple(float(v) for v in cfg.get("mean", cls.mean)),
+            std=tuple(float(v) for v in cfg.get("std", cls.std)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def as_logits(output: Any) -> torch.Tensor:
+    """Adapt common model outputs (tuples, dicts, HF ModelOutput) to a 2-D logits tensor."""
+    if isinstance(output, torch.Tensor):
+        logits = output
+    elif isinstance(output, dict) or hasattr(output, "logits"):
+        logits = output["logits"] if isinstance(output, dict) else output.logits
+    elif isinstance(output, (tuple, list)) and output:
+        logits = output[0]
+    else:
+        raise TypeError(f"cannot read logits from model output of type {type(output).__name__}")
+    if logits.dim() > 2:
+        logits = logits.flatten(1)
+    return logits
+
+
+class PixelModel(nn.Module):
+    """Wraps a network that expects normalised input so it takes pixel-space images in [0, 1]."""
+
+    def __init__(self, net: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        normalised = (pixels - self.mean.to(pixels.dtype)) / self.std.to(pixels.dtype)
+        return as_logits(self.net(normalised))
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to evaluate, with everything needed to say where its numbers came from."""
+
+    name: str
+    source: str
+    arch: str
+    family: str
+    module: PixelModel
+    preprocess: Preprocess
+    num_classes: int
+    weights: str  # where the weights came from: zoo, hub tag, checkpoint path or random-init
+    weights_sha256: str | None = None
+    tag: str | None = None
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "model": self.name,
+            "model_source": self.source,
+            "arch": self.arch,
+            "model_tag": self.tag,
+            "family": self.family,
+            "weights": self.weights,
+            "weights_sha256": self.weights_sha256,
+            "num_params": sum(p.numel() for p in self.module.net.parameters()),
+            "preprocess": self.preprocess.to_dict(),
+        }
