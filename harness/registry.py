@@ -57,3 +57,5 @@ MODEL_SOURCES: Registry[Callable[..., Any]] = Registry("model source")
 ZOO_MODELS: Registry[Any] = Registry("zoo model")
 DATASETS: Registry[Callable[..., Any]] = Registry("dataset kind")
 TASKS: Registry[Any] = Registry("task")
+# task kind -> callable(task_rows, all_rows) -> list[(title, safe svg/html)]: task-specific report figures
+REPORT_SECTIONS: Registry[Callable[..., Any]] = Registry("report section")

@@ -84,6 +84,10 @@ class LoadedModel:
     weights_sha256: str | None = None
     tag: str | None = None
 
+    def to_device(self, device: torch.device) -> "LoadedModel":
+        self.module.to(device)
+        return self
+
     def provenance(self) -> dict[str, Any]:
         return {
             "model": self.name,

@@ -1,0 +1,84 @@
+"""ImageNet-style image folders: ``root/<class>/<image>``, with an optional class-index mapping file.
+
+The mapping file maps folder names to label indices of the model's label space (one ``folder index``
+pair per line, e.g. ImageNet-A's 200 WordNet ids to their ImageNet-1k indices). Without it, classes
+are the sorted folder names, as torchvision's ImageFolder does.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from harness.data.base import CorruptImageError, ImageSource
+from harness.registry import DATASETS
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".jpeg2000"}
+
+
+def read_class_map(path: Path) -> dict[str, int]:
+    mapping: dict[str, int] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        parts = text.replace(",", " ").split()
+        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+            raise ValueError(f"{path}:{number}: expected '<folder> <class index>', got {line.strip()!r}")
+        mapping[parts[0]] = int(parts[1])
+    return mapping
+
+
+def open_rgb(path: Path) -> Image.Image:
+    """Decode an image fully (so truncation shows here) and convert it to RGB."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise CorruptImageError(f"cannot decode image {path}: {exc}") from None
+
+
+@DATASETS.register("imagefolder")
+class ImageFolderSource(ImageSource):
+    kind = "imagefolder"
+
+    def __init__(self, root: Path, split: str = "val", name: str = "imagefolder",
+                 class_map: Path | None = None, num_classes: int | None = None, **_: Any) -> None:
+        self.root, self.name, self.split = Path(root), name, split
+        folders = sorted(p.name for p in self.root.iterdir() if p.is_dir())
+        if not folders:
+            raise FileNotFoundError(f"{self.root}: no class folders found")
+        if class_map is not None:
+            mapping = read_class_map(Path(class_map))
+            missing = [f for f in folders if f not in mapping]
+            if missing:
+                raise ValueError(f"{class_map}: no class index for folder {missing[0]!r}")
+        else:
+            mapping = {folder: index for index, folder in enumerate(folders)}
+        size = num_classes or max(mapping.values()) + 1
+        self.class_names = [str(i) for i in range(size)]
+        for folder, index in mapping.items():
+            if index < size:
+                self.class_names[index] = folder
+        self.samples = [
+            (path, mapping[folder])
+            for folder in folders
+            for path in sorted((self.root / folder).rglob("*"))
+            if path.suffix.lower() in IMAGE_SUFFIXES
+        ]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def load(self, index: int) -> tuple[Image.Image, int]:
+        path, label = self.samples[index]
+        return open_rgb(path), label
+
+    def sample_id(self, index: int) -> str:
+        """The file path relative to the root: what an ID-list file names."""
+        return self.samples[index][0].relative_to(self.root).as_posix()
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "root": str(self.root)}

@@ -1,0 +1,58 @@
+"""Building a suite's dataset entry: the registered kind, then a reproducible subset, then --limit."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from harness.data.base import ImageSource, SubsetSource
+from harness.registry import DATASETS
+from harness.suite import DatasetSpec, SubsetSpec
+
+
+def build_source(spec: DatasetSpec, limit: int | None = None) -> ImageSource:
+    source: ImageSource = DATASETS.get(spec.kind)(
+        root=spec.root, split=spec.split, name=spec.name, class_map=spec.class_map,
+        download=spec.download, num_classes=spec.num_classes,
+    )
+    if spec.subset is not None:
+        source = SubsetSource(source, subset_indices(source, spec.subset), _describe_subset(spec.subset))
+    if limit is not None and limit < len(source):
+        base = source.base if isinstance(source, SubsetSource) else source
+        indices = source.indices[:limit] if isinstance(source, SubsetSource) else list(range(limit))
+        how = (source.how + "; " if isinstance(source, SubsetSource) else "") + f"first {limit}"
+        source = SubsetSource(base, indices, how)
+    return source
+
+
+def subset_indices(source: ImageSource, subset: SubsetSpec) -> list[int]:
+    if subset.ids is not None:
+        return read_id_list(source, Path(subset.ids))
+    n = min(int(subset.n or 0), len(source))
+    chosen = np.random.default_rng(subset.seed).choice(len(source), size=n, replace=False)
+    return sorted(int(i) for i in chosen)
+
+
+def read_id_list(source: ImageSource, path: Path) -> list[int]:
+    """An ID list names one sample a line: a relative file path for image folders, else an index."""
+    ids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()
+           if line.strip() and not line.startswith("#")]
+    sample_id = getattr(source, "sample_id", None)
+    if sample_id is not None:
+        position = {sample_id(i): i for i in range(len(source))}
+        missing = [i for i in ids if i not in position]
+        if missing:
+            raise ValueError(f"{path}: {len(missing)} id(s) not in the dataset, first {missing[0]!r}")
+        return [position[i] for i in ids]
+    try:
+        indices = [int(i) for i in ids]
+    except ValueError as exc:
+        raise ValueError(f"{path}: ids must be integer indices for this dataset ({exc})") from None
+    bad = [i for i in indices if not 0 <= i < len(source)]
+    if bad:
+        raise ValueError(f"{path}: index {bad[0]} out of range for {len(source)} samples")
+    return indices
+
+
+def _describe_subset(subset: SubsetSpec) -> str:
+    return f"ids from {Path(subset.ids).name}" if subset.ids is not None else f"random {subset.n} (seed {subset.seed})"

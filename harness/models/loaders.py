@@ -1,0 +1,113 @@
+"""Building a LoadedModel from a suite's model entry, per source: zoo, timm, torchvision, checkpoint."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.models.checkpoint import file_sha256, load_weights, state_dict_sha256
+from harness.models.family import infer_family
+from harness.models.wrapper import LoadedModel, PixelModel, Preprocess
+from harness.registry import MODEL_SOURCES, ZOO_MODELS
+from harness.suite import ModelSpec
+
+
+def load_model(spec: ModelSpec, num_classes: int | None = None) -> LoadedModel:
+    """Build the model a suite entry describes, in eval mode, wrapped to take [0, 1] pixels."""
+    net, preprocess, weights, sha, tag = MODEL_SOURCES.get(spec.source)(spec, spec.num_classes or num_classes)
+    if spec.checkpoint is not None and spec.source != "zoo":
+        sha = load_weights(net, spec.checkpoint, spec.trust_pickle)
+        weights = f"checkpoint:{spec.checkpoint}"
+    net.eval()
+    module = PixelModel(net, preprocess.mean, preprocess.std).eval()
+    arch = spec.architecture
+    return LoadedModel(
+        name=spec.name,
+        source=spec.source,
+        arch=arch,
+        family=spec.family or infer_family(arch, net),
+        module=module,
+        preprocess=preprocess,
+        num_classes=_num_classes(net, module, preprocess),
+        weights=weights,
+        weights_sha256=sha,
+        tag=tag,
+    )
+
+
+def _num_classes(net: nn.Module, module: PixelModel, preprocess: Preprocess) -> int:
+    count = getattr(net, "num_classes", None)
+    if isinstance(count, int) and count > 0:
+        return count
+    with torch.no_grad():
+        return int(module(torch.zeros(1, *preprocess.input_size)).shape[-1])
+
+
+@MODEL_SOURCES.register("zoo")
+def _from_zoo(spec: ModelSpec, num_classes: int | None) -> tuple[nn.Module, Preprocess, str, str, str | None]:
+    from safetensors.torch import load_file
+
+    entry = ZOO_MODELS.get(spec.architecture)
+    net = entry.build()
+    net.load_state_dict(load_file(str(entry.weights_file)), strict=True)
+    return net, Preprocess.from_timm_config(entry.pretrained_cfg()), "zoo", file_sha256(entry.weights_file), "digits"
+
+
+@MODEL_SOURCES.register("timm")
+def _from_timm(spec: ModelSpec, num_classes: int | None) -> tuple[nn.Module, Preprocess, str, str, str | None]:
+    """timm by name; ``pretrained`` goes through timm's normal hub loading (needs the network)."""
+    import timm
+
+    name = spec.architecture
+    if isinstance(spec.pretrained, str) and spec.pretrained and "." not in name:
+        name = f"{name}.{spec.pretrained}"
+    kwargs: dict[str, Any] = dict(spec.kwargs)
+    if num_classes is not None and not spec.pretrained:
+        kwargs.setdefault("num_classes", num_classes)
+    net = timm.create_model(name, pretrained=bool(spec.pretrained), **kwargs)
+    preprocess = Preprocess.from_timm_config(timm.data.resolve_model_data_config(net))
+    tag = getattr(net, "pretrained_cfg", {}).get("tag") or None
+    if spec.pretrained:
+        return net, preprocess, f"timm-hub:{name}", state_dict_sha256(net), tag
+    return net, preprocess, "random-init", None, tag
+
+
+@MODEL_SOURCES.register("checkpoint")
+def _from_checkpoint(spec: ModelSpec, num_classes: int | None) -> tuple[nn.Module, Preprocess, str, str, str | None]:
+    """A timm architecture with local weights (loaded by load_model from spec.checkpoint)."""
+    local = ModelSpec(**{**spec.__dict__, "pretrained": False, "checkpoint": None})
+    return _from_timm(local, num_classes)
+
+
+@MODEL_SOURCES.register("torchvision")
+def _from_torchvision(spec: ModelSpec, num_classes: int | None) -> tuple[nn.Module, Preprocess, str, str, str | None]:
+    import torchvision
+
+    weights = None
+    if spec.pretrained:
+        tag = spec.pretrained if isinstance(spec.pretrained, str) else "DEFAULT"
+        weights = torchvision.models.get_model_weights(spec.architecture)[tag] if tag != "DEFAULT" else "DEFAULT"
+    kwargs = dict(spec.kwargs)
+    if num_classes is not None and weights is None:
+        kwargs.setdefault("num_classes", num_classes)
+    net = torchvision.models.get_model(spec.architecture, weights=weights, **kwargs)
+    preprocess = _torchvision_preprocess(spec.architecture, weights)
+    if weights is None:
+        return net, preprocess, "random-init", None, None
+    return net, preprocess, f"torchvision:{spec.architecture}.{weights}", state_dict_sha256(net), str(weights)
+
+
+def _torchvision_preprocess(arch: str, weights: Any) -> Preprocess:
+    """torchvision's classification preset (resize_size / crop_size) as a Preprocess."""
+    import torchvision
+
+    crop, resize, interpolation = 224, 256, "bilinear"
+    if weights is not None:
+        enum = torchvision.models.get_model_weights(arch)
+        chosen = enum.DEFAULT if weights == "DEFAULT" else weights
+        preset = chosen.transforms()
+        crop = int(preset.crop_size[0])
+        resize = int(preset.resize_size[0])
+        interpolation = preset.interpolation.value
+    return Preprocess(input_size=(3, crop, crop), interpolation=interpolation, crop_pct=crop / resize)

@@ -1,0 +1,91 @@
+"""Rendering the self-contained HTML leaderboard and the CSV/JSON exports."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+from markupsafe import Markup
+
+import harness
+from harness.registry import REPORT_SECTIONS
+from harness.report.tables import family_summary, higher_is_better, leaderboard, ok_rows, provenance_summary
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["num"] = format_number
+    return env
+
+
+def format_number(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, (int,)) or (isinstance(value, float) and value.is_integer() and abs(value) >= 100):
+        return f"{int(value):,}"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.2f}"
+    return str(value)
+
+
+def build_context(frame: pd.DataFrame, title: str) -> dict[str, Any]:
+    rows = ok_rows(frame)
+    tasks = []
+    for (task, dataset), part in rows.groupby(["task", "dataset"], sort=False):
+        table = leaderboard(part)
+        metric_columns = [c for c in table.columns if c not in ("model", "family", "arch", "dataset", "n")]
+        ci = {(r.model, r.column): (r.ci_low, r.ci_high) for r in part.itertuples() if pd.notna(r.ci_low)}
+        tasks.append({
+            "task": task, "dataset": dataset, "kind": part["task_kind"].iloc[0], "columns": metric_columns,
+            "higher": {c: higher_is_better(c) for c in metric_columns},
+            "rows": table.to_dict("records"), "ci": ci,
+            "extras": [{"title": t, "html": Markup(h)} for t, h in _extra_sections(part, rows)],
+        })
+    failed = frame[frame["status"] != "ok"].drop_duplicates("job_key")
+    return {
+        "title": title,
+        "tasks": tasks,
+        "summary": family_summary(rows).to_dict("records"),
+        "failures": failed[["model", "dataset", "task", "error"]].to_dict("records"),
+        "provenance": provenance_summary(frame),
+        "harness_version": harness.__version__,
+        "job_count": int(frame["job_key"].nunique()) if not frame.empty else 0,
+    }
+
+
+def _extra_sections(part: pd.DataFrame, all_rows: pd.DataFrame) -> list[tuple[str, str]]:
+    """Task-specific figures; a section gets its task's rows and, for cross-task plots, all rows."""
+    kind = part["task_kind"].iloc[0]
+    return REPORT_SECTIONS.get(kind)(part, all_rows) if kind in REPORT_SECTIONS else []
+
+
+def render_html(frame: pd.DataFrame, title: str) -> str:
+    return _env().get_template("leaderboard.html.j2").render(**build_context(frame, title))
+
+
+def export_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Plain records for JSON: params as objects, provenance parsed, NaN as null."""
+    records = []
+    for record in frame.to_dict("records"):
+        record["provenance"] = json.loads(record["provenance"]) if isinstance(record.get("provenance"), str) else None
+        records.append({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()})
+    return records
+
+
+def write_report(frame: pd.DataFrame, out_dir: Path, suite: Any) -> Path:
+    """Write index.html, results.csv and results.json into ``out_dir``; returns the HTML path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    title = f"{suite.name} v{suite.spec.version}" if hasattr(suite, "spec") else str(suite)
+    flat = frame.drop(columns=["provenance"]).copy()
+    flat["params"] = flat["params"].map(lambda p: json.dumps(p, sort_keys=True) if p else "")
+    flat.to_csv(out_dir / "results.csv", index=False)
+    (out_dir / "results.json").write_text(json.dumps(export_records(frame), indent=1, default=str), encoding="utf-8")
+    html_path = out_dir / "index.html"
+    html_path.write_text(render_html(frame, title), encoding="utf-8")
+    return html_path
