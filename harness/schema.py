@@ -109,14 +109,15 @@ def convert(value: Any, tp: Any, where: Where) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
-        for option in (a for a in args if a is not type(None)):
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # X | None: the inner type's own error is the precise one
+            return convert(value, options[0], where)
+        for option in options:
             try:
                 return convert(value, option, where)
-            except SuiteError as exc:
-                errors.append(exc)
-        names = " or ".join(_type_name(a) for a in args if a is not type(None))
-        raise where.error(f"expected {names}, got {value!r}")
+            except SuiteError:
+                continue
+        raise where.error(f"expected {' or '.join(_type_name(a) for a in options)}, got {value!r}")
     if origin is typing.Literal:
         if value not in args:
             raise where.error(f"must be one of {', '.join(map(str, args))}; got {value!r}")

@@ -1,0 +1,66 @@
+"""Shared fixtures: real photos (scikit-image) laid out as a miniature ImageNet val folder, suite writers."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+# Real photos standing in for ImageNet classes (folder wnid -> photos), at small odd sizes.
+MINI_IMAGENET = {
+    "n02123045": ["chelsea", "cat"],  # tabby cat (281)
+    "n03773504": ["rocket"],  # missile (657)
+    "n07920052": ["coffee"],  # espresso (967)
+    "n10565667": ["astronaut", "immunohistochemistry"],  # scuba diver (983) - labels only need to be fixed
+}
+
+
+def photo(name: str, max_side: int = 120) -> Image.Image:
+    import skimage.data
+
+    array = getattr(skimage.data, name)()
+    if array.ndim == 2:
+        array = np.stack([array] * 3, axis=-1)
+    image = Image.fromarray(array[..., :3])
+    image.thumbnail((max_side, max_side))
+    return image
+
+
+def write_mini_imagenet(root: Path) -> Path:
+    """``root/val/<wnid>/ILSVRC2012_val_000000NN.JPEG`` like the real val folder; returns root."""
+    number = 1
+    for wnid, names in MINI_IMAGENET.items():
+        folder = root / "val" / wnid
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            photo(name).save(folder / f"ILSVRC2012_val_{number:08d}.JPEG", quality=90)
+            number += 1
+    return root
+
+
+@pytest.fixture(scope="session")
+def mini_imagenet(tmp_path_factory) -> Path:
+    return write_mini_imagenet(tmp_path_factory.mktemp("imagenet"))
+
+
+@pytest.fixture
+def write_suite(tmp_path):
+    """Write a suite dict (or raw text) to a YAML file in tmp_path and return its path."""
+
+    def write(content: dict | str, name: str = "suite.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False))
+        return path
+
+    return write
+
+
+def zoo_suite(models=("resnet_digits", "vit_digits"), **task_params) -> dict:
+    return {
+        "name": "t", "version": 1,
+        "models": [{"name": m, "source": "zoo"} for m in models],
+        "datasets": [{"name": "digits-test", "kind": "digits", "split": "test"}],
+        "tasks": [{"kind": "classification", "params": task_params or {"topk": [1, 5]}}],
+    }
