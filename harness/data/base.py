@@ -4,6 +4,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 
@@ -29,6 +30,14 @@ class ImageSource(ABC):
     @abstractmethod
     def load(self, index: int) -> tuple[Image.Image, int]: ...
 
+    def native_size(self) -> tuple[int, int] | None:
+        """(height, width) when every image has the same size and ``load_arrays`` is available."""
+        return None
+
+    def load_arrays(self, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 N x H x W x 3 pixels and int labels for in-memory sources (see ``native_size``)."""
+        raise NotImplementedError
+
     def describe(self) -> dict[str, Any]:
         """Provenance for results: what data, which split, how many images in all."""
         return {"dataset": self.name, "dataset_kind": self.kind, "split": self.split, "dataset_size": len(self)}
@@ -46,6 +55,12 @@ class SubsetSource(ImageSource):
 
     def load(self, index: int) -> tuple[Image.Image, int]:
         return self.base.load(self.indices[index])
+
+    def native_size(self) -> tuple[int, int] | None:
+        return self.base.native_size()
+
+    def load_arrays(self, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        return self.base.load_arrays([self.indices[i] for i in indices])
 
     def describe(self) -> dict[str, Any]:
         return {**self.base.describe(), "subset": self.how}

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from harness.data.base import ImageSource
@@ -29,6 +30,12 @@ class _CifarSource(ImageSource):
 
     def load(self, index: int) -> tuple[Image.Image, int]:
         return Image.fromarray(self.data.data[index]), int(self.data.targets[index])
+
+    def native_size(self) -> tuple[int, int]:
+        return tuple(self.data.data.shape[1:3])
+
+    def load_arrays(self, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        return self.data.data[indices], np.asarray(self.data.targets)[indices]
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "root": str(self.root)}

@@ -55,3 +55,9 @@ class DigitsSource(ImageSource):
 
     def load(self, index: int) -> tuple[Image.Image, int]:
         return Image.fromarray(self.images[index]), int(self.labels[index])
+
+    def native_size(self) -> tuple[int, int]:
+        return (SIZE, SIZE)
+
+    def load_arrays(self, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        return self.images[indices], self.labels[indices]

@@ -1,0 +1,114 @@
+"""Datasets: embedded digits split, image folders with class maps, corrupt files, subsets."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from harness import run_suite
+from harness.data.digits import DigitsSource, digits_arrays
+from harness.data.folder import ImageFolderSource
+from harness.data.sources import build_source
+from harness.schema import Where, build
+from harness.suite import DatasetSpec
+from tests.conftest import MINI_IMAGENET, zoo_suite
+
+
+def test_digits_split_is_fixed_stratified_and_pixel_space():
+    arrays = digits_arrays()
+    (train_x, train_y), (test_x, test_y) = arrays["train"], arrays["test"]
+    assert (len(train_y), len(test_y)) == (1347, 450)
+    assert train_x.shape[1:] == (32, 32, 3) and train_x.dtype == np.uint8
+    assert np.bincount(test_y).min() >= 43  # stratified: every digit present ~45 times
+    image, label = DigitsSource("test").load(0)
+    assert image.size == (32, 32) and image.mode == "RGB" and label == test_y[0]
+    with pytest.raises(ValueError, match="splits"):
+        DigitsSource("val")
+
+
+def test_image_folder_class_map_keeps_the_1k_label_space(mini_imagenet):
+    from harness.suite import SUITES_DIR
+
+    source = ImageFolderSource(mini_imagenet / "val", class_map=SUITES_DIR / "maps/imagenet1k_wnids.txt",
+                               num_classes=1000)
+    labels = sorted({source.load(i)[1] for i in range(len(source))})
+    assert labels == [281, 657, 967, 983]
+    assert source.num_classes == 1000 and source.class_names[281] == "n02123045"
+    assert len(source) == sum(len(v) for v in MINI_IMAGENET.values())
+    plain = ImageFolderSource(mini_imagenet / "val")
+    assert sorted({plain.load(i)[1] for i in range(len(plain))}) == [0, 1, 2, 3]
+
+
+def _suite_with_folder(root, on_corrupt="fail"):
+    suite = zoo_suite(["resnet_digits"])
+    suite["datasets"] = [{"name": "folder", "kind": "imagefolder", "root": str(root), "on_corrupt": on_corrupt}]
+    return suite
+
+
+def test_corrupt_images_fail_by_default_and_are_counted_when_skipped(tmp_path, write_suite, mini_imagenet):
+    import shutil
+
+    root = tmp_path / "val"
+    shutil.copytree(mini_imagenet / "val", root)
+    (root / "n03773504" / "ILSVRC2012_val_00000099.JPEG").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
+    failed = run_suite(write_suite(_suite_with_folder(root)), out=tmp_path / "a", progress=False)
+    assert failed["status"].iloc[0] == "failed"
+    assert "ILSVRC2012_val_00000099.JPEG" in failed["error"].iloc[0]
+    skipped = run_suite(write_suite(_suite_with_folder(root, "skip")), out=tmp_path / "b", progress=False)
+    values = skipped.set_index("metric")
+    assert values.loc["skipped_corrupt", "value"] == 1
+    assert values.loc["top1", "n"] == len(ImageFolderSource(root)) - 1
+
+
+def test_seeded_subset_is_reproducible_and_id_lists_select_files(tmp_path, mini_imagenet):
+    where = Where(tmp_path / "s.yaml", 1, "datasets[0]")
+    spec = build(DatasetSpec, {"name": "d", "kind": "digits", "subset": {"n": 25, "seed": 3}}, where)
+    first, second = build_source(spec), build_source(spec)
+    assert len(first) == 25 and first.indices == second.indices
+    other = build_source(build(DatasetSpec, {"name": "d", "kind": "digits", "subset": {"n": 25, "seed": 4}}, where))
+    assert other.indices != first.indices
+    assert len(build_source(spec, limit=10)) == 10 and build_source(spec, limit=10).indices == first.indices[:10]
+
+    ids = tmp_path / "ids.txt"
+    ids.write_text("# two images\nn07920052/ILSVRC2012_val_00000004.JPEG\nn02123045/ILSVRC2012_val_00000001.JPEG\n")
+    folder_spec = build(DatasetSpec, {"name": "f", "kind": "imagefolder", "root": str(mini_imagenet / "val"),
+                                      "subset": {"ids": str(ids)}}, where)
+    chosen = build_source(folder_spec)
+    assert len(chosen) == 2 and chosen.describe()["subset"] == "ids from ids.txt"
+    ids.write_text("n07920052/missing.JPEG\n")
+    with pytest.raises(ValueError, match="ids.txt: 1 id\\(s\\) not in the dataset"):
+        build_source(folder_spec)
+
+
+def test_imagenet_suite_runs_on_a_miniature_folder_with_random_init_models(tmp_path, mini_imagenet):
+    """The shipped suite, unchanged but for random weights (no hub here) and a tiny model subset."""
+    from harness.runner import run_suite as run_with_outcome
+    from harness.suite import load_suite
+
+    suite = load_suite("classification-imagenet", data_root=str(mini_imagenet))
+    for model in suite.spec.models:
+        model.pretrained = False
+    outcome = run_with_outcome(suite, out=tmp_path, models=["resnet50", "deit_small*"], limit=3, workers=0,
+                        batch_size=2, progress=False)
+    assert outcome.failed == []
+    rows = outcome.frame.set_index(["model", "metric"])
+    assert rows.loc[("resnet50", "top1"), "n"] == 3
+    assert rows.loc[("resnet50", "top1"), "family"] == "cnn"
+    assert rows.loc[("deit_small_patch16_224", "top5"), "family"] == "transformer"
+    assert rows.loc[("resnet50", "top1"), "weights"] == "random-init"
+
+
+def test_batched_fast_path_equals_the_per_image_timm_transform():
+    from harness.data.loader import EvalView, collate
+    from harness.models.wrapper import Preprocess
+    from harness.zoo import ZOO_MODELS
+
+    source = DigitsSource("test")
+    preprocess = Preprocess.from_timm_config(ZOO_MODELS.get("vit_digits").pretrained_cfg())
+    view = EvalView(source, preprocess)
+    assert view.batched
+    fast = collate(view.__getitems__([3, 1, 4, 1, 5]))
+    slow = collate([view[i] for i in [3, 1, 4, 1, 5]])
+    assert torch.equal(fast.images, slow.images) and torch.equal(fast.labels, slow.labels)
+    cropped = EvalView(source, Preprocess(input_size=(3, 32, 32), crop_pct=0.875))
+    assert not cropped.batched  # resize to 36 then crop: not the identity, so the per-image path is used
