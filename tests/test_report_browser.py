@@ -1,0 +1,72 @@
+"""The leaderboard as a person sees it: headless Chromium renders it, a click sorts a column."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    webdriver = pytest.importorskip("selenium.webdriver")
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1280,1600"):
+        options.add_argument(flag)
+    from selenium.webdriver.chrome.service import Service
+
+    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    result = subprocess.run([sys.executable, str(REPO / "run_bench.py"), "--suite", "classification", "--out", str(out),
+                             "--limit", "60", "--no-progress"], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    return out / "index.html"
+
+
+def test_leaderboard_renders_and_sorts_on_click(browser, report, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    browser.get(report.as_uri())
+    assert "classification" in browser.title
+    table = browser.find_element(By.CSS_SELECTOR, "table.leaderboard")
+    assert table.is_displayed()
+    models = [row.get_attribute("data-model") for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    assert sorted(models) == ["convnext_digits", "resnet_digits", "swin_digits", "vit_digits"]
+    families = {b.text for b in table.find_elements(By.CSS_SELECTOR, ".fam")}
+    assert families == {"cnn", "transformer"}
+
+    model_heading = table.find_elements(By.CSS_SELECTOR, "thead th")[1]
+    model_heading.click()
+    ascending = [row.get_attribute("data-model") for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    assert ascending == sorted(models)
+    model_heading.click()
+    assert [r.get_attribute("data-model") for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")] == \
+        sorted(models, reverse=True)
+
+    top1_heading = next(h for h in table.find_elements(By.CSS_SELECTOR, "thead th") if h.text.startswith("top1"))
+    top1_heading.click()
+    column = [h.text for h in table.find_elements(By.CSS_SELECTOR, "thead th")].index(top1_heading.text)
+    values = [float(row.find_elements(By.TAG_NAME, "td")[column].get_attribute("data-value"))
+              for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    assert values == sorted(values)
+
+    footer = browser.find_element(By.TAG_NAME, "footer").text
+    assert "Provenance" in footer and "suite_hash" in footer
+    browser.save_screenshot(str(tmp_path / "leaderboard.png"))
+    assert (tmp_path / "leaderboard.png").stat().st_size > 10_000
