@@ -232,6 +232,8 @@ def _run_job(job: Job, suite: Suite, base_columns: dict[str, Any], env: dict[str
         raise
     except Exception as exc:  # noqa: BLE001 - one failing job must not stop the others
         provenance["traceback"] = traceback.format_exc()
+        if device.type == "cuda":  # an OOM must not starve the next job
+            torch.cuda.empty_cache()
         message = f"{type(exc).__name__}: {exc}".splitlines()[0]
         return JobRecord(job.key, columns, "failed", error=message, seconds=time.perf_counter() - started,
                          provenance=provenance)
