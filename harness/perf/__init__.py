@@ -1,0 +1,1 @@
+"""Performance measurement: timers, FLOPs/params, peak memory and per-model subprocess isolation."""

@@ -1,0 +1,80 @@
+"""Measuring one model in a fresh subprocess, so one model's allocator state and compile caches never
+touch the next model's numbers.
+
+The parent sends the suite's model and dataset specs plus the task params as JSON on stdin to
+``python -m harness.perf.isolation``; the child rebuilds the model and data from the specs, measures
+in-process, and prints the metrics as one JSON line on stdout.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.metrics import Metric
+from harness.tasks.base import JobContext
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def measure_in_subprocess(ctx: JobContext, params: Any, suite_specs: dict[str, Any]) -> list[Metric]:
+    """Run the latency measurement for ``ctx``'s model in a child process and return its metrics."""
+    model = suite_specs.get("models", {}).get(ctx.model.name)
+    dataset = suite_specs.get("datasets", {}).get(ctx.source.name)
+    if model is None or dataset is None:
+        raise RuntimeError(f"isolate: true needs the suite's spec of model {ctx.model.name!r} and dataset "
+                           f"{ctx.source.name!r} (the task was not loaded from a suite)")
+    request = {"model": asdict(model), "dataset": asdict(dataset), "limit": len(ctx.source),
+               "params": asdict(replace(params, isolate=False)), "device": str(ctx.device), "seed": ctx.seed,
+               "batch_size": ctx.batch_size, "workers": ctx.workers}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    child = subprocess.run([sys.executable, "-m", "harness.perf.isolation"], input=json.dumps(request, default=str),
+                           capture_output=True, text=True, env=env)
+    if child.returncode != 0:
+        lines = child.stderr.strip().splitlines() or ["no output"]
+        raise RuntimeError(f"isolated measurement of {ctx.model.name} failed: {lines[-1]}")
+    metrics = [Metric(**record) for record in json.loads(child.stdout.strip().splitlines()[-1])]
+    for metric in metrics:
+        if metric.name not in ("params_m", "gflops"):
+            metric.params["isolated"] = True
+    return metrics
+
+
+def measure_request(request: dict[str, Any]) -> list[Metric]:
+    """The child's side: rebuild model and data from their specs and measure in this fresh process."""
+    import harness.plugins  # noqa: F401  (registers model sources, datasets, zoo)
+    from harness.data.sources import build_source
+    from harness.models.loaders import load_model
+    from harness.runner import seed_everything
+    from harness.schema import Where, build
+    from harness.suite import DatasetSpec, ModelSpec
+    from harness.tasks.latency import LatencyTask, measure
+
+    where = Where(Path("<isolation request>"), 0, "")
+    device = torch.device(request["device"])
+    model = load_model(build(ModelSpec, request["model"], where.child("model", {}))).to_device(device)
+    source = build_source(build(DatasetSpec, request["dataset"], where.child("dataset", {})), request["limit"])
+    params = build(LatencyTask.Params, request["params"], where.child("params", {}))
+    seed_everything(request["seed"])
+    with tempfile.TemporaryDirectory() as scratch:
+        ctx = JobContext(model=model, source=source, device=device, batch_size=request["batch_size"],
+                         seed=request["seed"], state_dir=Path(scratch), workers=request["workers"],
+                         show_progress=False)
+        return measure(ctx, params)
+
+
+def main() -> int:
+    metrics = measure_request(json.load(sys.stdin))
+    print(json.dumps([asdict(m) for m in metrics]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

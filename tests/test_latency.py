@@ -1,0 +1,374 @@
+"""The latency task: timer statistics, FLOPs, OOM back-off, peak memory, settings, and a tiny suite end to end."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from harness.perf.flops import count_flops, count_params
+from harness.perf.memory import PeakMemory, find_max_batch
+from harness.perf.timing import CpuClock, measure_latency, run_until, summarize, throughput, time_block
+from harness.registry import ZOO_MODELS
+
+CPU = torch.device("cpu")
+cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+class VirtualClock:
+    """Stands in for the ``time`` module inside harness.perf.timing: a sleep-like workload advances it by
+    exactly its duration, so timings are exact even on a loaded machine."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def workload(self, ms: float):
+        calls = []
+
+        def step() -> None:
+            calls.append(1)
+            self.now += ms / 1e3
+
+        return step, calls
+
+
+@pytest.fixture
+def clock(monkeypatch) -> VirtualClock:
+    from harness.perf import timing
+
+    virtual = VirtualClock()
+    monkeypatch.setattr(timing, "time", virtual)
+    return virtual
+
+
+def busy_wait(ms: float):
+    """A real sleep-like workload that takes at least ``ms`` of wall time without yielding the CPU."""
+    calls = []
+
+    def step() -> None:
+        calls.append(1)
+        end = time.perf_counter() + ms / 1e3
+        while time.perf_counter() < end:
+            pass
+
+    return step, calls
+
+
+# ---- timer statistics ------------------------------------------------------------------------------------
+
+def test_summary_percentiles_match_numpy():
+    samples = np.random.default_rng(0).lognormal(mean=1.0, sigma=0.5, size=257).tolist()
+    stats = summarize(samples)
+    q25, q50, q75, q90, q99 = np.percentile(samples, [25, 50, 75, 90, 99])
+    assert stats["n"] == 257
+    assert stats["mean"] == pytest.approx(np.mean(samples), rel=1e-12)
+    assert stats["p50"] == pytest.approx(q50, rel=1e-12)
+    assert stats["p90"] == pytest.approx(q90, rel=1e-12)
+    assert stats["p99"] == pytest.approx(q99, rel=1e-12)
+    assert stats["iqr"] == pytest.approx(q75 - q25, rel=1e-12)
+
+
+def test_summary_of_one_sample_and_of_none():
+    assert summarize([4.0]) == {"n": 1, "mean": 4.0, "p50": 4.0, "p90": 4.0, "p99": 4.0, "iqr": 0.0}
+    with pytest.raises(ValueError, match="no timing samples"):
+        summarize([])
+
+
+def test_latency_loop_times_a_known_workload(clock):
+    step, calls = clock.workload(3.0)
+    samples = measure_latency(step, CPU, warmup_iters=2, warmup_seconds=0.0, min_iters=25, min_seconds=0.0)
+    assert len(samples) == 25 and len(calls) == 27  # warm-up iterations are run but not recorded
+    assert samples.device_ms == []  # no CUDA events on CPU
+    assert samples.host_ms == pytest.approx([3.0] * 25)
+    assert summarize(samples.host_ms)["p50"] == pytest.approx(3.0) and summarize(samples.host_ms)["iqr"] < 1e-6
+
+
+def test_latency_loop_on_the_real_clock_never_undercuts_the_workload():
+    step, calls = busy_wait(3.0)
+    samples = measure_latency(step, CPU, warmup_iters=1, warmup_seconds=0.0, min_iters=20, min_seconds=0.0)
+    assert len(samples) == 20 and len(calls) == 21
+    assert min(samples.host_ms) >= 3.0
+    assert min(samples.host_ms) < 9.0  # generous: other processes may preempt any single iteration
+
+
+def test_warmup_and_measurement_last_both_minimum_iterations_and_seconds(clock):
+    step, calls = clock.workload(1000 / 64)  # 2**-6 s: exact in binary floating point
+    started = clock.now
+    samples = measure_latency(step, CPU, warmup_iters=3, warmup_seconds=0.25, min_iters=5, min_seconds=0.125)
+    assert len(calls) == 16 + 8  # warm-up: 0.25 s outlasts 3 iterations; then 0.125 s outlasts 5 iterations
+    assert len(samples) == 8 and clock.now - started == 0.375
+    by_count = run_until(step, CpuClock(), min_iters=7, min_seconds=0.0)
+    assert len(by_count) == 7
+
+
+def test_throughput_block_has_one_measurement_around_n_steps(clock):
+    step, calls = clock.workload(2.0)
+    seconds = time_block(step, CPU, iters=10)
+    assert len(calls) == 10 and seconds == pytest.approx(0.02)
+    assert throughput(4, seconds, 10) == pytest.approx(2000.0)
+
+
+# ---- FLOPs, params, memory, OOM back-off -------------------------------------------------------------
+
+def test_flops_and_params_of_conv_and_linear_against_a_hand_count():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 16 * 16, 10))
+    conv_macs = 16 * 16 * 8 * (3 * 3 * 3)  # output pixels x out channels x (kernel area x in channels)
+    linear_macs = 8 * 16 * 16 * 10
+    assert count_flops(model, torch.rand(1, 3, 16, 16)) == 2 * (conv_macs + linear_macs)  # FLOPs = 2 x MACs
+    assert count_flops(model, torch.rand(2, 3, 16, 16)) == 4 * (conv_macs + linear_macs)
+    assert count_params(model) == (3 * 3 * 3 * 8 + 8) + (8 * 16 * 16 * 10 + 10)
+
+
+class FakeAllocator:
+    """Pretends a batch needs one unit of memory per image and raises CUDA's OOM beyond ``capacity``."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity, self.tried, self.released = capacity, [], 0
+
+    def fits(self, batch: int) -> None:
+        self.tried.append(batch)
+        if batch > self.capacity:
+            raise torch.cuda.OutOfMemoryError(f"CUDA out of memory (tried batch {batch})")
+
+    def release(self) -> None:
+        self.released += 1
+
+
+@pytest.mark.parametrize("capacity", [1, 2, 37, 64, 100])
+def test_max_batch_search_backs_off_on_oom(capacity):
+    fake = FakeAllocator(capacity)
+    assert find_max_batch(fake.fits, limit=1024, on_oom=fake.release) == capacity
+    failed = [b for b in fake.tried if b > capacity]
+    assert fake.released == len(failed) >= 1  # every OOM released the cache before the next try
+    assert len(fake.tried) == len(set(fake.tried))  # no batch size tried twice
+    assert len(fake.tried) <= 2 * 11  # doubling then bisection: logarithmic in the limit
+
+
+def test_max_batch_search_respects_the_limit_and_reports_no_fit():
+    fake = FakeAllocator(10_000)
+    assert find_max_batch(fake.fits, limit=48, on_oom=fake.release) == 48
+    assert max(fake.tried) == 48 and fake.released == 0
+    with pytest.raises(MemoryError, match="batch size 1"):
+        find_max_batch(FakeAllocator(0).fits, limit=8, on_oom=lambda: None)
+
+
+def test_max_batch_search_propagates_other_errors():
+    def broken(batch: int) -> None:
+        raise ValueError("shape mismatch")
+
+    with pytest.raises(ValueError, match="shape mismatch"):
+        find_max_batch(broken, limit=8, on_oom=lambda: None)
+
+
+def test_cpu_peak_memory_sees_an_allocation_inside_the_block():
+    from harness.perf.memory import rss_peak_mb
+
+    before = rss_peak_mb()
+    with PeakMemory(CPU) as peak:
+        block = np.ones(200 * 2**20 // 8)  # 200 MiB, written so it is resident
+        del block
+    assert peak.kind == "process_rss"
+    assert peak.mb - before >= 150
+
+
+# ---- the task's settings --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def digits_ctx(tmp_path_factory):
+    from harness.data.sources import build_source
+    from harness.models.loaders import load_model
+    from harness.suite import DatasetSpec, ModelSpec
+    from harness.tasks.base import JobContext
+    import harness.plugins  # noqa: F401
+
+    model = load_model(ModelSpec(name="resnet_digits", source="zoo"))
+    source = build_source(DatasetSpec(name="digits-test", kind="digits"), limit=16)
+    return JobContext(model=model, source=source, device=CPU, batch_size=8, seed=0,
+                      state_dir=tmp_path_factory.mktemp("state"), show_progress=False)
+
+
+def quick_params(**overrides):
+    from harness.tasks.latency import LatencyTask
+
+    base = dict(warmup_iters=1, warmup_seconds=0.0, min_iters=5, min_seconds=0.0, throughput_iters=2,
+                throughput_batch_sizes=[2])
+    return LatencyTask.Params(**{**base, **overrides})
+
+
+def test_bf16_channels_last_and_threads_are_applied_and_restored(digits_ctx):
+    from harness.tasks.latency import measure
+
+    threads = torch.get_num_threads()
+    metrics = measure(digits_ctx, quick_params(precision="bf16", channels_last=True, threads=1))
+    p50 = next(m for m in metrics if m.name == "latency_ms_p50")
+    assert p50.params == {"precision": "bf16", "channels_last": True, "compile": "none", "threads": 1,
+                          "mode": "model_only", "batch_size": 1, "timer": "perf_counter"}
+    assert p50.unit == "ms" and p50.n == 5 and p50.value > 0
+    assert torch.get_num_threads() == threads
+    conv = digits_ctx.model.module.net.conv1.weight
+    assert conv.is_contiguous() and not conv.is_contiguous(memory_format=torch.channels_last)  # layout restored
+
+
+def test_fp16_on_cpu_is_rejected_with_a_clear_message(digits_ctx):
+    from harness.tasks.latency import measure
+
+    with pytest.raises(ValueError, match="fp16 is not supported on CPU.*bf16 or fp32"):
+        measure(digits_ctx, quick_params(precision="fp16"))
+
+
+def test_compile_time_is_reported_apart(digits_ctx):
+    from harness.tasks.latency import measure
+
+    metrics = measure(digits_ctx, quick_params(compile="default", compile_backend="eager"))
+    compiled = [m for m in metrics if m.name == "compile_seconds"]
+    assert len(compiled) == 1 and compiled[0].value > 0 and compiled[0].unit == "s"
+    assert all(m.params.get("compile") == "default" for m in metrics if m.name.startswith("latency_ms"))
+
+
+def write_suite(tmp_path: Path, latency_params: dict, device: str = "cpu") -> Path:
+    suite = {
+        "name": "tiny-latency", "version": 1, "defaults": {"batch_size": 16, "device": device},
+        "models": [{"name": "resnet_digits", "source": "zoo"}, {"name": "vit_digits", "source": "zoo"}],
+        "datasets": [{"name": "digits-test", "kind": "digits", "subset": {"n": 16, "seed": 0}}],
+        "tasks": [{"kind": "classification", "params": {"topk": [1]}},
+                  {"kind": "latency", "params": latency_params}],
+    }
+    path = tmp_path / "tiny_latency.yaml"
+    path.write_text(json.dumps(suite))  # JSON is YAML
+    return path
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"throughput_batch_sizes": [4, "huge"]}, "throughput_batch_sizes: 'huge' is neither"),
+    ({"precision": "fp16"}, "precision: fp16 autocast is not supported on CPU"),
+    ({"min_iters": 0}, "min_iters must be positive"),
+    ({"modes": ["model_only", "offline"]}, "must be one of model_only, end_to_end"),
+])
+def test_bad_params_are_one_line_errors_naming_file_and_field(tmp_path, bad, message):
+    from harness.schema import SuiteError
+    from harness.suite import load_suite
+
+    path = write_suite(tmp_path, bad)
+    with pytest.raises(SuiteError) as error:
+        load_suite(str(path))
+    text = str(error.value)
+    assert text.startswith(f"{path}:") and "tasks[1].params" in text and message in text and "\n" not in text
+
+
+# ---- a tiny suite end to end ------------------------------------------------------------------------------
+
+def test_tiny_latency_suite_end_to_end(tmp_path):
+    from harness.runner import run_suite
+
+    path = write_suite(tmp_path, {"modes": ["model_only", "end_to_end"], "warmup_iters": 1, "warmup_seconds": 0,
+                                  "min_iters": 8, "min_seconds": 0, "throughput_iters": 2,
+                                  "throughput_batch_sizes": [1, 4, "max"], "cpu_max_batch": 8, "threads": 1})
+    threads = torch.get_num_threads()
+    outcome = run_suite(path, out=tmp_path / "out", progress=False)
+    assert outcome.failed == [] and torch.get_num_threads() == threads
+    rows = outcome.frame[outcome.frame["task"] == "latency"]
+    for model, part in rows.groupby("model"):
+        by = lambda name: part[part["metric"] == name]  # noqa: E731
+        for mode in ("model_only", "end_to_end"):
+            stats = {m: float(by(m)[by(m)["params"].map(lambda p: p["mode"] == mode)]["value"].iloc[0])
+                     for m in ("latency_ms_p50", "latency_ms_p90", "latency_ms_p99")}
+            assert 0 < stats["latency_ms_p50"] <= stats["latency_ms_p90"] <= stats["latency_ms_p99"]
+        assert set(by("latency_ms_mean")["n"]) == {8}
+        assert by("max_batch_size")["value"].tolist() == [8.0]  # capped on CPU
+        sizes = sorted((p["mode"], p["batch_size"]) for p in by("throughput_img_s")["params"])
+        assert sizes == sorted((m, b) for m in ("model_only", "end_to_end") for b in (1, 4, 8))
+        assert (by("throughput_img_s")["value"] > 0).all() and (by("gflops")["value"] > 0).all()
+        assert all(p["threads"] == 1 and p["precision"] == "fp32" for p in by("throughput_img_s")["params"])
+    html = (tmp_path / "out" / "index.html").read_text()
+    assert "Accuracy vs throughput" in html and 'class="pareto"' in html and "throughput_img_s" in html
+
+
+def test_isolated_measurement_runs_in_a_fresh_process(tmp_path):
+    from harness.runner import run_suite
+
+    path = write_suite(tmp_path, {"warmup_iters": 1, "warmup_seconds": 0, "min_iters": 5, "min_seconds": 0,
+                                  "throughput_iters": 2, "throughput_batch_sizes": [2], "isolate": True})
+    outcome = run_suite(path, out=tmp_path / "out", progress=False, models=["resnet_digits"])
+    assert outcome.failed == []
+    rows = outcome.frame[outcome.frame["task"] == "latency"]
+    p50 = rows[rows["metric"] == "latency_ms_p50"]
+    assert len(p50) == 1 and p50["params"].iloc[0]["isolated"] is True and p50["value"].iloc[0] > 0
+    assert "isolated" not in rows[rows["metric"] == "gflops"]["params"].iloc[0]  # static counts: not timing
+    net = ZOO_MODELS.get("resnet_digits").build()
+    assert rows[rows["metric"] == "params_m"]["value"].iloc[0] == pytest.approx(count_params(net) / 1e6)
+
+
+def test_pareto_join_uses_each_models_best_throughput():
+    from harness.report.latency_figures import accuracy_vs_throughput
+
+    def row(model, family, task_kind, metric, value, params):
+        return {"model": model, "family": family, "dataset": "d", "task_kind": task_kind, "metric": metric,
+                "value": value, "params": params}
+
+    rows = pd.DataFrame([
+        row("a", "cnn", "latency", "throughput_img_s", 10.0, {"mode": "model_only", "batch_size": 1}),
+        row("a", "cnn", "latency", "throughput_img_s", 30.0, {"mode": "model_only", "batch_size": 8}),
+        row("a", "cnn", "latency", "throughput_img_s", 99.0, {"mode": "end_to_end", "batch_size": 8}),
+        row("b", "transformer", "latency", "throughput_img_s", 20.0, {"mode": "model_only", "batch_size": 8}),
+        row("a", "cnn", "classification", "top1", 0.9, {}),
+        row("b", "transformer", "classification", "top1", 0.95, {}),
+    ])
+    points = accuracy_vs_throughput(rows[rows["task_kind"] == "latency"], rows)
+    assert sorted(points) == [("a", "cnn", 30.0, 0.9), ("b", "transformer", 20.0, 0.95)]
+
+
+# ---- CUDA ---------------------------------------------------------------------------------------------
+
+@cuda_only
+def test_cuda_clock_gives_event_and_host_times():
+    from harness.perf.timing import CudaClock
+
+    device = torch.device("cuda")
+    a = torch.rand(2048, 2048, device=device)
+    samples = measure_latency(lambda: a @ a, device, warmup_iters=2, warmup_seconds=0, min_iters=10, min_seconds=0)
+    assert len(samples.device_ms) == len(samples.host_ms) == 10
+    assert all(d > 0 for d in samples.device_ms)
+    # the host time spans the device work plus launch and synchronize overhead
+    assert np.median(samples.host_ms) >= 0.9 * np.median(samples.device_ms)
+    assert isinstance(CudaClock(device).time(lambda: a @ a)[1], float)
+
+
+@cuda_only
+def test_cuda_peak_memory_and_fp16_measurement(digits_ctx):
+    from dataclasses import replace
+
+    from harness.tasks.latency import measure
+
+    device = torch.device("cuda")
+    with PeakMemory(device) as peak:
+        block = torch.empty(64 * 2**20, dtype=torch.uint8, device=device)
+        del block
+    assert peak.kind == "cuda_allocator" and peak.mb >= 63
+    digits_ctx.model.to_device(device)
+    try:
+        ctx = replace(digits_ctx, device=device)
+        metrics = measure(ctx, quick_params(precision="fp16", modes=["model_only", "end_to_end"],
+                                            throughput_batch_sizes=[2, "max"], max_batch_limit=16))
+    finally:
+        digits_ctx.model.to_device(CPU)
+    timers = {m.params["timer"] for m in metrics if m.name == "latency_ms_p50"}
+    assert timers == {"cuda_event", "perf_counter_sync"}
+    assert [m.value for m in metrics if m.name == "max_batch_size"] == [16.0]
+    assert all(m.params["cudnn_benchmark"] is True for m in metrics if m.name == "throughput_img_s")
+
+
+def test_end_to_end_throughput_skips_batches_larger_than_the_dataset(digits_ctx):
+    from harness.tasks.latency import measure
+
+    with pytest.warns(UserWarning, match="batch 32 skipped: dataset 'digits-test' has only 16 images"):
+        metrics = measure(digits_ctx, quick_params(modes=["model_only", "end_to_end"], throughput_batch_sizes=[32]))
+    measured = [(m.params["mode"], m.params["batch_size"]) for m in metrics if m.name == "throughput_img_s"]
+    assert measured == [("model_only", 32)]
