@@ -1,0 +1,127 @@
+"""Each sanity flag fires on a model built to trip it and stays quiet on a zoo model."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from harness.data.base import SubsetSource
+from harness.data.digits import DigitsSource
+from harness.models.loaders import load_model
+from harness.models.wrapper import PixelModel
+from harness.robustness import flags
+from harness.suite import ModelSpec
+from harness.tasks.adversarial import PGDTask
+from harness.tasks.base import JobContext
+
+N = 16
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    import harness.plugins  # noqa: F401
+
+    return load_model(ModelSpec(name="resnet_digits", source="zoo"))
+
+
+@pytest.fixture(scope="module")
+def batch(zoo):
+    source = SubsetSource(DigitsSource("test"), list(range(N)), f"first {N}")
+    ctx = JobContext(zoo, source, torch.device("cpu"), N, 0, state_dir=None, show_progress=False)  # type: ignore[arg-type]
+    return next(iter(ctx.batches()))
+
+
+def variant(zoo, net: nn.Module):
+    """The zoo model with its network replaced (normalisation kept, as for any loaded model)."""
+    module = PixelModel(net, zoo.preprocess.mean, zoo.preprocess.std).eval()
+    return dataclasses.replace(zoo, module=module)
+
+
+class Dropout(nn.Module):
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net, self.drop = net, nn.Dropout(0.5)
+
+    def forward(self, x):
+        return self.net(self.drop(x))
+
+
+class Softmax(nn.Module):
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x).softmax(-1)
+
+
+class Quantised(nn.Module):
+    """Rounds its input to a coarse grid: the gradient through torch.round is zero (gradient masking)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(torch.round(x * 2) / 2)
+
+
+def run_flags(model, tmp_path, eps: float = 8 / 255) -> dict[str, float]:
+    task = PGDTask(PGDTask.Params(eps=[eps], steps=3, random_start=False, blackbox_n=N, blackbox_queries=60))
+    source = SubsetSource(DigitsSource("test"), list(range(N)), f"first {N}")
+    ctx = JobContext(model, source, torch.device("cpu"), 8, 0, state_dir=tmp_path, show_progress=False)
+    return {m.name: m.value for m in task.run(ctx)}
+
+
+def test_a_zoo_model_raises_no_flag(zoo, tmp_path):
+    values = run_flags(zoo, tmp_path)
+    assert {k: v for k, v in values.items() if k.startswith("flag_")} == {
+        "flag_nondeterministic": 0.0, "flag_probability_outputs": 0.0, "flag_masked_gradients": 0.0,
+        "flag_blackbox_stronger": 0.0}
+    assert values["robust_reliable"] == 1.0 and values["masked_gradient_share"] == 0.0
+
+
+def test_dropout_left_in_train_mode_is_nondeterministic(zoo, batch, tmp_path):
+    model = variant(zoo, Dropout(zoo.module.net))
+    model.module.net.drop.train()
+    with torch.no_grad():
+        first, second = model.module(batch.images), model.module(batch.images)
+    assert flags.outputs_differ(first, second)
+    with torch.no_grad():
+        assert not flags.outputs_differ(zoo.module(batch.images), zoo.module(batch.images))
+    values = run_flags(model, tmp_path)
+    assert values["flag_nondeterministic"] == 1.0 and values["robust_reliable"] == 0.0
+
+
+def test_softmax_outputs_look_like_probabilities(zoo, batch, tmp_path):
+    model = variant(zoo, Softmax(zoo.module.net))
+    with torch.no_grad():
+        assert flags.looks_like_probabilities(model.module(batch.images))
+        assert not flags.looks_like_probabilities(zoo.module(batch.images))
+    values = run_flags(model, tmp_path)
+    assert values["flag_probability_outputs"] == 1.0 and values["robust_reliable"] == 0.0
+
+
+def test_quantised_input_masks_gradients_and_square_beats_pgd(zoo, batch, tmp_path):
+    model = variant(zoo, Quantised(zoo.module.net))
+    assert flags.masked_gradient_count(model.module, batch.images, batch.labels) == N
+    assert flags.masked_gradient_count(zoo.module, batch.images, batch.labels) == 0
+    values = run_flags(model, tmp_path, eps=0.3)
+    assert values["flag_masked_gradients"] == 1.0 and values["masked_gradient_share"] == 1.0
+    # PGD cannot move (zero gradient), Square needs no gradient and breaks some samples.
+    assert values["flag_blackbox_stronger"] == 1.0 and values["robust_reliable"] == 0.0
+
+
+def test_blackbox_comparison_allows_ties():
+    assert not flags.blackbox_stronger(square_correct=10, whitebox_correct=10, n=16)
+    assert flags.blackbox_stronger(square_correct=9, whitebox_correct=10, n=16)
