@@ -3,3 +3,6 @@ from harness import zoo  # noqa: F401
 from harness.data import cifar, digits, folder  # noqa: F401
 from harness.models import loaders  # noqa: F401
 from harness.tasks import classification  # noqa: F401
+from harness.tasks import adversarial  # noqa: F401
+from harness.tasks import corruption  # noqa: F401
+from harness.tasks import latency  # noqa: F401

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from harness.data.base import ImageSource
 from harness.env import environment, resolve_device
+from harness.metrics import Metric
 from harness.models.checkpoint import file_sha256
 from harness.models.wrapper import LoadedModel
 from harness.registry import ZOO_MODELS
@@ -126,6 +127,7 @@ def run_suite(suite: str | Path | Suite, **overrides: Any) -> RunOutcome:
         job.key = stable_hash({
             "model": asdict(job.model), "weights": weights_ids[job.model.name], "dataset": asdict(job.dataset),
             "task": job.task.fingerprint(), "seed": seed, "limit": limit, "device": device.type,
+            "batch_size": batch_size if job.task.batch_size_matters else None,
         })
     finished = set() if options.rerun else store.finished_keys()
     outcome = RunOutcome(frame=pd.DataFrame(), out_dir=out_dir)
@@ -209,7 +211,7 @@ def _run_job(job: Job, suite: Suite, base_columns: dict[str, Any], env: dict[str
     started = time.perf_counter()
     columns = {**base_columns, "model": job.model.name, "dataset": job.dataset.name, "split": job.dataset.split,
                "task": job.task.label, "task_kind": job.task.kind, "family": job.model.family,
-               "arch": job.model.architecture}
+               "arch": job.model.architecture, "precision": getattr(job.task.params, "precision", "fp32")}
     provenance: dict[str, Any] = {"env": env, "task": job.task.fingerprint(), "limit": limit,
                                   "batch_size": batch_size, "dataset_spec": asdict(job.dataset)}
     state_dir = out_dir / "partial" / job.key
@@ -225,6 +227,8 @@ def _run_job(job: Job, suite: Suite, base_columns: dict[str, Any], env: dict[str
                          state_dir=state_dir, workers=workers, skip_corrupt=job.dataset.on_corrupt == "skip",
                          show_progress=progress)
         metrics = job.task.run(ctx)
+        if ctx.skipped:  # undecodable images left out under on_corrupt: skip
+            metrics.append(Metric("skipped_corrupt", float(len(ctx.skipped)), len(source)))
         shutil.rmtree(state_dir, ignore_errors=True)
         return JobRecord(job.key, columns, "ok", metrics, seconds=time.perf_counter() - started,
                          provenance=provenance)

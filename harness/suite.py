@@ -171,7 +171,7 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
             raise where("datasets", i, "kind").error(
                 f"unknown dataset kind {data.kind!r} (known: {', '.join(DATASETS.list())})")
         if data.root is not None:
-            data.root = _expand_root(data.root, spec.defaults.data_root, base)
+            data.root = expand_data_root(data.root, spec.defaults.data_root, base)
             if check_files and not data.download and not Path(data.root).exists():
                 raise where("datasets", i, "root").error(f"no such directory {data.root}")
         if data.class_map is not None:
@@ -226,6 +226,6 @@ def _existing(base: Path, path: Path, where: Where, check: bool) -> Path:
     return resolved
 
 
-def _expand_root(root: str, data_root: str, base: Path) -> str:
+def expand_data_root(root: str, data_root: str, base: Path) -> str:
     expanded = Path(root.replace("{data_root}", data_root)).expanduser()
     return str(expanded if expanded.is_absolute() else (Path.cwd() / expanded))

@@ -84,6 +84,9 @@ def test_wilson_interval_matches_scipy(successes, n):
 
 
 def test_wilson_interval_edges():
-    assert wilson_interval(0, 10)[0] == pytest.approx(0.0, abs=1e-12)
-    assert wilson_interval(10, 10)[1] == pytest.approx(1.0, abs=1e-12)
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(30, 30)[1] == 1.0
+    for n in range(1, 200):  # the interval always contains the estimate
+        for k in (0, 1, n // 2, n - 1, n):
+            low, high = wilson_interval(k, n)
+            assert low <= k / n <= high
     assert all(math.isnan(v) for v in wilson_interval(0, 0))

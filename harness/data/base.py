@@ -64,3 +64,12 @@ class SubsetSource(ImageSource):
 
     def describe(self) -> dict[str, Any]:
         return {**self.base.describe(), "subset": self.how}
+
+
+def take_first(source: ImageSource, n: int | None) -> ImageSource:
+    """The first ``n`` samples (of a subset, if it is one), kept as indices into the full dataset."""
+    if n is None or n >= len(source):
+        return source
+    if isinstance(source, SubsetSource):
+        return SubsetSource(source.base, source.indices[:n], f"{source.how}; first {n}")
+    return SubsetSource(source, list(range(n)), f"first {n}")

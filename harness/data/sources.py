@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.base import ImageSource, SubsetSource
+from harness.data.base import ImageSource, SubsetSource, take_first
 from harness.registry import DATASETS
 from harness.suite import DatasetSpec, SubsetSpec
 
@@ -17,12 +17,7 @@ def build_source(spec: DatasetSpec, limit: int | None = None) -> ImageSource:
     )
     if spec.subset is not None:
         source = SubsetSource(source, subset_indices(source, spec.subset), _describe_subset(spec.subset))
-    if limit is not None and limit < len(source):
-        base = source.base if isinstance(source, SubsetSource) else source
-        indices = source.indices[:limit] if isinstance(source, SubsetSource) else list(range(limit))
-        how = (source.how + "; " if isinstance(source, SubsetSource) else "") + f"first {limit}"
-        source = SubsetSource(base, indices, how)
-    return source
+    return take_first(source, limit)
 
 
 def subset_indices(source: ImageSource, subset: SubsetSpec) -> list[int]:

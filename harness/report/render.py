@@ -12,7 +12,8 @@ from markupsafe import Markup
 
 import harness
 from harness.registry import REPORT_SECTIONS
-from harness.report.tables import family_summary, higher_is_better, leaderboard, ok_rows, provenance_summary
+from harness.report.tables import (family_summary, format_param, higher_is_better, leaderboard, ok_rows,
+                                   provenance_summary, shared_params)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -36,6 +37,7 @@ def format_number(value: Any) -> str:
 
 def build_context(frame: pd.DataFrame, title: str) -> dict[str, Any]:
     rows = ok_rows(frame)
+    summary_families, summary = family_summary(rows)
     tasks = []
     for (task, dataset), part in rows.groupby(["task", "dataset"], sort=False):
         table = leaderboard(part)
@@ -43,6 +45,7 @@ def build_context(frame: pd.DataFrame, title: str) -> dict[str, Any]:
         ci = {(r.model, r.column): (r.ci_low, r.ci_high) for r in part.itertuples() if pd.notna(r.ci_low)}
         tasks.append({
             "task": task, "dataset": dataset, "kind": part["task_kind"].iloc[0], "columns": metric_columns,
+            "settings": {k: format_param(v) for k, v in sorted(shared_params(part["params"]).items())},
             "higher": {c: higher_is_better(c) for c in metric_columns},
             "rows": table.to_dict("records"), "ci": ci,
             "extras": [{"title": t, "html": Markup(h)} for t, h in _extra_sections(part, rows)],
@@ -51,7 +54,8 @@ def build_context(frame: pd.DataFrame, title: str) -> dict[str, Any]:
     return {
         "title": title,
         "tasks": tasks,
-        "summary": family_summary(rows).to_dict("records"),
+        "summary_families": summary_families,
+        "summary": summary,
         "failures": failed[["model", "dataset", "task", "error"]].to_dict("records"),
         "provenance": provenance_summary(frame),
         "harness_version": harness.__version__,

@@ -10,8 +10,8 @@ from typing import Sequence
 
 FAMILY_COLOURS = {"cnn": "#1f77b4", "transformer": "#d62728", "hybrid": "#2ca02c"}
 FAMILY_DASH = {"cnn": "", "transformer": "6 3", "hybrid": "2 2"}
-WIDTH, HEIGHT = 640, 360
-LEFT, RIGHT, TOP, BOTTOM = 60, 170, 20, 50
+WIDTH, HEIGHT = 720, 360
+LEFT, RIGHT, TOP, BOTTOM = 60, 250, 20, 50
 
 
 def _scale(lo: float, hi: float, a: float, b: float):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from typing import Any
 
 import pandas as pd
@@ -27,13 +26,38 @@ def column_label(metric: str, params: dict[str, Any]) -> str:
 
 
 def ok_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Finished metric rows, each with a leaderboard ``column`` label naming only the params that vary
+    within its task (settings shared by every row of a task are shown once, as ``shared_params``)."""
     rows = frame[(frame["status"] == "ok") & frame["metric"].notna()].copy()
-    rows["column"] = [column_label(m, p) for m, p in zip(rows["metric"], rows["params"])]
+    rows["column"] = ""
+    for _, part in rows.groupby(["task", "dataset"], sort=False):
+        shared = shared_params(part["params"])
+        rows.loc[part.index, "column"] = [column_label(m, {k: v for k, v in p.items() if k not in shared})
+                                          for m, p in zip(part["metric"], part["params"])]
     return rows
+
+
+def shared_params(params: pd.Series) -> dict[str, Any]:
+    """Params with one and the same value wherever they appear (they distinguish no column)."""
+    values: dict[str, set[str]] = {}
+    first: dict[str, Any] = {}
+    for p in params:
+        for key, value in p.items():
+            values.setdefault(key, set()).add(json.dumps(value, sort_keys=True, default=str))
+            first.setdefault(key, value)
+    return {key: first[key] for key, seen in values.items() if len(seen) == 1}
+
+
+def headline(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows that belong in tables: everything but the detail metrics tasks leave to their figures."""
+    from harness.registry import DETAIL_METRICS
+
+    return rows[~rows["metric"].isin(DETAIL_METRICS)]
 
 
 def leaderboard(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per model x dataset, one column per metric (+params); the first metric sorts it."""
+    rows = headline(rows)
     if rows.empty:
         return pd.DataFrame()
     order = list(dict.fromkeys(rows["column"]))
@@ -46,21 +70,34 @@ def leaderboard(rows: pd.DataFrame) -> pd.DataFrame:
 
 def higher_is_better(column: str) -> bool:
     lowered = column.lower()
-    return not any(word in lowered for word in ("latency", "error", "mce", " ce", "_ms", "memory", "flops", "params",
-                                                "skipped", "seconds"))
+    return not any(word in lowered for word in ("latency", "error", "mce", " ce", "_ms", "memory", "flops", "macs",
+                                                "params", "skipped", "seconds", "flag_"))
 
 
-def family_summary(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per task metric: mean and best value for each camp, with how many models it averages."""
+SUMMARY_EXCLUDED_PREFIXES = ("flag_", "masked_gradient", "robust_reliable", "skipped_")
+
+
+def family_summary(rows: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:
+    """One row per task metric with each camp's mean and best value side by side.
+
+    Returns (families present, rows); each row has task, dataset, column, higher and, per family f,
+    ``f`` -> {"mean", "best", "count"}. Sanity flags stay in the task tables, not here.
+    """
+    rows = headline(rows)
+    rows = rows[~rows["metric"].str.startswith(SUMMARY_EXCLUDED_PREFIXES)]
     if rows.empty:
-        return pd.DataFrame()
-    grouped = rows.groupby(["task", "dataset", "column", "family"], sort=False)["value"]
-    summary = grouped.agg(["mean", "max", "min", "count"]).reset_index()
-    summary["best"] = [mx if higher_is_better(c) else mn for c, mx, mn in
-                       zip(summary["column"], summary["max"], summary["min"])]
-    summary["family"] = pd.Categorical(summary["family"], categories=FAMILY_ORDER + sorted(
-        set(summary["family"]) - set(FAMILY_ORDER)), ordered=True)
-    return summary.drop(columns=["max", "min"]).sort_values(["task", "dataset", "column", "family"], kind="stable")
+        return [], []
+    present = set(rows["family"])
+    families = [f for f in FAMILY_ORDER if f in present] + sorted(present - set(FAMILY_ORDER))
+    out = []
+    for (task, dataset, column), part in rows.groupby(["task", "dataset", "column"], sort=False):
+        higher = higher_is_better(column)
+        entry: dict[str, Any] = {"task": task, "dataset": dataset, "column": column, "higher": higher}
+        for family, values in part.groupby("family")["value"]:
+            entry[family] = {"mean": values.mean(), "best": values.max() if higher else values.min(),
+                             "count": int(values.count())}
+        out.append(entry)
+    return families, out
 
 
 def provenance_summary(frame: pd.DataFrame) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """What a task is, and what it gets to work with for one model x dataset job."""
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -10,7 +11,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from harness.data.base import ImageSource
+from harness.data.base import ImageSource, take_first
 from harness.data.loader import Batch, PixelOp, make_loader
 from harness.metrics import Metric
 from harness.models.wrapper import LoadedModel
@@ -45,6 +46,10 @@ class JobContext:
             if len(batch):
                 yield batch.to(self.device, non_blocking=True)
 
+    def first(self, n: int | None) -> "JobContext":
+        """This job restricted to the first ``n`` samples (a task's ``n`` param, e.g. attacks on a subset)."""
+        return dataclasses.replace(self, source=take_first(self.source, n))
+
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """Forward pass that refuses NaN/inf outputs."""
         out = self.model.module(images)
@@ -59,6 +64,9 @@ class Task(ABC):
     kind: ClassVar[str]
     Params: ClassVar[type]
     performance: ClassVar[bool] = False  # timing tasks run in a separate pass, after accuracy tasks
+    # attacks average their loss over the batch, so float rounding can flip a near-zero gradient sign:
+    # for such tasks the batch size is part of the cache key
+    batch_size_matters: ClassVar[bool] = False
 
     def __init__(self, params: Any, label: str | None = None) -> None:
         self.params = params

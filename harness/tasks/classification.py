@@ -60,7 +60,4 @@ class ClassificationTask(Task):
         with torch.inference_mode():
             for batch in ctx.batches(desc=f"{ctx.model.name} {self.label}"):
                 accuracy.process(ctx.logits(batch.images), batch.labels)
-        metrics = accuracy.compute()
-        if ctx.skipped:
-            metrics.append(Metric("skipped_corrupt", float(len(ctx.skipped)), len(ctx.source)))
-        return metrics
+        return accuracy.compute()
