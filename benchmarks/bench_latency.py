@@ -60,9 +60,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resnet18", help="timm architecture (random weights, own resolution)")
     parser.add_argument("--batch", type=int, default=8, help="throughput batch size")
-    parser.add_argument("--iters", type=int, default=10, help="iterations per throughput measurement")
-    parser.add_argument("--latency-iters", type=int, default=30, help="timed iterations per latency repeat")
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved harness/bare pairs for (a)")
+    parser.add_argument("--iters", type=int, default=30, help="iterations per throughput measurement")
+    parser.add_argument("--latency-iters", type=int, default=200, help="timed iterations per latency repeat")
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved harness/bare pairs for (a)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads for the whole run")
     args = parser.parse_args()
     if args.threads:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable
 
 import torch
@@ -27,6 +28,7 @@ class _ToUnitFloat:
         return tensor.float().div_(255) if tensor.dtype == torch.uint8 else tensor.float()
 
 
+@lru_cache(maxsize=32)
 def eval_transform(preprocess: Preprocess) -> Callable[[Image.Image], torch.Tensor]:
     """timm's own eval transform for the model's config (resize, crop), ending in [0, 1] float tensors."""
     from timm.data import create_transform
@@ -82,8 +84,8 @@ class EvalView(Dataset):
         if not self.batched:
             return [self[i] for i in indices]
         pixels, labels = self.source.load_arrays(indices)
-        images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255)
-        return Batch(images.contiguous(), torch.from_numpy(labels).long(), torch.tensor(indices, dtype=torch.long))
+        images = torch.from_numpy(pixels).permute(0, 3, 1, 2).to(torch.float32, memory_format=torch.contiguous_format)
+        return Batch(images.div_(255), torch.from_numpy(labels).long(), torch.tensor(indices, dtype=torch.long))
 
     def __len__(self) -> int:
         return len(self.source)
