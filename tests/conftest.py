@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -64,3 +65,21 @@ def zoo_suite(models=("resnet_digits", "vit_digits"), **task_params) -> dict:
         "datasets": [{"name": "digits-test", "kind": "digits", "split": "test"}],
         "tasks": [{"kind": "classification", "params": task_params or {"topk": [1, 5]}}],
     }
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models on a shared 2-core machine: one thread avoids OpenMP contention (several times faster)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def resnet_digits():
+    """The zoo ResNet, loaded once per test module (tests that wrap it must not change its mode)."""
+    from harness.models.loaders import load_model
+    from harness.suite import ModelSpec
+
+    return load_model(ModelSpec(name="resnet_digits", source="zoo"))

@@ -11,33 +11,19 @@ import yaml
 
 from harness.data.base import SubsetSource
 from harness.data.digits import DigitsSource
-from harness.models.loaders import load_model
 from harness.registry import REPORT_SECTIONS
 from harness.robustness import attacks
 from harness.robustness.attacks import ThreatModel, ThreatModelViolation
 from harness.runner import run_suite
 from harness.schema import SuiteError
-from harness.suite import ModelSpec, SUITES_DIR, load_suite
+from harness.suite import SUITES_DIR, load_suite
 from harness.tasks.adversarial import AutoAttackTask, PGDTask
 from harness.tasks.base import JobContext
 
 EPS = 8 / 255
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one thread avoids OpenMP contention (several times faster)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def resnet():
-    import harness.plugins  # noqa: F401
-
-    return load_model(ModelSpec(name="resnet_digits", source="zoo"))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def digits(n: int) -> SubsetSource:
@@ -75,11 +61,11 @@ def plain_pgd(model, images, labels, eps, alpha, steps):
     return adv
 
 
-def test_pgd_equals_a_plain_pgd_loop(resnet, tmp_path):
+def test_pgd_equals_a_plain_pgd_loop(resnet_digits, tmp_path):
     steps, n = 5, 24
-    metrics = pgd_task(eps=[4 / 255, EPS], steps=steps).run(context(resnet, tmp_path, n=n))
-    images, labels = tensors(resnet, n)
-    model = resnet.module
+    metrics = pgd_task(eps=[4 / 255, EPS], steps=steps).run(context(resnet_digits, tmp_path, n=n))
+    images, labels = tensors(resnet_digits, n)
+    model = resnet_digits.module
     with torch.no_grad():
         clean = model(images).argmax(-1) == labels
     for eps in (4 / 255, EPS):
@@ -95,9 +81,9 @@ def test_pgd_equals_a_plain_pgd_loop(resnet, tmp_path):
     assert values(metrics, "clean_acc")[()] == (int(clean.sum()) / n, n)
 
 
-def test_misclassified_samples_count_as_not_robust_and_counts_add_up_across_batch_sizes(resnet, tmp_path):
+def test_misclassified_samples_count_as_not_robust_and_counts_add_up_across_batch_sizes(resnet_digits, tmp_path):
     # A model that is always wrong on class 0: those samples are never robust, and never attacked.
-    wrong_on_zero = dataclasses.replace(resnet, module=_ShiftClassZero(resnet.module).eval())
+    wrong_on_zero = dataclasses.replace(resnet_digits, module=_ShiftClassZero(resnet_digits.module).eval())
     small = pgd_task(eps=[2 / 255]).run(context(wrong_on_zero, tmp_path / "a", n=24, batch_size=5))
     large = pgd_task(eps=[2 / 255]).run(context(wrong_on_zero, tmp_path / "b", n=24, batch_size=24))
     labels = torch.tensor([digits(24).load(i)[1] for i in range(24)])
@@ -132,10 +118,10 @@ class _BrokenPGD(PGDTask):
         return attacks.pgd(model.module, ThreatModel(threat.norm, 2 * threat.eps), 2, threat.eps, False)
 
 
-def test_an_attack_leaving_the_eps_ball_is_an_error(resnet, tmp_path):
+def test_an_attack_leaving_the_eps_ball_is_an_error(resnet_digits, tmp_path):
     task = _BrokenPGD(PGDTask.Params(eps=[EPS], steps=2, random_start=False, flags=False))
     with pytest.raises(ThreatModelViolation, match="eps-ball"):
-        task.run(context(resnet, tmp_path, n=8))
+        task.run(context(resnet_digits, tmp_path, n=8))
     images = torch.rand(2, 3, 4, 4)
     with pytest.raises(ThreatModelViolation, match=r"outside \[0, 1\]"):
         attacks.check_threat_model(images + 1.5, images, ThreatModel("L2", 10.0))
@@ -162,12 +148,12 @@ class _CountingPGD(PGDTask):
         return super().attack_batch(ctx, index, batch)
 
 
-def test_an_interrupted_run_resumes_without_redoing_batches_and_gives_the_same_numbers(resnet, tmp_path):
+def test_an_interrupted_run_resumes_without_redoing_batches_and_gives_the_same_numbers(resnet_digits, tmp_path):
     params = PGDTask.Params(eps=[4 / 255, EPS], steps=3, random_start=True, restarts=2, flags=True, blackbox_n=4,
                             blackbox_queries=5)
     interrupted = _CountingPGD(params)
     interrupted.fail_on_batch = 2
-    ctx = context(resnet, tmp_path / "resumed", n=32, batch_size=8)
+    ctx = context(resnet_digits, tmp_path / "resumed", n=32, batch_size=8)
     with pytest.raises(_Interrupted):
         interrupted.run(ctx)
     assert len(list(ctx.state_dir.glob("batch_*.json"))) == 2
@@ -176,14 +162,14 @@ def test_an_interrupted_run_resumes_without_redoing_batches_and_gives_the_same_n
     assert resumed.batches_attacked == [2, 3]  # batches 0 and 1 came from the state dir
 
     fresh = _CountingPGD(params)
-    fresh_metrics = fresh.run(context(resnet, tmp_path / "fresh", n=32, batch_size=8))
+    fresh_metrics = fresh.run(context(resnet_digits, tmp_path / "fresh", n=32, batch_size=8))
     assert fresh.batches_attacked == [0, 1, 2, 3]
     as_rows = lambda ms: [(m.name, m.params, m.value, m.n) for m in ms]  # noqa: E731
     assert as_rows(resumed_metrics) == as_rows(fresh_metrics)
 
 
-def test_autoattack_tiers_set_target_classes_and_are_seeded(resnet, tmp_path):
-    model = resnet.module
+def test_autoattack_tiers_set_target_classes_and_are_seeded(resnet_digits, tmp_path):
+    model = resnet_digits.module
     standard = attacks.autoattack(model, ThreatModel("Linf", EPS), "standard", num_classes=1000, seed=0)
     targeted = [a for a in standard._autoattack.attacks if hasattr(a, "n_target_classes")]
     assert {type(a).__name__ for a in targeted} == {"APGDT", "FAB"}
@@ -192,10 +178,10 @@ def test_autoattack_tiers_set_target_classes_and_are_seeded(resnet, tmp_path):
     assert [type(a).__name__ for a in cheap.attacks] == ["APGD", "APGDT"] and cheap.attacks[1].n_target_classes == 3
 
     task = AutoAttackTask(AutoAttackTask.Params(eps=[4 / 255], tier="cheap", steps=5, flags=False))
-    first = task.run(context(resnet, tmp_path / "1", n=16))
-    again = task.run(context(resnet, tmp_path / "2", n=16))
+    first = task.run(context(resnet_digits, tmp_path / "1", n=16))
+    again = task.run(context(resnet_digits, tmp_path / "2", n=16))
     assert [m.value for m in first] == [m.value for m in again]
-    pgd = pgd_task(eps=[4 / 255], steps=5).run(context(resnet, tmp_path / "3", n=16))
+    pgd = pgd_task(eps=[4 / 255], steps=5).run(context(resnet_digits, tmp_path / "3", n=16))
     aa_robust, pgd_robust = first[0].value, pgd[0].value
     assert first[0].name == "robust_acc" and aa_robust <= values(first, "clean_acc")[()][0]
     assert aa_robust <= pgd_robust + 2 / 16  # APGD-CE + APGD-T is not (much) weaker than PGD with as many steps

@@ -16,7 +16,7 @@ from tests.conftest import MINI_IMAGENET, zoo_suite
 
 def test_digits_split_is_fixed_stratified_and_pixel_space():
     arrays = digits_arrays()
-    (train_x, train_y), (test_x, test_y) = arrays["train"], arrays["test"]
+    (train_x, train_y), (_, test_y) = arrays["train"], arrays["test"]
     assert (len(train_y), len(test_y)) == (1347, 450)
     assert train_x.shape[1:] == (32, 32, 3) and train_x.dtype == np.uint8
     assert np.bincount(test_y).min() >= 43  # stratified: every digit present ~45 times

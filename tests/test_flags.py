@@ -9,42 +9,28 @@ from torch import nn
 
 from harness.data.base import SubsetSource
 from harness.data.digits import DigitsSource
-from harness.models.loaders import load_model
 from harness.models.wrapper import PixelModel
 from harness.robustness import flags
-from harness.suite import ModelSpec
 from harness.tasks.adversarial import PGDTask
 from harness.tasks.base import JobContext
 
 N = 16
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def zoo():
-    import harness.plugins  # noqa: F401
-
-    return load_model(ModelSpec(name="resnet_digits", source="zoo"))
-
-
-@pytest.fixture(scope="module")
-def batch(zoo):
+def batch(resnet_digits):
     source = SubsetSource(DigitsSource("test"), list(range(N)), f"first {N}")
-    ctx = JobContext(zoo, source, torch.device("cpu"), N, 0, state_dir=None, show_progress=False)  # type: ignore[arg-type]
+    ctx = JobContext(resnet_digits, source, torch.device("cpu"), N, 0, state_dir=None, show_progress=False)  # type: ignore[arg-type]
     return next(iter(ctx.batches()))
 
 
-def variant(zoo, net: nn.Module):
-    """The zoo model with its network replaced (normalisation kept, as for any loaded model)."""
-    module = PixelModel(net, zoo.preprocess.mean, zoo.preprocess.std).eval()
-    return dataclasses.replace(zoo, module=module)
+def variant(resnet_digits, net: nn.Module):
+    """The resnet_digits model with its network replaced (normalisation kept, as for any loaded model)."""
+    module = PixelModel(net, resnet_digits.preprocess.mean, resnet_digits.preprocess.std).eval()
+    return dataclasses.replace(resnet_digits, module=module)
 
 
 class Dropout(nn.Module):
@@ -83,39 +69,39 @@ def run_flags(model, tmp_path, eps: float = 8 / 255) -> dict[str, float]:
     return {m.name: m.value for m in task.run(ctx)}
 
 
-def test_a_zoo_model_raises_no_flag(zoo, tmp_path):
-    values = run_flags(zoo, tmp_path)
+def test_a_zoo_model_raises_no_flag(resnet_digits, tmp_path):
+    values = run_flags(resnet_digits, tmp_path)
     assert {k: v for k, v in values.items() if k.startswith("flag_")} == {
         "flag_nondeterministic": 0.0, "flag_probability_outputs": 0.0, "flag_masked_gradients": 0.0,
         "flag_blackbox_stronger": 0.0}
     assert values["robust_reliable"] == 1.0 and values["masked_gradient_share"] == 0.0
 
 
-def test_dropout_left_in_train_mode_is_nondeterministic(zoo, batch, tmp_path):
-    model = variant(zoo, Dropout(zoo.module.net))
+def test_dropout_left_in_train_mode_is_nondeterministic(resnet_digits, batch, tmp_path):
+    model = variant(resnet_digits, Dropout(resnet_digits.module.net))
     model.module.net.drop.train()
     with torch.no_grad():
         first, second = model.module(batch.images), model.module(batch.images)
     assert flags.outputs_differ(first, second)
     with torch.no_grad():
-        assert not flags.outputs_differ(zoo.module(batch.images), zoo.module(batch.images))
+        assert not flags.outputs_differ(resnet_digits.module(batch.images), resnet_digits.module(batch.images))
     values = run_flags(model, tmp_path)
     assert values["flag_nondeterministic"] == 1.0 and values["robust_reliable"] == 0.0
 
 
-def test_softmax_outputs_look_like_probabilities(zoo, batch, tmp_path):
-    model = variant(zoo, Softmax(zoo.module.net))
+def test_softmax_outputs_look_like_probabilities(resnet_digits, batch, tmp_path):
+    model = variant(resnet_digits, Softmax(resnet_digits.module.net))
     with torch.no_grad():
         assert flags.looks_like_probabilities(model.module(batch.images))
-        assert not flags.looks_like_probabilities(zoo.module(batch.images))
+        assert not flags.looks_like_probabilities(resnet_digits.module(batch.images))
     values = run_flags(model, tmp_path)
     assert values["flag_probability_outputs"] == 1.0 and values["robust_reliable"] == 0.0
 
 
-def test_quantised_input_masks_gradients_and_square_beats_pgd(zoo, batch, tmp_path):
-    model = variant(zoo, Quantised(zoo.module.net))
+def test_quantised_input_masks_gradients_and_square_beats_pgd(resnet_digits, batch, tmp_path):
+    model = variant(resnet_digits, Quantised(resnet_digits.module.net))
     assert flags.masked_gradient_count(model.module, batch.images, batch.labels) == N
-    assert flags.masked_gradient_count(zoo.module, batch.images, batch.labels) == 0
+    assert flags.masked_gradient_count(resnet_digits.module, batch.images, batch.labels) == 0
     values = run_flags(model, tmp_path, eps=0.3)
     assert values["flag_masked_gradients"] == 1.0 and values["masked_gradient_share"] == 1.0
     # PGD cannot move (zero gradient), Square needs no gradient and breaks some samples.

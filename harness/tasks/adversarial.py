@@ -34,15 +34,26 @@ def _key(threat: ThreatModel) -> str:
     return f"{threat.norm}:{threat.eps!r}"
 
 
-def _validate_common(params: Any, where: Any) -> None:
-    if not params.eps or any(not 0 < e for e in params.eps):
-        raise where.error("eps must list positive numbers (pixel units, e.g. 8/255)")
-    if params.norm == "Linf" and any(e > 1 for e in params.eps):
-        raise where.error("Linf eps is in pixel units [0, 1]; write 8/255, not 8")
-    if params.n is not None and params.n <= 0:
-        raise where.error("n must be positive")
-    if params.blackbox_n < 0 or params.blackbox_queries <= 0:
-        raise where.error("blackbox_n must be >= 0 and blackbox_queries > 0")
+@dataclass
+class AttackParams:
+    """What every attack task takes: the threat model, the subset and the sanity-check budget."""
+
+    eps: list[float]
+    norm: Literal["Linf", "L2"] = "Linf"
+    n: int | None = None  # evaluate only the first n samples
+    flags: bool = True
+    blackbox_n: int = 16  # samples for the Square-vs-white-box check (at the largest eps)
+    blackbox_queries: int = 50
+
+    def validate(self, where: Any) -> None:
+        if not self.eps or any(not 0 < e for e in self.eps):
+            raise where.error("eps must list positive numbers (pixel units, e.g. 8/255)")
+        if self.norm == "Linf" and any(e > 1 for e in self.eps):
+            raise where.error("Linf eps is in pixel units [0, 1]; write 8/255, not 8")
+        if self.n is not None and self.n <= 0:
+            raise where.error("n must be positive")
+        if self.blackbox_n < 0 or self.blackbox_queries <= 0:
+            raise where.error("blackbox_n must be >= 0 and blackbox_queries > 0")
 
 
 class AdversarialTask(Task):
@@ -164,21 +175,15 @@ class PGDTask(AdversarialTask):
     kind = "pgd"
 
     @dataclass
-    class Params:
-        eps: list[float]
-        norm: Literal["Linf", "L2"] = "Linf"
+    class Params(AttackParams):
         steps: int = 10
         alpha: float | None = None  # absolute step size; default alpha_factor * eps / steps
         alpha_factor: float | None = None  # default 2.5 (Madry / RobustBench)
         random_start: bool = True
         restarts: int = 1
-        n: int | None = None  # evaluate only the first n samples
-        flags: bool = True
-        blackbox_n: int = 16  # samples for the Square-vs-white-box check (at the largest eps)
-        blackbox_queries: int = 50
 
         def validate(self, where: Any) -> None:
-            _validate_common(self, where)
+            super().validate(where)
             if self.steps < 1 or self.restarts < 1:
                 raise where.error("steps and restarts must be >= 1")
             if self.alpha is not None and self.alpha_factor is not None:
@@ -199,18 +204,12 @@ class AutoAttackTask(AdversarialTask):
     kind = "autoattack"
 
     @dataclass
-    class Params:
-        eps: list[float]
+    class Params(AttackParams):
         tier: Literal["standard", "cheap"] = "cheap"
-        norm: Literal["Linf", "L2"] = "Linf"
         steps: int = attacks.AUTOATTACK_STEPS
-        n: int | None = None
-        flags: bool = True
-        blackbox_n: int = 16
-        blackbox_queries: int = 50
 
         def validate(self, where: Any) -> None:
-            _validate_common(self, where)
+            super().validate(where)
             if self.steps < 1:
                 raise where.error("steps must be >= 1")
 
