@@ -157,3 +157,18 @@ def test_models_filter_with_wildcards(tmp_path, write_suite):
     suite = write_suite(zoo_suite(["resnet_digits", "convnext_digits", "vit_digits"]))
     outcome = run_suite(suite, out=tmp_path, models=["res*", "conv*"], limit=10, progress=False)
     assert sorted(outcome.frame["model"].unique()) == ["convnext_digits", "resnet_digits"]
+
+
+def test_the_readme_main_job_runs_the_robustness_suite(tmp_path):
+    """`python run_bench.py --suite robustness`, on fewer images: every task of the headline suite runs."""
+    result = subprocess.run([sys.executable, str(REPO / "run_bench.py"), "--suite", "robustness", "--out",
+                             str(tmp_path), "--limit", "24", "--no-progress"], capture_output=True, text=True,
+                            cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_csv(tmp_path / "results.csv")
+    assert set(frame["task"]) == {"classification", "pgd-linf", "autoattack-cheap", "corruptions"}
+    assert (frame["status"] == "ok").all()
+    robust = frame[(frame["metric"] == "robust_acc") & (frame["task"] == "pgd-linf")]
+    assert len(robust) == 4 * 4 and (robust["n"] == 24).all()  # 4 models x 4 eps
+    html = (tmp_path / "index.html").read_text()
+    assert "Robust accuracy vs Linf eps" in html and "corruption" in html
