@@ -350,3 +350,36 @@ def test_corruption_suite_end_to_end(tmp_path):
     exported = json.loads((tmp_path / "results.json").read_text())
     assert any(r["metric"] == "relative_mce" and r["derived"] for r in exported)
     assert not math.isnan(mce["value"].iloc[0])
+
+
+# --- resume --------------------------------------------------------------------------------------------------
+
+def test_an_interrupted_corruption_job_resumes_without_redoing_finished_cells(tmp_path, resnet_digits, monkeypatch):
+    import torch
+
+    from harness.data.base import take_first
+    from harness.data.digits import DigitsSource
+    from harness.tasks.base import JobContext
+
+    def context(state_dir: Path) -> JobContext:
+        return JobContext(model=resnet_digits, source=take_first(DigitsSource("test"), 12), device=torch.device("cpu"),
+                          batch_size=6, seed=0, state_dir=state_dir, show_progress=False)
+
+    params = {"corruptions": ["gaussian_noise", "contrast"], "severities": [1, 3]}
+    expected = [(m.name, m.params, m.value) for m in corruption_task(**params).run(context(tmp_path / "fresh"))]
+
+    evaluated: list[str] = []
+    original = CorruptionTask._evaluate
+
+    def counting(self, ctx, view, pixel_op, what):
+        evaluated.append(what)
+        if what == "contrast s1" and evaluated.count(what) == 1:
+            raise KeyboardInterrupt  # killed after clean + two gaussian_noise cells were saved
+        return original(self, ctx, view, pixel_op, what)
+
+    monkeypatch.setattr(CorruptionTask, "_evaluate", counting)
+    with pytest.raises(KeyboardInterrupt):
+        corruption_task(**params).run(context(tmp_path / "resumed"))
+    resumed = corruption_task(**params).run(context(tmp_path / "resumed"))
+    assert evaluated == ["clean", "gaussian_noise s1", "gaussian_noise s3", "contrast s1", "contrast s1", "contrast s3"]
+    assert [(m.name, m.params, m.value) for m in resumed] == expected

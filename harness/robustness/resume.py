@@ -13,6 +13,23 @@ from pathlib import Path
 from typing import Any
 
 
+def write_json_atomic(path: Path, value: Any) -> None:
+    """Write JSON via a temp file + os.replace: a crash mid-write leaves the old file or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(value, out)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> Any | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
 class BatchStore:
     def __init__(self, state_dir: Path) -> None:
         self.dir = Path(state_dir)
@@ -22,19 +39,8 @@ class BatchStore:
 
     def load(self, batch_index: int, indices: list[int]) -> dict[str, Any] | None:
         """The saved record of this batch if it exists and covers exactly ``indices``."""
-        path = self._path(batch_index)
-        if not path.exists():
-            return None
-        record = json.loads(path.read_text(encoding="utf-8"))
-        return record if record.get("indices") == list(indices) else None
+        record = read_json(self._path(batch_index))
+        return record if record is not None and record.get("indices") == list(indices) else None
 
     def save(self, batch_index: int, record: dict[str, Any]) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=self.dir, prefix=".batch_", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump(record, out)
-            os.replace(temp, self._path(batch_index))
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        write_json_atomic(self._path(batch_index), record)

@@ -12,7 +12,6 @@ suite (``reference_model``) or a published table (``reference: alexnet-imagenet-
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,6 +26,7 @@ from harness.robustness.corruptions import (
     REFERENCE_TABLES, SEVERITIES, Corruptor, FillOnceCache, expand_names, resize_crop,
 )
 from harness.registry import DETAIL_METRICS, TASKS
+from harness.robustness.resume import read_json, write_json_atomic
 from harness.report import corruption_figures  # noqa: F401  (registers the report section)
 from harness.suite import stable_hash
 from harness.tasks.base import JobContext, Task
@@ -140,11 +140,12 @@ class CorruptionTask(Task):
     def run(self, ctx: JobContext) -> list[Metric]:
         p = self.params
         ctx = ctx.first(p.n)
-        cells = self._load_cells(ctx.state_dir)
+        cells_file = ctx.state_dir / "cells.json"  # finished (corruption, severity) cells, for resuming
+        cells = read_json(cells_file) or {}
         if "clean" not in cells:
             precrop = (lambda image, _: resize_crop(image, *p.precrop)) if p.precrop else None
             cells["clean"] = self._evaluate(ctx, ctx, precrop, "clean")
-            self._save_cells(ctx.state_dir, cells)
+            write_json_atomic(cells_file, cells)
         clean_labels = cells["clean"]["labels"]
         for corruption in p.corruptions:
             for severity in p.severities:
@@ -157,7 +158,7 @@ class CorruptionTask(Task):
                     raise ValueError(f"{corruption} severity {severity}: the corrupted images' labels differ from "
                                      f"the clean dataset's (wrong order or split in {view.source.describe()})")
                 cells[key] = result
-                self._save_cells(ctx.state_dir, cells)
+                write_json_atomic(cells_file, cells)
         return self._metrics(cells)
 
     def _corrupted_view(self, ctx: JobContext, corruption: str, severity: int) -> tuple[JobContext, Any]:
@@ -192,17 +193,6 @@ class CorruptionTask(Task):
         metrics.append(Metric("mean_corruption_acc", sum(matrix) / len(matrix), metrics[0].n, {"mode": p.mode}))
         return metrics
 
-    @staticmethod
-    def _load_cells(state_dir: Path) -> dict[str, dict[str, Any]]:
-        path = state_dir / "cells.json"
-        return json.loads(path.read_text()) if path.is_file() else {}
-
-    @staticmethod
-    def _save_cells(state_dir: Path, cells: dict[str, dict[str, Any]]) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = state_dir / "cells.json.tmp"
-        tmp.write_text(json.dumps(cells))
-        tmp.replace(state_dir / "cells.json")
 
     # --- across jobs ---------------------------------------------------------------------------------------
     def derive(self, frame: pd.DataFrame) -> list[tuple[pd.Series, Metric]]:
