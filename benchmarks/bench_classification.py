@@ -19,7 +19,7 @@ import torch
 from harness.data.digits import DigitsSource
 from harness.data.loader import make_loader
 from harness.models.loaders import load_model
-from harness.suite import ModelSpec
+from harness.specs import ModelSpec
 from harness.tasks.base import JobContext
 from harness.tasks.classification import ClassificationTask
 

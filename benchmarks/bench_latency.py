@@ -26,7 +26,7 @@ import harness.plugins  # noqa: E402,F401
 from harness.data.sources import build_source  # noqa: E402
 from harness.env import cpu_model  # noqa: E402
 from harness.models.loaders import load_model  # noqa: E402
-from harness.suite import DatasetSpec, ModelSpec  # noqa: E402
+from harness.specs import DatasetSpec, ModelSpec  # noqa: E402
 from harness.tasks.base import JobContext  # noqa: E402
 from harness.tasks.latency import LatencyTask, measure, synthetic_batch  # noqa: E402
 

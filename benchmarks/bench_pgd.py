@@ -25,7 +25,7 @@ from harness.data.digits import DigitsSource
 from harness.data.loader import make_loader
 from harness.models.loaders import load_model
 from harness.robustness.attacks import step_size
-from harness.suite import ModelSpec
+from harness.specs import ModelSpec
 from harness.tasks.adversarial import PGDTask
 from harness.tasks.base import JobContext
 

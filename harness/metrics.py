@@ -1,9 +1,50 @@
-"""The unit of output: one named number with its sample count and parameters."""
+"""The unit of output: one named number with its sample count, parameters and declared meaning.
+
+Every metric name is declared once (``declare``) with its direction, unit, whether it is a headline
+number and what kind of statistic it is; the report, summaries and the regression gate read that
+declaration and never guess from the name.
+"""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+Direction = Literal["higher", "lower", "none"]
+# proportion: a count of successes over n samples (McNemar / Wilson apply)
+# dataset: a dataset-level statistic such as mAP, mIoU, PQ (bootstrap over images)
+# timing: a measured time or rate (compared over repeats)
+# value: anything else (counts, derived ratios, flags)
+StatKind = Literal["proportion", "dataset", "timing", "value"]
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    direction: Direction
+    unit: str = ""
+    headline: bool = True  # shown in leaderboard tables; detail metrics go to figures and exports
+    kind: StatKind = "value"
+    description: str = ""
+
+
+METRIC_INFO: dict[str, MetricInfo] = {}
+
+
+def declare(name: str, direction: Direction, unit: str = "", headline: bool = True, kind: StatKind = "value",
+            description: str = "") -> MetricInfo:
+    info = MetricInfo(name, direction, unit, headline, kind, description)
+    if METRIC_INFO.get(name, info) != info:
+        raise ValueError(f"metric {name!r} is declared twice with different meanings")
+    METRIC_INFO[name] = info
+    return info
+
+
+def metric_info(name: str) -> MetricInfo:
+    try:
+        return METRIC_INFO[name]
+    except KeyError:
+        raise KeyError(f"metric {name!r} was never declared (harness.metrics.declare)") from None
 
 
 @dataclass
@@ -17,6 +58,10 @@ class Metric:
     ci_low: float | None = None
     ci_high: float | None = None
     unit: str = ""
+
+    @property
+    def info(self) -> MetricInfo:
+        return metric_info(self.name)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:

@@ -24,7 +24,8 @@ from harness.models.wrapper import LoadedModel
 from harness.registry import ZOO_MODELS
 from harness.schema import SuiteError
 from harness.store import JobRecord, ResultStore
-from harness.suite import DatasetSpec, ModelSpec, Suite, load_suite, stable_hash
+from harness.specs import DatasetSpec, ModelSpec, stable_hash
+from harness.suite import Suite, load_suite
 from harness.tasks.base import JobContext, Task, derived_rows
 
 REPORTS_DIR = Path("reports")

@@ -80,6 +80,6 @@ def one_thread():
 def resnet_digits():
     """The zoo ResNet, loaded once per test module (tests that wrap it must not change its mode)."""
     from harness.models.loaders import load_model
-    from harness.suite import ModelSpec
+    from harness.specs import ModelSpec
 
     return load_model(ModelSpec(name="resnet_digits", source="zoo"))

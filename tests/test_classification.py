@@ -10,7 +10,7 @@ from harness.data.digits import DigitsSource
 from harness.metrics import wilson_interval
 from harness.models.loaders import load_model
 from harness import run_suite
-from harness.suite import ModelSpec
+from harness.specs import ModelSpec
 from harness.tasks.classification import TopKAccuracy
 from tests.conftest import zoo_suite
 

@@ -10,7 +10,7 @@ from harness.data.digits import DigitsSource, digits_arrays
 from harness.data.folder import ImageFolderSource
 from harness.data.sources import build_source
 from harness.schema import Where, build
-from harness.suite import DatasetSpec
+from harness.specs import DatasetSpec
 from tests.conftest import MINI_IMAGENET, zoo_suite
 
 

@@ -185,7 +185,7 @@ def test_cpu_peak_memory_sees_an_allocation_inside_the_block():
 def digits_ctx(tmp_path_factory):
     from harness.data.sources import build_source
     from harness.models.loaders import load_model
-    from harness.suite import DatasetSpec, ModelSpec
+    from harness.specs import DatasetSpec, ModelSpec
     from harness.tasks.base import JobContext
     import harness.plugins  # noqa: F401
 

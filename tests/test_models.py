@@ -13,7 +13,7 @@ from harness.models.checkpoint import CheckpointError, file_sha256, read_state_d
 from harness.models.family import family_from_modules, infer_family
 from harness.models.loaders import load_model
 from harness.models.wrapper import PixelModel, as_logits
-from harness.suite import ModelSpec
+from harness.specs import ModelSpec
 from harness.zoo import METADATA_FILE, ZOO_MODELS
 
 

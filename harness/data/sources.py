@@ -7,7 +7,7 @@ import numpy as np
 
 from harness.data.base import ImageSource, SubsetSource, take_first
 from harness.registry import DATASETS
-from harness.suite import DatasetSpec, SubsetSpec
+from harness.specs import DatasetSpec, SubsetSpec
 
 
 def build_source(spec: DatasetSpec, limit: int | None = None) -> ImageSource:

@@ -11,7 +11,7 @@ from harness.models.family import infer_family
 from harness.models.wrapper import LoadedModel, PixelModel, Preprocess
 from harness.registry import MODEL_SOURCES, ZOO_MODELS
 from harness import zoo as _zoo  # noqa: F401  (registers the embedded zoo)
-from harness.suite import ModelSpec
+from harness.specs import ModelSpec
 
 
 def load_model(spec: ModelSpec, num_classes: int | None = None) -> LoadedModel:

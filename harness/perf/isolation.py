@@ -54,7 +54,7 @@ def measure_request(request: dict[str, Any]) -> list[Metric]:
     from harness.models.loaders import load_model
     from harness.runner import seed_everything
     from harness.schema import Where, build
-    from harness.suite import DatasetSpec, ModelSpec
+    from harness.specs import DatasetSpec, ModelSpec
     from harness.tasks.latency import LatencyTask, measure
 
     where = Where(Path("<isolation request>"), 0, "")

@@ -28,7 +28,7 @@ from harness.robustness.corruptions import (
 from harness.registry import DETAIL_METRICS, TASKS
 from harness.robustness.resume import read_json, write_json_atomic
 from harness.report import corruption_figures  # noqa: F401  (registers the report section)
-from harness.suite import stable_hash
+from harness.specs import stable_hash
 from harness.tasks.base import JobContext, Task
 from harness.tasks.classification import TopKAccuracy
 

@@ -1,0 +1,52 @@
+"""Canonical model outputs. A model adapter declares which one it returns and converts its framework's
+output to it; nothing downstream guesses from shapes.
+
+- ``logits``: (N, C) float tensor, one row per image.
+- ``detections``: one ``Detections`` per image, in the original image's pixel coordinates.
+- ``semantic_logits``: (N, C, h, w) float tensor at any resolution; the evaluator resizes to the label.
+- ``panoptic``: one ``PanopticPrediction`` per image, at the original image's size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+OutputKind = Literal["logits", "detections", "semantic_logits", "panoptic"]
+OUTPUT_KINDS: tuple[str, ...] = ("logits", "detections", "semantic_logits", "panoptic")
+
+# which canonical output scores which target kind
+OUTPUT_FOR_TARGET = {"class": "logits", "detection": "detections", "semantic": "semantic_logits",
+                     "panoptic": "panoptic"}
+
+
+@dataclass
+class Detections:
+    """Detections of one image: XYXY boxes in original pixels, scores, dataset category ids, optional masks."""
+
+    boxes: torch.Tensor  # (K, 4) float
+    scores: torch.Tensor  # (K,) float
+    labels: torch.Tensor  # (K,) int64
+    masks: torch.Tensor | None = None  # (K, H, W) bool at the original size
+
+
+@dataclass
+class PanopticPrediction:
+    """A predicted segment-id map (0 = VOID) and its segments (``id``, ``category_id``)."""
+
+    segment_map: torch.Tensor  # (H, W) int64
+    segments: list[dict[str, Any]]
+
+
+class OutputKindError(TypeError):
+    """A model's output is not the canonical form it declared."""
+
+
+def check_logits(output: torch.Tensor, model: str) -> torch.Tensor:
+    """``logits`` must be (N, C): a dense map is never flattened into 'logits'."""
+    if not isinstance(output, torch.Tensor) or output.dim() != 2:
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise OutputKindError(f"model {model} declares 'logits' output but returned {shape}; "
+                              f"a classifier must return (N, C)")
+    return output
