@@ -1,24 +1,34 @@
-"""What every dataset provides: indexable pixel-space images with integer labels."""
+"""What every dataset provides: indexable samples (stable id, native-size RGB image, typed target).
+
+A source declares its ``target_kind`` (class | detection | semantic | panoptic, see
+harness/evaluation/samples.py) and a cheap content ``fingerprint`` for cache keys.
+"""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-from PIL import Image
+
+from harness.evaluation.samples import Sample
 
 
 class CorruptImageError(RuntimeError):
     """An image file that cannot be decoded; the message names the file."""
 
 
+class EmptyDatasetError(ValueError):
+    """A dataset with no samples: an error before anything runs, never an 'ok' job with n = 0."""
+
+
 class ImageSource(ABC):
-    """A labelled image collection. ``load`` returns an RGB PIL image at its native size and its label."""
+    """A collection of samples. ``load`` returns a ``Sample`` with an RGB PIL image at its native size."""
 
     kind: str = ""
     name: str = ""
     split: str = ""
     class_names: list[str] = []
+    target_kind: ClassVar[str] = "class"
 
     @property
     def num_classes(self) -> int:
@@ -28,33 +38,51 @@ class ImageSource(ABC):
     def __len__(self) -> int: ...
 
     @abstractmethod
-    def load(self, index: int) -> tuple[Image.Image, int]: ...
+    def load(self, index: int) -> Sample: ...
+
+    def sample_id(self, index: int) -> str:
+        """A stable name for sample ``index`` (a relative file path, or the index as text)."""
+        return str(index)
 
     def native_size(self) -> tuple[int, int] | None:
         """(height, width) when every image has the same size and ``load_arrays`` is available."""
         return None
 
     def load_arrays(self, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 N x H x W x 3 pixels and int labels for in-memory sources (see ``native_size``)."""
+        """uint8 N x H x W x 3 pixels and int labels for in-memory class sources (see ``native_size``)."""
         raise NotImplementedError
+
+    def valid_classes(self) -> list[int] | None:
+        """The label-space subset this dataset covers (ImageNet-A/R's 200 of 1k), or None for all classes.
+
+        Classifiers' logits are restricted to these before argmax (timm's ``--valid-labels``)."""
+        return None
 
     def describe(self) -> dict[str, Any]:
         """Provenance for results: what data, which split, how many images in all."""
         return {"dataset": self.name, "dataset_kind": self.kind, "split": self.split, "dataset_size": len(self)}
 
+    def fingerprint(self) -> dict[str, Any]:
+        """What identifies the data's content, cheaply (a manifest hash, a file hash); part of cache keys."""
+        return self.describe()
+
 
 class SubsetSource(ImageSource):
-    """A fixed list of indices into another source (a seeded sample, an ID list, or --limit)."""
+    """A fixed list of indices into another source (a seeded draw, an ID list, or a shard)."""
 
     def __init__(self, base: ImageSource, indices: list[int], how: str) -> None:
         self.base, self.indices, self.how = base, list(indices), how
         self.kind, self.name, self.split, self.class_names = base.kind, base.name, base.split, base.class_names
+        self.target_kind = base.target_kind
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def load(self, index: int) -> tuple[Image.Image, int]:
+    def load(self, index: int) -> Sample:
         return self.base.load(self.indices[index])
+
+    def sample_id(self, index: int) -> str:
+        return self.base.sample_id(self.indices[index])
 
     def native_size(self) -> tuple[int, int] | None:
         return self.base.native_size()
@@ -62,14 +90,32 @@ class SubsetSource(ImageSource):
     def load_arrays(self, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
         return self.base.load_arrays([self.indices[i] for i in indices])
 
+    def valid_classes(self) -> list[int] | None:
+        return self.base.valid_classes()
+
     def describe(self) -> dict[str, Any]:
-        return {**self.base.describe(), "subset": self.how}
+        return {**self.base.describe(), "subset": self.how, "subset_size": len(self)}
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {**self.base.fingerprint(), "subset": self.how}
 
 
-def take_first(source: ImageSource, n: int | None) -> ImageSource:
-    """The first ``n`` samples (of a subset, if it is one), kept as indices into the full dataset."""
+def base_and_indices(source: ImageSource) -> tuple[ImageSource, list[int]]:
+    """The full dataset under a (possibly subset) source and each sample's index in it."""
+    if isinstance(source, SubsetSource):
+        return source.base, list(source.indices)
+    return source, list(range(len(source)))
+
+
+def seeded_draw(source: ImageSource, n: int | None, seed: int, why: str = "limit") -> ImageSource:
+    """``n`` samples drawn at random with ``seed`` (the same for every model), kept in the source's order.
+
+    ``--limit`` and a task's ``n`` use this instead of "the first n", which on a class-sorted folder covers
+    only the first classes. Drawing from a subset draws among its samples.
+    """
     if n is None or n >= len(source):
         return source
-    if isinstance(source, SubsetSource):
-        return SubsetSource(source.base, source.indices[:n], f"{source.how}; first {n}")
-    return SubsetSource(source, list(range(n)), f"first {n}")
+    base, indices = base_and_indices(source)
+    chosen = sorted(np.random.default_rng(seed).choice(len(indices), size=n, replace=False).tolist())
+    how = f"{source.how}; " if isinstance(source, SubsetSource) else ""
+    return SubsetSource(base, [indices[i] for i in chosen], f"{how}{why} {n} (random, seed {seed})")
