@@ -1,4 +1,8 @@
-"""Command line: argument parsing only; the work happens in harness.runner."""
+"""Command line: argument parsing only; the work happens in harness.runner and friends.
+
+``visionbench [--suite ...]`` (also ``python run_bench.py``) runs a suite; subcommands work on finished
+runs: ``rescore DIR``, ``merge OUT IN...``.
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,25 +10,46 @@ import sys
 from pathlib import Path
 
 LISTABLE = ("suites", "models", "datasets", "tasks")
+SUBCOMMANDS = ("rescore", "merge")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected i/N such as 0/4, got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"shard {text!r}: need 0 <= i < N")
+    return index, count
+
+
+def run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="run_bench.py",
-        description="Benchmark and robustness evaluation of vision models (CNNs vs transformers).",
+        description="Benchmark and robustness evaluation of vision models (CNNs vs transformers). "
+                    "Subcommands on finished runs: rescore DIR, merge OUT IN...",
     )
     parser.add_argument("--suite", help="suite name (see --list suites) or path to a suite YAML file")
     parser.add_argument("--list", choices=LISTABLE, help="list what is available and exit")
     parser.add_argument("--models", nargs="+", metavar="PATTERN", help="only models matching these fnmatch patterns")
-    parser.add_argument("--limit", type=int, help="evaluate only the first N samples of each dataset")
+    parser.add_argument("--limit", type=int, help="evaluate N samples of each dataset (a seeded random draw)")
     parser.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: the suite's, else auto)")
     parser.add_argument("--batch-size", type=int, help="evaluation batch size")
     parser.add_argument("--seed", type=int, help="seed for everything random")
     parser.add_argument("--workers", type=int, help="data-loading worker processes")
     parser.add_argument("--out", type=Path, help="output folder (default: reports/<suite>)")
     parser.add_argument("--data-root", help="root folder substituted for {data_root} in dataset paths")
-    parser.add_argument("--rerun", action="store_true", help="ignore cached results and run every job again")
+    parser.add_argument("--rerun", action="store_true", help="ignore cached results and saved partial state")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--log-samples", action=argparse.BooleanOptionalAction, default=True,
+                        help="keep per-sample records in OUT/samples (default: on)")
+    parser.add_argument("--shard", type=_shard, metavar="I/N",
+                        help="run only every N-th job starting at I (fan out over a scheduler; combine with merge)")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = run_parser()
     args = parser.parse_args(argv)
     if not args.suite and not args.list:
         parser.error("give --suite NAME|PATH or --list suites|models|datasets|tasks")
@@ -52,7 +77,65 @@ def list_available(what: str) -> list[str]:
             for name, entry in registry.items()]
 
 
+def rescore_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="visionbench rescore",
+                                     description="Recompute every metric of a run from its per-sample records.")
+    parser.add_argument("run_dir", type=Path)
+    args = parser.parse_args(argv)
+    if not (args.run_dir / "results.sqlite").is_file():
+        print(f"error: {args.run_dir}: no results.sqlite (not a run folder)", file=sys.stderr)
+        return 2
+    from harness.rescore import rescore
+
+    rows, problems = rescore(args.run_dir)
+    for problem in problems:
+        print(f"not rescored: {problem}", file=sys.stderr)
+    different = [r for r in rows if not r.equal]
+    for row in different:
+        print(f"DIFFERENT {row.title} {row.metric} {row.params}: stored {row.stored!r}, rescored {row.rescored!r}")
+    print(f"{len(rows) - len(different)} of {len(rows)} metric(s) identical when rescored from the records")
+    return 1 if different or problems else 0
+
+
+def merge_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="visionbench merge",
+                                     description="Combine the stores of sharded runs (--shard i/N) into OUT.")
+    parser.add_argument("out", type=Path, help="output folder (created)")
+    parser.add_argument("inputs", type=Path, nargs="+", help="run folders or results.sqlite files")
+    parser.add_argument("--suite", help="suite to title the report and derive cross-model metrics")
+    args = parser.parse_args(argv)
+    from harness.merge import merge_runs
+
+    try:
+        copied = merge_runs(args.out, args.inputs)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{copied} job(s) merged into {args.out / 'results.sqlite'}")
+    if args.suite:
+        from harness.report.render import write_report
+        from harness.runner import with_derived_metrics
+        from harness.store import ResultStore
+        from harness.suite import load_suite
+
+        suite = load_suite(args.suite, check_files=False)
+        store = ResultStore(args.out / "results.sqlite")
+        frame = with_derived_metrics(store.frame(), suite.tasks)
+        store.close()
+        print(f"report: {write_report(frame, args.out, suite)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        from harness.schema import SuiteError
+
+        try:
+            return {"rescore": rescore_main, "merge": merge_main}[argv[0]](argv[1:])
+        except SuiteError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     args = parse_args(argv)
     from harness.schema import SuiteError
 
@@ -64,14 +147,20 @@ def main(argv: list[str] | None = None) -> int:
 
         outcome = run_suite(args.suite, models=args.models, limit=args.limit, device=args.device,
                             batch_size=args.batch_size, seed=args.seed, workers=args.workers, out=args.out,
-                            data_root=args.data_root, rerun=args.rerun, progress=not args.no_progress)
+                            data_root=args.data_root, rerun=args.rerun, progress=not args.no_progress,
+                            log_samples=args.log_samples, shard=args.shard, argv=argv)
     except SuiteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from harness.distributed import world_from_env
+
+    if not world_from_env().is_main:
+        return 0
     print(f"{outcome.ran} job(s) run, {outcome.cached} cached, {len(outcome.failed)} failed -> "
           f"{outcome.out_dir / 'index.html'}")
-    for failure in outcome.failed:
-        print(f"FAILED {failure}", file=sys.stderr)
+    if outcome.interrupted:
+        print("interrupted: finished jobs are stored and in the report; rerun to continue", file=sys.stderr)
+        return 130
     return 1 if outcome.failed else 0
 
 

@@ -67,6 +67,17 @@ def _version(package: str) -> str | None:
         return None
 
 
+# libraries whose version can change a number (models, transforms, attacks, corruptions, COCO scoring)
+VERSIONED_LIBRARIES = ("torch", "torchvision", "timm", "torchattacks", "imagecorruptions-imaug", "pycocotools",
+                       "faster-coco-eval", "numpy", "Pillow", "scikit-image", "scikit-learn", "transformers")
+
+
+@lru_cache(maxsize=1)
+def library_versions() -> dict[str, str | None]:
+    """Installed versions of the libraries that can change a result (part of every cache key)."""
+    return {name: _version(name) for name in VERSIONED_LIBRARIES}
+
+
 def environment(device: torch.device) -> dict[str, Any]:
     """The environment every result records."""
     env: dict[str, Any] = {
@@ -81,6 +92,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "torchvision_version": _version("torchvision"),
         "timm_version": _version("timm"),
         "torchattacks_version": _version("torchattacks"),
+        "libraries": library_versions(),
         "harness_version": harness.__version__,
         "git_commit": git_commit(),
     }

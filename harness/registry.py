@@ -59,6 +59,3 @@ DATASETS: Registry[Callable[..., Any]] = Registry("dataset kind")
 TASKS: Registry[Any] = Registry("task")
 # task kind -> callable(task_rows, all_rows) -> list[(title, safe svg/html)]: task-specific report figures
 REPORT_SECTIONS: Registry[Callable[..., Any]] = Registry("report section")
-# metric names kept out of leaderboard tables and family summaries (still exported and drawn in figures),
-# e.g. the full corruption x severity matrix, which the corruption heatmap shows instead
-DETAIL_METRICS: set[str] = set()

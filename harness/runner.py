@@ -1,34 +1,44 @@
-"""Plans a suite's jobs (model x dataset x task), runs them with failure isolation and caching,
-stores every number with its provenance, and renders the report."""
+"""Plans a suite's jobs (model x dataset x task), runs them with failure isolation, caching and resume,
+stores every number with its provenance, and renders the report.
+
+Under torchrun every rank runs the same jobs on its share of each job's batches (harness/distributed.py);
+rank 0 alone reads and writes the store, the per-sample records and the report.
+"""
 from __future__ import annotations
 
 import fnmatch
-import random
-import shutil
+import hashlib
+import re
+import sys
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from harness.data.base import ImageSource
-from harness.env import environment, resolve_device
-from harness.metrics import Metric
+from harness.distributed import World, init_world, rank_device
+from harness.env import environment, library_versions, resolve_device
+from harness.evaluation.loop import evaluate_shard, merge_pieces
+from harness.evaluation.partial import PartialStore
+from harness.evaluation.state import write_records
+from harness.metrics import Metric, declare
 from harness.models.checkpoint import file_sha256
 from harness.models.wrapper import LoadedModel
+from harness.progress import progress
 from harness.registry import ZOO_MODELS
 from harness.schema import SuiteError
-from harness.store import JobRecord, ResultStore
+from harness.seeding import seed_everything
 from harness.specs import DatasetSpec, ModelSpec, stable_hash
+from harness.store import JobRecord, ResultStore
 from harness.suite import Suite, load_suite
 from harness.tasks.base import JobContext, Task, derived_rows
 
 REPORTS_DIR = Path("reports")
+declare("skipped_corrupt", "lower", headline=False, description="undecodable images left out (on_corrupt: skip)")
 
 
 @dataclass
@@ -41,9 +51,12 @@ class RunOptions:
     workers: int | None = None
     out: Path | None = None
     data_root: str | None = None
-    rerun: bool = False  # ignore cached results
+    rerun: bool = False  # ignore cached results and saved partial state
     progress: bool = True
     report: bool = True
+    log_samples: bool = True  # keep per-sample records in <out>/samples/
+    shard: tuple[int, int] | None = None  # (i, N): run every N-th job starting at i (scheduler fan-out)
+    argv: list[str] | None = None
 
 
 @dataclass
@@ -65,12 +78,26 @@ class RunOutcome:
     ran: int = 0
     cached: int = 0
     failed: list[str] = field(default_factory=list)
+    interrupted: bool = False
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+@dataclass
+class RunContext:
+    """What every job of one run shares."""
+
+    suite: Suite
+    options: RunOptions
+    device: torch.device
+    world: World
+    out_dir: Path
+    env: dict[str, Any]
+    seed: int
+    limit: int | None
+    batch_size: int
+    workers: int
+    sources: dict[str, ImageSource]
+    base_columns: dict[str, Any] = field(default_factory=dict)
+    models: dict[str, LoadedModel | BaseException] = field(default_factory=dict)
 
 
 def plan_jobs(suite: Suite, patterns: list[str] | None) -> list[Job]:
@@ -97,13 +124,36 @@ def _selected(name: str, patterns: list[str] | None) -> bool:
     return patterns is None or any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-def _weights_identity(model: ModelSpec) -> str | None:
-    """A cheap weights identity known before loading, so cached jobs never load their model."""
+def default_out_dir(suite_name: str) -> Path:
+    """reports/<suite name>, with the name reduced to a safe folder name (never a path outside reports/)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", suite_name).strip("._") or "suite"
+    return REPORTS_DIR / safe
+
+
+def weights_identity(model: ModelSpec) -> str:
+    """The weights' identity known before loading, so cached jobs never load their model: a file's sha256,
+    or the hub name + tag + the library version that resolves it (hub tags are immutable releases)."""
     if model.source == "zoo":
         return file_sha256(ZOO_MODELS.get(model.architecture).weights_file)
     if model.checkpoint is not None:
         return file_sha256(model.checkpoint)
-    return None
+    if model.pretrained:
+        versions = library_versions()
+        library = "timm" if model.source == "timm" else "torchvision"
+        return f"{library}:{model.architecture}:{model.pretrained}@{versions.get(library)}"
+    return "random-init"  # seeded: the run's seed is part of the key
+
+
+def job_key(job: Job, rc: RunContext, weights: str) -> str:
+    """Everything that can change a job's numbers: see README, 'What a cached result depends on'."""
+    task = job.task
+    device = rc.env["device_name"] if task.performance else rc.device.type
+    return stable_hash({
+        "model": asdict(job.model), "weights": weights, "dataset": asdict(job.dataset),
+        "data": rc.sources[job.dataset.name].fingerprint(), "task": task.fingerprint(), "seed": rc.seed,
+        "limit": rc.limit, "device": device, "batch_size": rc.batch_size if task.batch_size_matters else None,
+        "versions": library_versions(), "harness": rc.env["harness_version"],
+    })
 
 
 def run_suite(suite: str | Path | Suite, **overrides: Any) -> RunOutcome:
@@ -111,63 +161,94 @@ def run_suite(suite: str | Path | Suite, **overrides: Any) -> RunOutcome:
     if not isinstance(suite, Suite):
         suite = load_suite(str(suite), data_root=options.data_root)
     defaults = suite.spec.defaults
-    seed = options.seed if options.seed is not None else defaults.seed
-    limit = options.limit if options.limit is not None else defaults.limit
-    batch_size = options.batch_size or defaults.batch_size
-    workers = options.workers if options.workers is not None else defaults.workers
     try:
         device = resolve_device(options.device or defaults.device)
     except ValueError as exc:
-        raise SuiteError(f"{suite.path}: defaults.device: {exc}") from None
-    out_dir = Path(options.out) if options.out else REPORTS_DIR / suite.name
-    store = ResultStore(out_dir / "results.sqlite")
-    env = environment(device)
+        where = "--device" if options.device else f"{suite.path}: defaults.device"
+        raise SuiteError(f"{where}: {exc}") from None
+    world = init_world(device)
+    device = rank_device(device, world)
     jobs = plan_jobs(suite, options.models)
-    weights_ids = {m.name: _weights_identity(m) for m in {j.model.name: j.model for j in jobs}.values()}
+    if options.shard is not None:
+        index, count = options.shard
+        jobs = jobs[index::count]
+    rc = RunContext(
+        suite=suite, options=options, device=device, world=world,
+        out_dir=Path(options.out) if options.out else default_out_dir(suite.name), env=environment(device),
+        seed=options.seed if options.seed is not None else defaults.seed,
+        limit=options.limit if options.limit is not None else defaults.limit,
+        batch_size=options.batch_size or defaults.batch_size,
+        workers=options.workers if options.workers is not None else defaults.workers,
+        sources=build_sources(suite, jobs, options.limit if options.limit is not None else defaults.limit,
+                              options.seed if options.seed is not None else defaults.seed),
+    )
+    rc.base_columns = {"suite": suite.name, "suite_version": str(suite.spec.version), "suite_hash": suite.config_hash(),
+                       "seed": rc.seed, "device": rc.env["device_name"], "precision": "fp32",
+                       "world_size": world.size, "torch_version": rc.env["torch_version"],
+                       "timm_version": rc.env["timm_version"], "harness_version": rc.env["harness_version"],
+                       "git_commit": rc.env["git_commit"]}
+    weights = {m.name: weights_identity(m) for m in {j.model.name: j.model for j in jobs}.values()}
     for job in jobs:
-        job.key = stable_hash({
-            "model": asdict(job.model), "weights": weights_ids[job.model.name], "dataset": asdict(job.dataset),
-            "task": job.task.fingerprint(), "seed": seed, "limit": limit, "device": device.type,
-            "batch_size": batch_size if job.task.batch_size_matters else None,
-        })
-    finished = set() if options.rerun else store.finished_keys()
-    outcome = RunOutcome(frame=pd.DataFrame(), out_dir=out_dir)
-    base_columns = {"suite": suite.name, "suite_version": str(suite.spec.version), "suite_hash": suite.config_hash(),
-                    "seed": seed, "device": env["device_name"], "precision": "fp32",
-                    "torch_version": env["torch_version"], "timm_version": env["timm_version"],
-                    "harness_version": env["harness_version"], "git_commit": env["git_commit"]}
-    loaded: dict[str, LoadedModel | BaseException] = {}
-    sources: dict[str, ImageSource | BaseException] = {}
-    bar = tqdm(jobs, desc=suite.name, unit="job", disable=not options.progress)
+        job.key = job_key(job, rc, weights[job.model.name])
+    store = ResultStore(rc.out_dir / "results.sqlite") if world.is_main else None
+    finished = world.broadcast(set() if options.rerun or store is None else store.finished_keys())
+    if options.rerun and world.is_main:
+        for job in jobs:
+            PartialStore(rc.out_dir / "partial" / job.key).discard()
+    world.gather(None)  # every rank waits until rank 0 has discarded old partial state
+    run_id = store.start_run(suite=suite.name, suite_path=str(suite.path), suite_hash=suite.config_hash(),
+                             git_commit=rc.env["git_commit"], harness_version=rc.env["harness_version"],
+                             world_size=world.size, argv=" ".join(options.argv or [])) if store else None
+    outcome = RunOutcome(frame=pd.DataFrame(), out_dir=rc.out_dir)
     try:
-        for job in bar:
-            bar.set_postfix_str(job.title, refresh=False)
+        for job in progress(jobs, desc=suite.name, enabled=options.progress and world.is_main, unit="job",
+                            leave=True):
             if job.key in finished:
                 outcome.cached += 1
                 continue
-            _release_other_models(loaded, job.model.name)
-            record = _run_job(job, suite, base_columns, env, loaded, sources, device, batch_size, workers, seed,
-                              limit, out_dir, options.progress)
-            store.save(record)
+            _release_other_models(rc.models, job.model.name)
+            record = run_job(job, rc)
             outcome.ran += 1
-            if record.status != "ok":
-                outcome.failed.append(f"{job.title}: {record.error}")
-                bar.write(f"FAILED {job.title}: {record.error}")
+            if store is not None:
+                store.save(record, run_id)
+                if record.status != "ok":
+                    outcome.failed.append(f"{job.title}: {record.error}")
+                    print(f"FAILED {job.title}: {record.error}", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        outcome.interrupted = True
     finally:
-        bar.close()
-        outcome.frame = store.frame(job.key for job in jobs)
-        store.close()
+        if store is not None:
+            store.finish_run(run_id)
+            outcome.frame = store.frame(job.key for job in jobs)
+            store.close()
+    if not world.is_main:
+        return outcome
     outcome.frame = with_derived_metrics(outcome.frame, suite.tasks)
     if options.report:
         from harness.report.render import write_report
 
-        write_report(outcome.frame, out_dir, suite)
+        write_report(outcome.frame, rc.out_dir, suite)
     return outcome
+
+
+def build_sources(suite: Suite, jobs: list[Job], limit: int | None, seed: int) -> dict[str, ImageSource]:
+    """Every dataset the jobs use, built before anything runs: a missing or empty dataset is a suite error."""
+    from harness.data.sources import build_source
+
+    sources = {}
+    for spec in {job.dataset.name: job.dataset for job in jobs}.values():
+        try:
+            sources[spec.name] = build_source(spec, limit, seed)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise SuiteError(f"{suite.path}: datasets: {spec.name}: {str(exc).splitlines()[0]}") from None
+    return sources
 
 
 def with_derived_metrics(frame: pd.DataFrame, tasks: list[Task]) -> pd.DataFrame:
     """Append each task's cross-job metrics (computed fresh from this run's rows)."""
     frame = frame.assign(derived=False)
+    if frame.empty:
+        return frame
     ok = frame[(frame["status"] == "ok") & frame["metric"].notna()]
     extra = [derived_rows(pairs) for task in tasks if (pairs := task.derive(ok[ok["task"] == task.label]))]
     return pd.concat([frame, *extra], ignore_index=True) if extra else frame
@@ -178,67 +259,91 @@ def _release_other_models(loaded: dict[str, Any], keep: str) -> None:
         del loaded[name]
 
 
-def _load_model_once(job: Job, loaded: dict[str, Any], device: torch.device) -> LoadedModel:
+def _load_model_once(job: Job, rc: RunContext) -> LoadedModel:
     from harness.models.loaders import load_model
 
-    if job.model.name not in loaded:
+    if job.model.name not in rc.models:
         try:
-            loaded[job.model.name] = load_model(job.model).to_device(device)
+            seed_everything(rc.seed)  # random-init weights depend on the seed, never on what ran before
+            rc.models[job.model.name] = load_model(job.model).to_device(rc.device)
         except Exception as exc:  # noqa: BLE001 - recorded as the job's failure
-            loaded[job.model.name] = exc
-    model = loaded[job.model.name]
+            rc.models[job.model.name] = exc
+    model = rc.models[job.model.name]
     if isinstance(model, BaseException):
         raise model
     return model
 
 
-def _source_once(spec: DatasetSpec, sources: dict[str, Any], limit: int | None) -> ImageSource:
-    from harness.data.sources import build_source
-
-    if spec.name not in sources:
-        try:
-            sources[spec.name] = build_source(spec, limit)
-        except Exception as exc:  # noqa: BLE001
-            sources[spec.name] = exc
-    source = sources[spec.name]
-    if isinstance(source, BaseException):
-        raise source
-    return source
+def _job_columns(job: Job, rc: RunContext) -> dict[str, Any]:
+    return {**rc.base_columns, "model": job.model.name, "dataset": job.dataset.name, "split": job.dataset.split,
+            "task": job.task.label, "task_kind": job.task.kind, "family": job.model.family,
+            "arch": job.model.architecture, "precision": getattr(job.task.params, "precision", "fp32")}
 
 
-def _run_job(job: Job, suite: Suite, base_columns: dict[str, Any], env: dict[str, Any], loaded: dict[str, Any],
-             sources: dict[str, Any], device: torch.device, batch_size: int, workers: int, seed: int,
-             limit: int | None, out_dir: Path, progress: bool) -> JobRecord:
+def run_job(job: Job, rc: RunContext) -> JobRecord:
+    """One job on every rank; returns (on rank 0) the record to store. One failing job never stops others."""
     started = time.perf_counter()
-    columns = {**base_columns, "model": job.model.name, "dataset": job.dataset.name, "split": job.dataset.split,
-               "task": job.task.label, "task_kind": job.task.kind, "family": job.model.family,
-               "arch": job.model.architecture, "precision": getattr(job.task.params, "precision", "fp32")}
-    provenance: dict[str, Any] = {"env": env, "task": job.task.fingerprint(), "limit": limit,
-                                  "batch_size": batch_size, "dataset_spec": asdict(job.dataset)}
-    state_dir = out_dir / "partial" / job.key
+    columns = _job_columns(job, rc)
+    source = rc.sources[job.dataset.name]
+    provenance: dict[str, Any] = {"env": rc.env, "task": job.task.fingerprint(), "limit": rc.limit,
+                                  "batch_size": rc.batch_size, "dataset_spec": asdict(job.dataset),
+                                  "dataset": source.describe(), "dataset_fingerprint": stable_hash(source.fingerprint()),
+                                  "world_size": rc.world.size}
+    partial = PartialStore(rc.out_dir / "partial" / job.key)
+    ctx = None
     try:
-        model = _load_model_once(job, loaded, device)
+        model = _load_model_once(job, rc)
         columns.update({"family": model.family, "model_tag": model.tag, "weights": model.weights,
                         "weights_sha256": model.weights_sha256})
         provenance["model"] = model.provenance()
-        source = _source_once(job.dataset, sources, limit)
-        provenance["dataset"] = source.describe()
-        seed_everything(seed)
-        ctx = JobContext(model=model, source=source, device=device, batch_size=batch_size, seed=seed,
-                         state_dir=state_dir, workers=workers, skip_corrupt=job.dataset.on_corrupt == "skip",
-                         show_progress=progress)
-        metrics = job.task.run(ctx)
-        if ctx.skipped:  # undecodable images left out under on_corrupt: skip
-            metrics.append(Metric("skipped_corrupt", float(len(ctx.skipped)), len(source)))
-        shutil.rmtree(state_dir, ignore_errors=True)
-        return JobRecord(job.key, columns, "ok", metrics, seconds=time.perf_counter() - started,
-                         provenance=provenance)
+        seed_everything(rc.seed)
+        ctx = JobContext(model=model, source=source, device=rc.device, batch_size=rc.batch_size, seed=rc.seed,
+                         workers=rc.workers, skip_corrupt=job.dataset.on_corrupt == "skip",
+                         show_progress=rc.options.progress and rc.world.is_main)
+        if job.task.performance:
+            local: tuple = ("metrics", job.task.measure(ctx)) if rc.world.is_main else ("waiting",)
+        else:
+            ctx = job.task.prepare(ctx)
+            local = ("pieces", evaluate_shard(job.task, ctx, partial, rc.world))
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - one failing job must not stop the others
-        provenance["traceback"] = traceback.format_exc()
-        if device.type == "cuda":  # an OOM must not starve the next job
+        if rc.device.type == "cuda":  # an OOM must not starve the next job
             torch.cuda.empty_cache()
-        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        return JobRecord(job.key, columns, "failed", error=message, seconds=time.perf_counter() - started,
+        local = ("error", f"{type(exc).__name__}: {exc}".splitlines()[0], traceback.format_exc())
+    gathered = rc.world.gather(local)
+    errors = [g for g in gathered if g[0] == "error"]
+    if errors:
+        provenance["traceback"] = errors[0][2]
+        return JobRecord(job.key, columns, "failed", error=errors[0][1], seconds=time.perf_counter() - started,
                          provenance=provenance)
+    if job.task.performance:
+        metrics = gathered[0][1]
+    else:
+        try:
+            metrics = _finish_accuracy_job(job, rc, ctx, [g[1] for g in gathered], provenance)
+        except Exception as exc:  # noqa: BLE001 - e.g. inconsistent data found when computing
+            provenance["traceback"] = traceback.format_exc()
+            return JobRecord(job.key, columns, "failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0],
+                             seconds=time.perf_counter() - started, provenance=provenance)
+    if rc.world.is_main:
+        partial.discard()
+    return JobRecord(job.key, columns, "ok", metrics, seconds=time.perf_counter() - started, provenance=provenance)
+
+
+def _finish_accuracy_job(job: Job, rc: RunContext, ctx: JobContext, per_rank: list, provenance: dict) -> list[Metric]:
+    """Merge the ranks' batch states, compute the metrics, keep the per-sample records (rank 0)."""
+    if not rc.world.is_main:
+        return []
+    state = merge_pieces(per_rank)
+    meta = job.task.job_meta(ctx)
+    metrics = job.task.evaluator(meta).compute(state)
+    ids = [ctx.source.sample_id(i) for i in range(len(ctx.source))]
+    provenance.update({"job_meta": meta, "samples": ctx.source.describe(), "n_samples": len(ids),
+                       "sample_ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest()})
+    for name, count in state.sums.items():
+        if name.startswith("skipped_corrupt:"):
+            metrics.append(Metric("skipped_corrupt", float(count), len(ids), {"pass": name.split(":", 1)[1]}))
+    if rc.options.log_samples:
+        write_records(rc.out_dir / "samples" / f"{job.key}.jsonl.gz", state, meta=meta, job_key=job.key)
+    return metrics

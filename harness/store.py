@@ -1,7 +1,8 @@
-"""The results database: one SQLite row per job x metric, each job committed atomically.
+"""The results database: every run kept, one row per job x metric, each job committed atomically.
 
-A job that finished is in the database with all its metrics or not at all, so killing the process
-loses nothing that was finished, and a rerun skips jobs whose key is already there with status ok.
+A job that finished is in the database with all its metrics or not at all, so killing the process loses
+nothing that was finished, and a rerun skips jobs whose key already has an ok row. Every run is kept
+(``runs``); ``frame()`` shows the latest row of each job, ``frame(history=True)`` all of them.
 """
 from __future__ import annotations
 
@@ -9,36 +10,45 @@ import json
 import math
 import sqlite3
 import time
+import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
 
-from harness.metrics import Metric
+from harness.metrics import Metric, metric_info
 
+SCHEMA_VERSION = 2
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, started_at TEXT, finished_at TEXT, suite TEXT, suite_path TEXT, suite_hash TEXT,
+    git_commit TEXT, harness_version TEXT, world_size INTEGER, argv TEXT
+);
 CREATE TABLE IF NOT EXISTS jobs (
-    job_key TEXT PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_key TEXT NOT NULL, run_id TEXT REFERENCES runs(run_id),
     suite TEXT NOT NULL, suite_version TEXT, suite_hash TEXT,
     model TEXT NOT NULL, family TEXT, arch TEXT, model_tag TEXT, weights TEXT, weights_sha256 TEXT,
     dataset TEXT NOT NULL, split TEXT, task TEXT NOT NULL, task_kind TEXT,
-    seed INTEGER, device TEXT, precision TEXT,
+    seed INTEGER, device TEXT, precision TEXT, world_size INTEGER,
     torch_version TEXT, timm_version TEXT, harness_version TEXT, git_commit TEXT,
     status TEXT NOT NULL, error TEXT, seconds REAL, finished_at TEXT,
     provenance TEXT
 );
+CREATE INDEX IF NOT EXISTS jobs_by_key ON jobs(job_key);
 CREATE TABLE IF NOT EXISTS results (
-    job_key TEXT NOT NULL REFERENCES jobs(job_key) ON DELETE CASCADE,
+    job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
     metric TEXT NOT NULL, params TEXT NOT NULL, value REAL, n INTEGER,
-    ci_low REAL, ci_high REAL, unit TEXT,
-    PRIMARY KEY (job_key, metric, params)
+    ci_low REAL, ci_high REAL, unit TEXT, direction TEXT, headline INTEGER, metric_kind TEXT,
+    PRIMARY KEY (job_id, metric, params)
 );
 """
 
 JOB_COLUMNS = ("suite", "suite_version", "suite_hash", "model", "family", "arch", "model_tag", "weights",
                "weights_sha256", "dataset", "split", "task", "task_kind", "seed", "device", "precision",
-               "torch_version", "timm_version", "harness_version", "git_commit")
+               "world_size", "torch_version", "timm_version", "harness_version", "git_commit")
 
 
 @dataclass
@@ -58,49 +68,127 @@ def params_key(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
 class ResultStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, isolation_level=None)  # explicit transactions below
+        self._set_aside_old_schema()
+        self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=60)  # explicit transactions below
         self.conn.execute("PRAGMA foreign_keys = ON")
         self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.executescript(_SCHEMA)
+        self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _set_aside_old_schema(self) -> None:
+        """A store written by an older harness is renamed, not mixed with new rows (its jobs rerun)."""
+        if not self.path.is_file():
+            return
+        with sqlite3.connect(self.path) as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            has_tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'jobs'").fetchone()[0]
+        if has_tables and version != SCHEMA_VERSION:
+            old = self.path.with_name(f"{self.path.stem}.v{version}{self.path.suffix}")
+            self.path.replace(old)
+            warnings.warn(f"{self.path}: results store of schema {version} moved to {old.name}; its jobs rerun",
+                          stacklevel=3)
 
     def close(self) -> None:
         self.conn.close()
 
-    def finished_keys(self) -> set[str]:
-        return {row[0] for row in self.conn.execute("SELECT job_key FROM jobs WHERE status = 'ok'")}
+    # --- runs -------------------------------------------------------------------------------------------
+    def start_run(self, **facts: Any) -> str:
+        run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        columns = ("suite", "suite_path", "suite_hash", "git_commit", "harness_version", "world_size", "argv")
+        with self.conn:
+            self.conn.execute(f"INSERT INTO runs (run_id, started_at, {', '.join(columns)}) VALUES "
+                              f"(?, ?, {', '.join('?' * len(columns))})",
+                              [run_id, _now(), *[_plain(facts.get(c)) for c in columns]])
+        return run_id
 
-    def save(self, record: JobRecord) -> None:
-        """Replace the job and its metrics in one transaction."""
+    def finish_run(self, run_id: str) -> None:
+        with self.conn:
+            self.conn.execute("UPDATE runs SET finished_at = ? WHERE run_id = ?", (_now(), run_id))
+
+    def runs(self) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT * FROM runs ORDER BY started_at", self.conn)
+
+    # --- jobs -------------------------------------------------------------------------------------------
+    def finished_keys(self) -> set[str]:
+        return {row[0] for row in self.conn.execute(
+            "SELECT job_key FROM jobs j WHERE id = (SELECT max(id) FROM jobs WHERE job_key = j.job_key) "
+            "AND status = 'ok'")}
+
+    def save(self, record: JobRecord, run_id: str | None = None, finished_at: str | None = None) -> None:
+        """Add the job and its metrics in one transaction (earlier rows of the key stay, as history)."""
         cols = {c: record.columns.get(c) for c in JOB_COLUMNS}
-        names = ", ".join(["job_key", *cols, "status", "error", "seconds", "finished_at", "provenance"])
-        values = [record.job_key, *cols.values(), record.status, record.error, record.seconds,
-                  time.strftime("%Y-%m-%dT%H:%M:%S%z"), json.dumps(record.provenance, default=str, sort_keys=True)]
+        names = ", ".join(["job_key", "run_id", *cols, "status", "error", "seconds", "finished_at", "provenance"])
+        values = [record.job_key, run_id, *cols.values(), record.status, record.error, record.seconds,
+                  finished_at or _now(), json.dumps(record.provenance, default=str, sort_keys=True)]
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.execute("DELETE FROM jobs WHERE job_key = ?", (record.job_key,))
-            self.conn.execute(f"INSERT INTO jobs ({names}) VALUES ({', '.join('?' * len(values))})", values)
-            self.conn.executemany(
-                "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(record.job_key, m.name, params_key(m.params), _finite(m.value), m.n, _finite(m.ci_low),
-                  _finite(m.ci_high), m.unit) for m in record.metrics],
-            )
+            cursor = self.conn.execute(f"INSERT INTO jobs ({names}) VALUES ({', '.join('?' * len(values))})", values)
+            job_id = cursor.lastrowid
+            rows = []
+            for m in record.metrics:
+                info = metric_info(m.name)
+                rows.append((job_id, m.name, params_key(m.params), _finite(m.value), m.n, _finite(m.ci_low),
+                             _finite(m.ci_high), m.unit or info.unit, info.direction, int(info.headline), info.kind))
+            self.conn.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
-    def frame(self, job_keys: Iterable[str] | None = None) -> pd.DataFrame:
-        """Every metric row joined with its job's provenance; failed jobs appear once with no metric."""
-        query = ("SELECT j.job_key, j.status, j.error, j.seconds, j.finished_at, j.provenance, "
+    def frame(self, job_keys: Iterable[str] | None = None, history: bool = False) -> pd.DataFrame:
+        """Metric rows joined with their job's provenance; failed jobs appear once with no metric.
+
+        Latest row per job key unless ``history``."""
+        latest = "" if history else "WHERE j.id = (SELECT max(id) FROM jobs WHERE job_key = j.job_key) "
+        query = ("SELECT j.job_key, j.run_id, j.status, j.error, j.seconds, j.finished_at, j.provenance, "
                  + ", ".join(f"j.{c}" for c in JOB_COLUMNS)
-                 + ", r.metric, r.params, r.value, r.n, r.ci_low, r.ci_high, r.unit "
-                 "FROM jobs j LEFT JOIN results r ON r.job_key = j.job_key ORDER BY j.rowid, r.rowid")
+                 + ", r.metric, r.params, r.value, r.n, r.ci_low, r.ci_high, r.unit, r.direction, r.headline, "
+                 "r.metric_kind FROM jobs j LEFT JOIN results r ON r.job_id = j.id " + latest
+                 + "ORDER BY j.id, r.rowid")
         frame = pd.read_sql_query(query, self.conn)
         if job_keys is not None:
             frame = frame[frame["job_key"].isin(set(job_keys))]
         frame["params"] = frame["params"].map(lambda s: json.loads(s) if isinstance(s, str) else {})
+        frame["headline"] = frame["headline"].map(lambda v: bool(v) if pd.notna(v) else None)
         return frame.reset_index(drop=True)
+
+    def copy_from(self, other: "ResultStore") -> int:
+        """Add ``other``'s runs and jobs (a shard's store) to this one; returns the number of jobs copied."""
+        runs = other.runs()
+        with self.conn:
+            for run in runs.to_dict("records"):
+                self.conn.execute(f"INSERT OR IGNORE INTO runs ({', '.join(run)}) VALUES ({', '.join('?' * len(run))})",
+                                  [_plain(v) for v in run.values()])
+        copied = 0
+        have = set(self.conn.execute("SELECT job_key, finished_at FROM jobs").fetchall())
+        frame = other.frame(history=True)
+        for (job_key, run_id, finished_at), rows in frame.groupby(["job_key", "run_id", "finished_at"], sort=False,
+                                                                   dropna=False):
+            if (job_key, finished_at) in have:
+                continue  # merged before
+            first = rows.iloc[0]
+            metrics = [Metric(r.metric, r.value, None if pd.isna(r.n) else int(r.n), r.params, _nan(r.ci_low),
+                              _nan(r.ci_high), r.unit or "") for r in rows.itertuples() if isinstance(r.metric, str)]
+            record = JobRecord(job_key, {c: _plain(first[c]) for c in JOB_COLUMNS}, first["status"], metrics,
+                               first["error"], float(first["seconds"] or 0), json.loads(first["provenance"] or "{}"))
+            self.save(record, None if pd.isna(run_id) else run_id, finished_at)
+            copied += 1
+        return copied
 
 
 def _finite(value: float | None) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def _nan(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _plain(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value

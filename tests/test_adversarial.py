@@ -18,6 +18,7 @@ from harness.runner import run_suite
 from harness.schema import SuiteError
 from harness.suite import SUITES_DIR, load_suite
 from harness.tasks.adversarial import AutoAttackTask, PGDTask
+from harness.evaluation.loop import run_task
 from harness.tasks.base import JobContext
 
 EPS = 8 / 255
@@ -32,7 +33,7 @@ def digits(n: int) -> SubsetSource:
 
 def context(model, tmp_path: Path, n: int = 24, batch_size: int = 8, seed: int = 0) -> JobContext:
     return JobContext(model=model, source=digits(n), device=torch.device("cpu"), batch_size=batch_size, seed=seed,
-                      state_dir=tmp_path / "state", show_progress=False)
+                      show_progress=False)
 
 
 def pgd_task(**params) -> PGDTask:
@@ -41,7 +42,9 @@ def pgd_task(**params) -> PGDTask:
 
 
 def values(metrics, name: str) -> dict:
-    return {tuple(sorted(m.params.items())): (m.value, m.n) for m in metrics if m.name == name}
+    """(value, n) by params, leaving out the attack resolution every row records."""
+    return {tuple(sorted((k, v) for k, v in m.params.items() if k != "attack_size")): (m.value, m.n)
+            for m in metrics if m.name == name}
 
 
 def tensors(model, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,7 +66,7 @@ def plain_pgd(model, images, labels, eps, alpha, steps):
 
 def test_pgd_equals_a_plain_pgd_loop(resnet_digits, tmp_path):
     steps, n = 5, 24
-    metrics = pgd_task(eps=[4 / 255, EPS], steps=steps).run(context(resnet_digits, tmp_path, n=n))
+    metrics = run_task(pgd_task(eps=[4 / 255, EPS], steps=steps), context(resnet_digits, tmp_path, n=n))
     images, labels = tensors(resnet_digits, n)
     model = resnet_digits.module
     with torch.no_grad():
@@ -84,9 +87,9 @@ def test_pgd_equals_a_plain_pgd_loop(resnet_digits, tmp_path):
 def test_misclassified_samples_count_as_not_robust_and_counts_add_up_across_batch_sizes(resnet_digits, tmp_path):
     # A model that is always wrong on class 0: those samples are never robust, and never attacked.
     wrong_on_zero = dataclasses.replace(resnet_digits, module=_ShiftClassZero(resnet_digits.module).eval())
-    small = pgd_task(eps=[2 / 255]).run(context(wrong_on_zero, tmp_path / "a", n=24, batch_size=5))
-    large = pgd_task(eps=[2 / 255]).run(context(wrong_on_zero, tmp_path / "b", n=24, batch_size=24))
-    labels = torch.tensor([digits(24).load(i)[1] for i in range(24)])
+    small = run_task(pgd_task(eps=[2 / 255]), context(wrong_on_zero, tmp_path / "a", n=24, batch_size=5))
+    large = run_task(pgd_task(eps=[2 / 255]), context(wrong_on_zero, tmp_path / "b", n=24, batch_size=24))
+    labels = torch.tensor([digits(24).load(i).target for i in range(24)])
     for metrics in (small, large):
         clean, n = values(metrics, "clean_acc")[()]
         robust, robust_n = values(metrics, "robust_acc")[(("eps", 2 / 255), ("norm", "Linf"))]
@@ -114,14 +117,14 @@ class _ShiftClassZero(torch.nn.Module):
 class _BrokenPGD(PGDTask):
     """An attack that steps twice the budget: the threat-model check must refuse it."""
 
-    def attack_for(self, model, threat, seed):
-        return attacks.pgd(model.module, ThreatModel(threat.norm, 2 * threat.eps), 2, threat.eps, False)
+    def attack_for(self, model, num_classes, threat, seed):
+        return attacks.pgd(model, ThreatModel(threat.norm, 2 * threat.eps), 2, threat.eps, False)
 
 
 def test_an_attack_leaving_the_eps_ball_is_an_error(resnet_digits, tmp_path):
     task = _BrokenPGD(PGDTask.Params(eps=[EPS], steps=2, random_start=False, flags=False))
     with pytest.raises(ThreatModelViolation, match="eps-ball"):
-        task.run(context(resnet_digits, tmp_path, n=8))
+        run_task(task, context(resnet_digits, tmp_path, n=8))
     images = torch.rand(2, 3, 4, 4)
     with pytest.raises(ThreatModelViolation, match=r"outside \[0, 1\]"):
         attacks.check_threat_model(images + 1.5, images, ThreatModel("L2", 10.0))
@@ -141,11 +144,11 @@ class _CountingPGD(PGDTask):
         super().__init__(params)
         self.batches_attacked: list[int] = []
 
-    def attack_batch(self, ctx, index, batch):
+    def infer(self, ctx, pass_, index, batch):
         self.batches_attacked.append(index)
         if index == self.fail_on_batch:
             raise _Interrupted(f"stopped at batch {index}")
-        return super().attack_batch(ctx, index, batch)
+        return super().infer(ctx, pass_, index, batch)
 
 
 def test_an_interrupted_run_resumes_without_redoing_batches_and_gives_the_same_numbers(resnet_digits, tmp_path):
@@ -153,16 +156,17 @@ def test_an_interrupted_run_resumes_without_redoing_batches_and_gives_the_same_n
                             blackbox_queries=5)
     interrupted = _CountingPGD(params)
     interrupted.fail_on_batch = 2
-    ctx = context(resnet_digits, tmp_path / "resumed", n=32, batch_size=8)
+    ctx = context(resnet_digits, tmp_path, n=32, batch_size=8)
+    state_dir = tmp_path / "resumed"
     with pytest.raises(_Interrupted):
-        interrupted.run(ctx)
-    assert len(list(ctx.state_dir.glob("batch_*.json"))) == 2
+        run_task(interrupted, ctx, state_dir)
+    assert len(list(state_dir.glob("*/batch_*.json"))) == 2
     resumed = _CountingPGD(params)
-    resumed_metrics = resumed.run(ctx)
+    resumed_metrics = run_task(resumed, ctx, state_dir)
     assert resumed.batches_attacked == [2, 3]  # batches 0 and 1 came from the state dir
 
     fresh = _CountingPGD(params)
-    fresh_metrics = fresh.run(context(resnet_digits, tmp_path / "fresh", n=32, batch_size=8))
+    fresh_metrics = run_task(fresh, context(resnet_digits, tmp_path / "fresh", n=32, batch_size=8))
     assert fresh.batches_attacked == [0, 1, 2, 3]
     as_rows = lambda ms: [(m.name, m.params, m.value, m.n) for m in ms]  # noqa: E731
     assert as_rows(resumed_metrics) == as_rows(fresh_metrics)
@@ -178,10 +182,10 @@ def test_autoattack_tiers_set_target_classes_and_are_seeded(resnet_digits, tmp_p
     assert [type(a).__name__ for a in cheap.attacks] == ["APGD", "APGDT"] and cheap.attacks[1].n_target_classes == 3
 
     task = AutoAttackTask(AutoAttackTask.Params(eps=[4 / 255], tier="cheap", steps=5, flags=False))
-    first = task.run(context(resnet_digits, tmp_path / "1", n=16))
-    again = task.run(context(resnet_digits, tmp_path / "2", n=16))
+    first = run_task(task, context(resnet_digits, tmp_path / "1", n=16))
+    again = run_task(task, context(resnet_digits, tmp_path / "2", n=16))
     assert [m.value for m in first] == [m.value for m in again]
-    pgd = pgd_task(eps=[4 / 255], steps=5).run(context(resnet_digits, tmp_path / "3", n=16))
+    pgd = run_task(pgd_task(eps=[4 / 255], steps=5), context(resnet_digits, tmp_path / "3", n=16))
     aa_robust, pgd_robust = first[0].value, pgd[0].value
     assert first[0].name == "robust_acc" and aa_robust <= values(first, "clean_acc")[()][0]
     assert aa_robust <= pgd_robust + 2 / 16  # APGD-CE + APGD-T is not (much) weaker than PGD with as many steps

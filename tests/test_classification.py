@@ -11,7 +11,8 @@ from harness.metrics import wilson_interval
 from harness.models.loaders import load_model
 from harness import run_suite
 from harness.specs import ModelSpec
-from harness.tasks.classification import TopKAccuracy
+from harness.evaluation.state import DuplicateSampleError
+from harness.evaluation.topk import TopKEvaluator
 from tests.conftest import zoo_suite
 
 
@@ -52,26 +53,43 @@ def test_batch_size_does_not_change_a_number(tmp_path, write_suite):
     assert numbers[0] == numbers[1] == numbers[2]
 
 
-def test_topk_accumulator_counts_and_merges():
+def _batch(ids, labels):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(ids=ids, labels=torch.tensor(labels))
+
+
+def test_topk_evaluator_keeps_per_sample_records_and_merges():
     logits = torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1], [0.2, 0.3, 0.5], [0.4, 0.35, 0.25]])
-    labels = torch.tensor([1, 1, 0, 2])
-    whole = TopKAccuracy((1, 2))
-    whole.process(logits, labels)
-    halves = TopKAccuracy((1, 2))
-    halves.process(logits[:2], labels[:2])
-    other = TopKAccuracy((1, 2))
-    other.process(logits[2:], labels[2:])
-    halves.merge(other.state())
-    assert whole.state() == halves.state() == {"n": 4, "k1": 1, "k2": 2}
-    top1, top2 = whole.compute()
+    ids, labels = ["a", "b", "c", "d"], [1, 1, 0, 2]
+    evaluator = TopKEvaluator((1, 2))
+    whole = evaluator.process("main", _batch(ids, labels), logits)
+    halves = evaluator.process("main", _batch(ids[:2], labels[:2]), logits[:2])
+    halves.merge(evaluator.process("main", _batch(ids[2:], labels[2:]), logits[2:]))
+    assert whole.records == halves.records
+    assert whole.records["b"]["main"] == {"label": 1, "topk": [0, 1], "correct": False}
+    top1, top2 = evaluator.compute(halves)
     assert (top1.name, top1.value, top1.n) == ("top1", 0.25, 4)
     assert top2.value == 0.5
+    with pytest.raises(DuplicateSampleError):
+        halves.merge(evaluator.process("main", _batch(["a"], [1]), logits[:1]))  # a sample counted twice
 
 
 def test_topk_larger_than_class_count_is_clamped():
-    accuracy = TopKAccuracy((1, 5))
-    accuracy.process(torch.tensor([[0.0, 1.0, 2.0]]), torch.tensor([0]))
-    assert accuracy.state() == {"n": 1, "k1": 0, "k5": 1}
+    evaluator = TopKEvaluator((1, 5))
+    state = evaluator.process("main", _batch(["x"], [0]), torch.tensor([[0.0, 1.0, 2.0]]))
+    top1, top5 = evaluator.compute(state)
+    assert (top1.value, top5.value) == (0.0, 1.0)
+
+
+def test_label_space_subset_restricts_predictions_to_the_datasets_classes():
+    """ImageNet-A/R protocol (timm's --valid-labels): argmax over the dataset's classes only."""
+    logits = torch.tensor([[5.0, 1.0, 2.0, 0.0], [0.0, 3.0, 9.0, 1.0]])
+    evaluator = TopKEvaluator((1,), valid_classes=[1, 3])
+    state = evaluator.process("main", _batch(["p", "q"], [1, 1]), logits)
+    assert [state.records[i]["main"]["topk"][0] for i in ("p", "q")] == [1, 1]
+    assert evaluator.compute(state)[0].value == 1.0
+    assert TopKEvaluator((1,)).compute(TopKEvaluator((1,)).process("main", _batch(["p", "q"], [1, 1]), logits))[0].value == 0.0
 
 
 @pytest.mark.parametrize("successes,n", [(81, 263), (449, 450), (3, 7), (1, 1000)])

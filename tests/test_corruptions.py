@@ -271,12 +271,14 @@ def test_canonical_imagenet_c_folders_equal_generated_corruptions(tmp_path, writ
     val = tmp_path / "val"
     ids = write_digit_folder(val)
     dataset = {"name": "folder", "kind": "imagefolder", "root": str(val), "subset": {"n": 16, "seed": 1}}
-    generated = run_suite(write_suite(canonical_suite(dataset), "gen.yaml"), out=tmp_path / "gen", progress=False,
-                          report=False)
-    subset = sorted(int(i) for i in np.random.default_rng(1).choice(len(ids), 16, replace=False))
+    # ImageNet-C's files are 224 crops (resize 256, centre crop 224) corrupted at that size: generated mode with
+    # the same precrop must give the same numbers, with both sides seen through identity geometry
+    generated = run_suite(write_suite(canonical_suite(dataset, precrop=[256, 224]), "gen.yaml"), out=tmp_path / "gen",
+                          progress=False, report=False)
+    subset = np.random.default_rng(1).permutation(len(ids))[:16].tolist()  # the suite's seeded subset
     for corruption in sorted({c for c, _ in CANONICAL_CELLS}):
         for severity in (2, 4, 5):
-            corruptor = Corruptor(corruption, severity, seed=0, sample_ids=list(range(len(ids))))
+            corruptor = Corruptor(corruption, severity, seed=0, sample_ids=list(range(len(ids))), precrop=(256, 224))
             for i in subset:  # only the subset's files exist, as for a partial download
                 out = tmp_path / "imagenet-c" / corruption / str(severity) / ids[i]
                 out.parent.mkdir(parents=True, exist_ok=True)
@@ -305,7 +307,7 @@ def write_cifar10c(root: Path, rows: list[int], shuffle_labels: bool = False) ->
 
 
 def test_canonical_cifar10_c_arrays_equal_generated_corruptions(tmp_path):
-    subset = sorted(int(i) for i in np.random.default_rng(0).choice(450, 16, replace=False))
+    subset = np.random.default_rng(0).permutation(450)[:16].tolist()  # the suite's seeded subset
     write_cifar10c(tmp_path / "data" / "cifar10-c", subset)
     outcome = run_suite(FIXTURES / "suite_cifar10c.yaml", out=tmp_path / "out", progress=False, report=False,
                         data_root=str(tmp_path / "data"))
@@ -357,29 +359,93 @@ def test_corruption_suite_end_to_end(tmp_path):
 def test_an_interrupted_corruption_job_resumes_without_redoing_finished_cells(tmp_path, resnet_digits, monkeypatch):
     import torch
 
-    from harness.data.base import take_first
+    from harness.data.base import SubsetSource
     from harness.data.digits import DigitsSource
+    from harness.evaluation.loop import run_task
     from harness.tasks.base import JobContext
 
-    def context(state_dir: Path) -> JobContext:
-        return JobContext(model=resnet_digits, source=take_first(DigitsSource("test"), 12), device=torch.device("cpu"),
-                          batch_size=6, seed=0, state_dir=state_dir, show_progress=False)
-
+    ctx = JobContext(model=resnet_digits, source=SubsetSource(DigitsSource("test"), list(range(12)), "first 12"),
+                     device=torch.device("cpu"), batch_size=6, seed=0, show_progress=False)
     params = {"corruptions": ["gaussian_noise", "contrast"], "severities": [1, 3]}
-    expected = [(m.name, m.params, m.value) for m in corruption_task(**params).run(context(tmp_path / "fresh"))]
+    expected = [(m.name, m.params, m.value) for m in run_task(corruption_task(**params), ctx, tmp_path / "fresh")]
 
-    evaluated: list[str] = []
-    original = CorruptionTask._evaluate
+    evaluated: list[tuple[str, int]] = []
+    original = CorruptionTask.infer
 
-    def counting(self, ctx, view, pixel_op, what):
-        evaluated.append(what)
-        if what == "contrast s1" and evaluated.count(what) == 1:
-            raise KeyboardInterrupt  # killed after clean + two gaussian_noise cells were saved
-        return original(self, ctx, view, pixel_op, what)
+    def counting(self, ctx, pass_, index, batch):
+        evaluated.append((pass_.name, index))
+        if (pass_.name, index) == ("contrast/1", 1) and evaluated.count(("contrast/1", 1)) == 1:
+            raise KeyboardInterrupt  # killed after clean, two gaussian_noise cells and half a contrast cell
+        return original(self, ctx, pass_, index, batch)
 
-    monkeypatch.setattr(CorruptionTask, "_evaluate", counting)
+    monkeypatch.setattr(CorruptionTask, "infer", counting)
     with pytest.raises(KeyboardInterrupt):
-        corruption_task(**params).run(context(tmp_path / "resumed"))
-    resumed = corruption_task(**params).run(context(tmp_path / "resumed"))
-    assert evaluated == ["clean", "gaussian_noise s1", "gaussian_noise s3", "contrast s1", "contrast s1", "contrast s3"]
+        run_task(corruption_task(**params), ctx, tmp_path / "resumed")
+    resumed = run_task(corruption_task(**params), ctx, tmp_path / "resumed")
+    cells = ["clean", "gaussian_noise/1", "gaussian_noise/3", "contrast/1"]
+    first_run = [(c, b) for c in cells for b in (0, 1)]
+    assert evaluated == first_run + [("contrast/1", 1), ("contrast/3", 0), ("contrast/3", 1)]
     assert [(m.name, m.params, m.value) for m in resumed] == expected
+
+
+def test_canonical_imagenet_c_files_are_not_resized_twice(tmp_path, write_suite):
+    """ImageNet-C files are 224 crops. A tree whose "corrupted" files are exactly the clean images' 256/224 crops
+    (lossless PNG) must score exactly the clean accuracy, for a 224 model and a 160 model alike: the files get
+    identity geometry and the clean reference the same resize/crop that made them."""
+    from conftest import photo
+
+    from harness.robustness.corruptions import resize_crop
+
+    names = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry"]
+    val = tmp_path / "val"
+    for index, name in enumerate(names):
+        image = photo(name, max_side=300 + 37 * index)  # odd, non-square sizes around 300-500 px
+        rel = f"n{index % 3:08d}/ILSVRC2012_val_{index + 1:08d}.png"
+        (val / rel).parent.mkdir(parents=True, exist_ok=True)
+        image.save(val / rel)
+        for severity in (1, 2):
+            out = tmp_path / "imagenet-c" / "contrast" / str(severity) / rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            resize_crop(image, 256, 224).save(out)
+    models = [{"name": "r224", "source": "timm", "arch": "resnet10t", "num_classes": 3},
+              {"name": "v160", "source": "timm", "arch": "test_vit", "num_classes": 3}]
+    suite = {"name": "c", "version": 1, "defaults": {"batch_size": 4, "seed": 0}, "models": models,
+             "datasets": [{"name": "val", "kind": "imagefolder", "root": str(val)}],
+             "tasks": [{"kind": "corruption", "params": {"corruptions": ["contrast"], "severities": [1, 2],
+                                                         "mode": "canonical", "layout": "imagenet-c",
+                                                         "root": str(tmp_path / "imagenet-c")}},
+                       {"kind": "classification", "params": {"topk": [1]}}]}
+    outcome = run_suite(write_suite(suite), out=tmp_path / "out", progress=False, report=False)
+    assert not outcome.failed
+    frame = outcome.frame
+    for model in ("r224", "v160"):
+        rows = frame[(frame["model"] == model) & (frame["task"] == "corruption")]
+        clean = rows[rows["metric"] == "clean_acc"]["value"].iloc[0]
+        cells = rows[rows["metric"] == "corruption_acc"]["value"].tolist()
+        assert cells == [clean, clean], model
+    records = {}
+    from harness.evaluation.state import read_records
+
+    for path in (tmp_path / "out" / "samples").glob("*.jsonl.gz"):
+        state = read_records(path)
+        if any("clean" in passes for passes in state.records.values()):
+            for passes in state.records.values():
+                assert passes["clean"] == passes["contrast/1"] == passes["contrast/2"]
+                records[len(records)] = passes
+    assert len(records) == 2 * len(names)
+    # and the pixels the models see are identical, clean pass vs corrupted files
+    import torch
+
+    from harness.data.folder import ImageFolderSource
+    from harness.models.loaders import load_model
+    from harness.specs import ModelSpec
+    from harness.tasks.base import JobContext
+
+    from harness.suite import load_suite
+
+    corruption = load_suite(str(tmp_path / "suite.yaml")).tasks[0]
+    model = load_model(ModelSpec(name="v160", source="timm", arch="test_vit", num_classes=3))
+    ctx = JobContext(model, ImageFolderSource(val), torch.device("cpu"), 8, 0, show_progress=False)
+    clean, cell = corruption.passes(ctx)[:2]
+    seen = [next(ctx.batches(p.pixel_op, source=p.source, preprocess=p.preprocess)).images for p in (clean, cell)]
+    assert seen[0].shape[-2:] == (224, 224) and torch.equal(seen[0], seen[1])

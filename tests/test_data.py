@@ -20,8 +20,9 @@ def test_digits_split_is_fixed_stratified_and_pixel_space():
     assert (len(train_y), len(test_y)) == (1347, 450)
     assert train_x.shape[1:] == (32, 32, 3) and train_x.dtype == np.uint8
     assert np.bincount(test_y).min() >= 43  # stratified: every digit present ~45 times
-    image, label = DigitsSource("test").load(0)
-    assert image.size == (32, 32) and image.mode == "RGB" and label == test_y[0]
+    sample = DigitsSource("test").load(0)
+    assert sample.image.size == (32, 32) and sample.image.mode == "RGB" and sample.target == test_y[0]
+    assert sample.id == "test/0000"
     with pytest.raises(ValueError, match="splits"):
         DigitsSource("val")
 
@@ -31,12 +32,12 @@ def test_image_folder_class_map_keeps_the_1k_label_space(mini_imagenet):
 
     source = ImageFolderSource(mini_imagenet / "val", class_map=SUITES_DIR / "maps/imagenet1k_wnids.txt",
                                num_classes=1000)
-    labels = sorted({source.load(i)[1] for i in range(len(source))})
+    labels = sorted({source.load(i).target for i in range(len(source))})
     assert labels == [281, 657, 967, 983]
     assert source.num_classes == 1000 and source.class_names[281] == "n02123045"
     assert len(source) == sum(len(v) for v in MINI_IMAGENET.values())
     plain = ImageFolderSource(mini_imagenet / "val")
-    assert sorted({plain.load(i)[1] for i in range(len(plain))}) == [0, 1, 2, 3]
+    assert sorted({plain.load(i).target for i in range(len(plain))}) == [0, 1, 2, 3]
 
 
 def _suite_with_folder(root, on_corrupt="fail"):

@@ -12,6 +12,7 @@ from harness.data.digits import DigitsSource
 from harness.models.wrapper import PixelModel
 from harness.robustness import flags
 from harness.tasks.adversarial import PGDTask
+from harness.evaluation.loop import run_task
 from harness.tasks.base import JobContext
 
 N = 16
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def batch(resnet_digits):
     source = SubsetSource(DigitsSource("test"), list(range(N)), f"first {N}")
-    ctx = JobContext(resnet_digits, source, torch.device("cpu"), N, 0, state_dir=None, show_progress=False)  # type: ignore[arg-type]
+    ctx = JobContext(resnet_digits, source, torch.device("cpu"), N, 0, show_progress=False)
     return next(iter(ctx.batches()))
 
 
@@ -65,8 +66,8 @@ class Quantised(nn.Module):
 def run_flags(model, tmp_path, eps: float = 8 / 255) -> dict[str, float]:
     task = PGDTask(PGDTask.Params(eps=[eps], steps=3, random_start=False, blackbox_n=N, blackbox_queries=60))
     source = SubsetSource(DigitsSource("test"), list(range(N)), f"first {N}")
-    ctx = JobContext(model, source, torch.device("cpu"), 8, 0, state_dir=tmp_path, show_progress=False)
-    return {m.name: m.value for m in task.run(ctx)}
+    ctx = JobContext(model, source, torch.device("cpu"), 8, 0, show_progress=False)
+    return {m.name: m.value for m in run_task(task, ctx)}
 
 
 def test_a_zoo_model_raises_no_flag(resnet_digits, tmp_path):

@@ -13,7 +13,7 @@ import torch
 import harness.plugins  # noqa: F401  (registers the latency report section)
 from harness.data.loader import collate
 from harness.report.render import render_html
-from harness.tasks.classification import TopKAccuracy
+from harness.evaluation.topk import TopKEvaluator
 
 
 def test_topk_accumulation(benchmark):
@@ -21,21 +21,26 @@ def test_topk_accumulation(benchmark):
     logits = torch.randn(256, 1000, generator=generator)
     labels = logits.topk(5, dim=-1).indices[:, 4]  # every label is exactly the 5th guess
 
-    def accumulate() -> TopKAccuracy:
-        accuracy = TopKAccuracy((1, 5))
-        for _ in range(4):
-            accuracy.process(logits, labels)
-        return accuracy
+    from types import SimpleNamespace
 
-    accuracy = benchmark(accumulate)
-    assert accuracy.n == 1024 and accuracy.correct == {1: 0, 5: 1024}
+    evaluator = TopKEvaluator((1, 5))
+    batches = [SimpleNamespace(ids=[f"{b}/{i}" for i in range(256)], labels=labels) for b in range(4)]
+
+    def accumulate():
+        state = evaluator.process("main", batches[0], logits)
+        for batch in batches[1:]:
+            state.merge(evaluator.process("main", batch, logits))
+        return evaluator.compute(state)
+
+    top1, top5 = benchmark(accumulate)
+    assert top1.n == 1024 and (top1.value, top5.value) == (0.0, 1.0)
 
 
 def test_collate(benchmark):
     from skimage import data
 
     photo = torch.from_numpy(data.astronaut()[:224, :224].copy()).permute(2, 0, 1).float() / 255
-    items = [(photo, i % 10, i) for i in range(63)] + [(None, -1, 63)]  # one undecodable image skipped
+    items = [(photo, i % 10, i, str(i), (224, 224)) for i in range(63)] + [(None, None, 63, "63", (0, 0))]  # one skipped
     batch = benchmark(collate, items)
     assert batch.images.shape == (63, 3, 224, 224) and batch.skipped == [63]
     assert torch.equal(batch.images[5], photo) and batch.labels[:3].tolist() == [0, 1, 2]

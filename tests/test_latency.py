@@ -192,7 +192,7 @@ def digits_ctx(tmp_path_factory):
     model = load_model(ModelSpec(name="resnet_digits", source="zoo"))
     source = build_source(DatasetSpec(name="digits-test", kind="digits"), limit=16)
     return JobContext(model=model, source=source, device=CPU, batch_size=8, seed=0,
-                      state_dir=tmp_path_factory.mktemp("state"), show_progress=False)
+                      show_progress=False)
 
 
 def quick_params(**overrides):

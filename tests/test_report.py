@@ -42,7 +42,7 @@ def test_leaderboard_sorts_by_first_metric_and_summarises_families():
     families, summary = family_summary(rows)
     assert families == ["cnn", "transformer"]
     top1 = next(row for row in summary if row["column"] == "top1")
-    assert top1["cnn"] == {"mean": 0.75, "best": 0.8, "count": 2}
+    assert top1["cnn"] == {"mean": 0.75, "best": 0.8, "count": 2, "excluded": 0}
     assert top1["transformer"]["count"] == 1 and top1["higher"]
 
 

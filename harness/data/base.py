@@ -5,7 +5,9 @@ harness/evaluation/samples.py) and a cheap content ``fingerprint`` for cache key
 """
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -100,6 +102,28 @@ class SubsetSource(ImageSource):
         return {**self.base.fingerprint(), "subset": self.how}
 
 
+def array_digest(*arrays: np.ndarray) -> str:
+    """sha256 of in-memory arrays (dtype, shape and bytes): the content identity of embedded data."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def file_manifest_digest(root: Path, paths: list[Path], content_files: list[Path] = ()) -> str:
+    """A cheap identity of a folder of images: relative paths + sizes + mtimes of ``paths``, plus the
+    full content hash of small annotation/map files (``content_files``)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root).as_posix()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    for path in content_files:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def base_and_indices(source: ImageSource) -> tuple[ImageSource, list[int]]:
     """The full dataset under a (possibly subset) source and each sample's index in it."""
     if isinstance(source, SubsetSource):
@@ -107,15 +131,16 @@ def base_and_indices(source: ImageSource) -> tuple[ImageSource, list[int]]:
     return source, list(range(len(source)))
 
 
-def seeded_draw(source: ImageSource, n: int | None, seed: int, why: str = "limit") -> ImageSource:
-    """``n`` samples drawn at random with ``seed`` (the same for every model), kept in the source's order.
+def take_sample(source: ImageSource, n: int | None, seed: int, why: str = "limit") -> ImageSource:
+    """``n`` samples, the same for every model: the first ``n`` of a subset (whose order is already a seeded
+    random draw or the user's ID list), else a seeded random draw from the whole dataset.
 
     ``--limit`` and a task's ``n`` use this instead of "the first n", which on a class-sorted folder covers
-    only the first classes. Drawing from a subset draws among its samples.
+    only the first classes.
     """
     if n is None or n >= len(source):
         return source
-    base, indices = base_and_indices(source)
-    chosen = sorted(np.random.default_rng(seed).choice(len(indices), size=n, replace=False).tolist())
-    how = f"{source.how}; " if isinstance(source, SubsetSource) else ""
-    return SubsetSource(base, [indices[i] for i in chosen], f"{how}{why} {n} (random, seed {seed})")
+    if isinstance(source, SubsetSource):
+        return SubsetSource(source.base, source.indices[:n], f"{source.how}; first {n} ({why})")
+    order = np.random.default_rng(seed).permutation(len(source))[:n].tolist()
+    return SubsetSource(source, order, f"{why} {n} (random, seed {seed})")

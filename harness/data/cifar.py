@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from harness.data.base import ImageSource
+from harness.data.base import ImageSource, array_digest
+from harness.evaluation.samples import Sample
 from harness.registry import DATASETS
 
 
@@ -28,8 +29,14 @@ class _CifarSource(ImageSource):
     def __len__(self) -> int:
         return len(self.data)
 
-    def load(self, index: int) -> tuple[Image.Image, int]:
-        return Image.fromarray(self.data.data[index]), int(self.data.targets[index])
+    def load(self, index: int) -> Sample:
+        return Sample(self.sample_id(index), Image.fromarray(self.data.data[index]), int(self.data.targets[index]))
+
+    def sample_id(self, index: int) -> str:
+        return f"{self.split}/{index:05d}"
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {**self.describe(), "content": array_digest(self.data.data, np.asarray(self.data.targets))}
 
     def native_size(self) -> tuple[int, int]:
         return tuple(self.data.data.shape[1:3])

@@ -15,17 +15,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from harness.data.base import ImageSource, SubsetSource
+from harness.data.base import ImageSource, base_and_indices, file_manifest_digest
+from harness.evaluation.samples import Sample
 from harness.data.folder import ImageFolderSource, open_rgb
 
 LAYOUTS = ("imagenet-c", "cifar10-c")
-
-
-def base_and_indices(source: ImageSource) -> tuple[ImageSource, list[int]]:
-    """The full dataset under a (possibly subset) source and each sample's index in it."""
-    if isinstance(source, SubsetSource):
-        return source.base, list(source.indices)
-    return source, list(range(len(source)))
 
 
 class ImageNetCSource(ImageSource):
@@ -42,6 +36,7 @@ class ImageNetCSource(ImageSource):
         if not self.folder.is_dir():
             raise FileNotFoundError(f"{self.folder}: no such ImageNet-C directory (<root>/<corruption>/<severity>)")
         self.samples = [(self.folder / base.sample_id(i), base.samples[i][1]) for i in indices]
+        self.ids = [clean.sample_id(i) for i in range(len(clean))]
         missing = [path for path, _ in self.samples if not path.is_file()]
         if missing:
             raise FileNotFoundError(f"{missing[0]}: no corrupted copy of this clean image "
@@ -52,9 +47,15 @@ class ImageNetCSource(ImageSource):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def load(self, index: int) -> tuple[Image.Image, int]:
+    def load(self, index: int) -> Sample:
         path, label = self.samples[index]
-        return open_rgb(path), label
+        return Sample(self.ids[index], open_rgb(path), label)
+
+    def sample_id(self, index: int) -> str:
+        return self.ids[index]
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {**self.describe(), "content": file_manifest_digest(self.folder, [p for p, _ in self.samples])}
 
     def describe(self) -> dict[str, Any]:
         return {"dataset": self.name, "dataset_kind": self.kind, "root": str(self.root),
@@ -85,15 +86,23 @@ class Cifar10CSource(ImageSource):
             raise ValueError(f"{images_file}: {self.block} images per severity but the clean dataset {clean.name!r} "
                              f"has {len(base)}; CIFAR-10-C rows follow the CIFAR-10 test split")
         self.rows = [(severity - 1) * self.block + i for i in indices]
+        self.ids = [clean.sample_id(i) for i in range(len(clean))]
+        self.images_file = images_file
         self.root, self.corruption, self.severity = root, corruption, severity
         self.name, self.split, self.class_names = clean.name, clean.split, clean.class_names
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def load(self, index: int) -> tuple[Image.Image, int]:
+    def load(self, index: int) -> Sample:
         row = self.rows[index]
-        return Image.fromarray(np.array(self.images[row])), int(self.labels[row])
+        return Sample(self.ids[index], Image.fromarray(np.array(self.images[row])), int(self.labels[row]))
+
+    def sample_id(self, index: int) -> str:
+        return self.ids[index]
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {**self.describe(), "content": file_manifest_digest(self.root, [self.images_file, self.root / "labels.npy"])}
 
     def describe(self) -> dict[str, Any]:
         return {"dataset": self.name, "dataset_kind": self.kind, "root": str(self.root),

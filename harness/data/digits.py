@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from harness.data.base import ImageSource
+from harness.data.base import ImageSource, array_digest
+from harness.evaluation.samples import Sample
 from harness.registry import DATASETS
 
 SPLIT_SEED = 0
@@ -53,8 +54,14 @@ class DigitsSource(ImageSource):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def load(self, index: int) -> tuple[Image.Image, int]:
-        return Image.fromarray(self.images[index]), int(self.labels[index])
+    def load(self, index: int) -> Sample:
+        return Sample(self.sample_id(index), Image.fromarray(self.images[index]), int(self.labels[index]))
+
+    def sample_id(self, index: int) -> str:
+        return f"{self.split}/{index:04d}"
+
+    def fingerprint(self) -> dict:
+        return {**self.describe(), "content": array_digest(self.images, self.labels)}
 
     def native_size(self) -> tuple[int, int]:
         return (SIZE, SIZE)

@@ -11,7 +11,8 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from harness.data.base import CorruptImageError, ImageSource
+from harness.data.base import CorruptImageError, ImageSource, file_manifest_digest
+from harness.evaluation.samples import Sample
 from harness.registry import DATASETS
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".jpeg2000"}
@@ -62,6 +63,10 @@ class ImageFolderSource(ImageSource):
         for folder, index in mapping.items():
             if index < size:
                 self.class_names[index] = folder
+        self.class_map = Path(class_map) if class_map is not None else None
+        mapped = sorted(set(mapping.values()))
+        # a class map naming fewer classes than the label space (ImageNet-A/R: 200 of 1k) restricts predictions
+        self._valid_classes = mapped if class_map is not None and len(mapped) < size else None
         self.samples = [
             (path, mapping[folder])
             for folder in folders
@@ -72,9 +77,12 @@ class ImageFolderSource(ImageSource):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def load(self, index: int) -> tuple[Image.Image, int]:
+    def load(self, index: int) -> Sample:
         path, label = self.samples[index]
-        return open_rgb(path), label
+        return Sample(self.sample_id(index), open_rgb(path), label)
+
+    def valid_classes(self) -> list[int] | None:
+        return self._valid_classes
 
     def sample_id(self, index: int) -> str:
         """The file path relative to the root: what an ID-list file names."""
@@ -82,3 +90,8 @@ class ImageFolderSource(ImageSource):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "root": str(self.root)}
+
+    def fingerprint(self) -> dict[str, Any]:
+        maps = [self.class_map] if self.class_map is not None else []
+        return {**self.describe(), "valid_classes": self._valid_classes,
+                "content": file_manifest_digest(self.root, [path for path, _ in self.samples], maps)}

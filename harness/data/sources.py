@@ -5,27 +5,31 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.base import ImageSource, SubsetSource, take_first
+from harness.data.base import EmptyDatasetError, ImageSource, SubsetSource, take_sample
 from harness.registry import DATASETS
 from harness.specs import DatasetSpec, SubsetSpec
 
 
-def build_source(spec: DatasetSpec, limit: int | None = None) -> ImageSource:
+def build_source(spec: DatasetSpec, limit: int | None = None, seed: int = 0) -> ImageSource:
+    """The dataset a suite entry names, then its subset, then ``--limit`` (a seeded draw; see take_sample)."""
     source: ImageSource = DATASETS.get(spec.kind)(
         root=spec.root, split=spec.split, name=spec.name, class_map=spec.class_map,
-        download=spec.download, num_classes=spec.num_classes,
+        download=spec.download, num_classes=spec.num_classes, target=getattr(spec, "target", None),
     )
+    if len(source) == 0:
+        raise EmptyDatasetError(f"dataset {spec.name!r} ({spec.kind}{', ' + str(spec.root) if spec.root else ''}) "
+                                "has no samples")
     if spec.subset is not None:
         source = SubsetSource(source, subset_indices(source, spec.subset), _describe_subset(spec.subset))
-    return take_first(source, limit)
+    return take_sample(source, limit, seed, "limit")
 
 
 def subset_indices(source: ImageSource, subset: SubsetSpec) -> list[int]:
     if subset.ids is not None:
         return read_id_list(source, Path(subset.ids))
     n = min(int(subset.n or 0), len(source))
-    chosen = np.random.default_rng(subset.seed).choice(len(source), size=n, replace=False)
-    return sorted(int(i) for i in chosen)
+    # kept in draw order, so "the first k" of this subset is itself a random draw
+    return np.random.default_rng(subset.seed).permutation(len(source))[:n].tolist()
 
 
 def read_id_list(source: ImageSource, path: Path) -> list[int]:

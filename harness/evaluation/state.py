@@ -90,11 +90,14 @@ def _add(a: Any, b: Any) -> Any:
 
 
 # --- per-sample records on disk: gzip JSON lines, one line per (sample, pass) ---------------------------
-def write_records(path: Path, state: EvalState, **columns: Any) -> None:
-    """Write ``state``'s records (plus constant ``columns`` such as the job key) as gzip JSON lines."""
+def write_records(path: Path, state: EvalState, meta: dict[str, Any] | None = None, **columns: Any) -> None:
+    """Write ``state``'s records (plus constant ``columns`` such as the job key) as gzip JSON lines: a first
+    line with the evaluator's ``meta`` (what rescoring needs), one line per (sample, pass), a last line with
+    the sums."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp")
     with gzip.open(temp, "wt", encoding="utf-8", compresslevel=6) as out:
+        out.write(json.dumps({**columns, "meta": meta or {}}, separators=(",", ":")) + "\n")
         for sample_id, passes in state.records.items():
             for pass_name, record in passes.items():
                 out.write(json.dumps({**columns, "sample_id": sample_id, "pass": pass_name, "record": record},
@@ -114,6 +117,13 @@ def read_records(path: Path) -> EvalState:
                 raise ValueError(f"{path}:{number}: unreadable record ({exc.msg})") from None
             if "sums" in row:
                 state.sums = row["sums"]
-            else:
+            elif "meta" not in row:
                 state.add_record(row["sample_id"], row["pass"], row["record"])
     return state
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """The evaluator meta written with the records (the first line)."""
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        first = json.loads(next(lines, "{}"))
+    return first.get("meta", {})

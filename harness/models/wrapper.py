@@ -1,4 +1,4 @@
-"""Pixel-space model wrapper: images in [0, 1] go in, (N, C) logits come out.
+"""Pixel-space model wrapper: images in [0, 1] go in, the model's canonical output comes out.
 
 Normalisation lives here, inside the model, so that attack eps, corruptions and latency mean the same
 thing for every model in a suite.
@@ -41,7 +41,8 @@ class Preprocess:
 
 
 def as_logits(output: Any) -> torch.Tensor:
-    """Adapt common model outputs (tuples, dicts, HF ModelOutput) to a 2-D logits tensor."""
+    """The logits tensor inside common classifier outputs (tuples, dicts, HF ModelOutput); never reshaped:
+    a dense output is refused where logits are expected (harness.evaluation.outputs.check_logits)."""
     if isinstance(output, torch.Tensor):
         logits = output
     elif isinstance(output, dict) or hasattr(output, "logits"):
@@ -50,8 +51,6 @@ def as_logits(output: Any) -> torch.Tensor:
         logits = output[0]
     else:
         raise TypeError(f"cannot read logits from model output of type {type(output).__name__}")
-    if logits.dim() > 2:
-        logits = logits.flatten(1)
     return logits
 
 
@@ -69,6 +68,20 @@ class PixelModel(nn.Module):
         return as_logits(self.net(normalised))
 
 
+class ResizeInput(nn.Module):
+    """Resizes pixel-space images to a model's input size inside the (differentiable) forward pass, so an
+    attack in one image space for all models reaches each at its own resolution."""
+
+    def __init__(self, model: nn.Module, size: tuple[int, int]) -> None:
+        super().__init__()
+        self.model, self.size = model, tuple(size)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        resized = torch.nn.functional.interpolate(pixels, size=self.size, mode="bilinear", align_corners=False,
+                                                  antialias=True)
+        return self.model(resized.clamp(0, 1))
+
+
 @dataclass
 class LoadedModel:
     """A model ready to evaluate, with everything needed to say where its numbers came from."""
@@ -83,6 +96,7 @@ class LoadedModel:
     weights: str  # where the weights came from: zoo, hub tag, checkpoint path or random-init
     weights_sha256: str | None = None
     tag: str | None = None
+    output_kind: str = "logits"  # the canonical output it returns (harness/evaluation/outputs.py)
 
     def to_device(self, device: torch.device) -> "LoadedModel":
         self.module.to(device)

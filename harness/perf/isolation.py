@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -52,7 +51,7 @@ def measure_request(request: dict[str, Any]) -> list[Metric]:
     import harness.plugins  # noqa: F401  (registers model sources, datasets, zoo)
     from harness.data.sources import build_source
     from harness.models.loaders import load_model
-    from harness.runner import seed_everything
+    from harness.seeding import seed_everything
     from harness.schema import Where, build
     from harness.specs import DatasetSpec, ModelSpec
     from harness.tasks.latency import LatencyTask, measure
@@ -63,11 +62,9 @@ def measure_request(request: dict[str, Any]) -> list[Metric]:
     source = build_source(build(DatasetSpec, request["dataset"], where.child("dataset", {})), request["limit"])
     params = build(LatencyTask.Params, request["params"], where.child("params", {}))
     seed_everything(request["seed"])
-    with tempfile.TemporaryDirectory() as scratch:
-        ctx = JobContext(model=model, source=source, device=device, batch_size=request["batch_size"],
-                         seed=request["seed"], state_dir=Path(scratch), workers=request["workers"],
-                         show_progress=False)
-        return measure(ctx, params)
+    ctx = JobContext(model=model, source=source, device=device, batch_size=request["batch_size"],
+                     seed=request["seed"], workers=request["workers"], show_progress=False)
+    return measure(ctx, params)
 
 
 def main() -> int:

@@ -12,8 +12,9 @@ from markupsafe import Markup
 
 import harness
 from harness.registry import REPORT_SECTIONS
-from harness.report.tables import (family_summary, format_param, higher_is_better, leaderboard, ok_rows,
-                                   provenance_summary, shared_params)
+from harness.report import corruption_figures, latency_figures, robustness_figures  # noqa: F401  (sections)
+from harness.report.tables import (column_directions, family_summary, format_param, leaderboard, ok_rows,
+                                   provenance_summary, shared_params, unreliable_jobs)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -38,6 +39,7 @@ def format_number(value: Any) -> str:
 def build_context(frame: pd.DataFrame, title: str) -> dict[str, Any]:
     rows = ok_rows(frame)
     summary_families, summary = family_summary(rows)
+    unreliable = unreliable_jobs(rows)
     tasks = []
     for (task, dataset), part in rows.groupby(["task", "dataset"], sort=False):
         table = leaderboard(part)
@@ -46,8 +48,9 @@ def build_context(frame: pd.DataFrame, title: str) -> dict[str, Any]:
         tasks.append({
             "task": task, "dataset": dataset, "kind": part["task_kind"].iloc[0], "columns": metric_columns,
             "settings": {k: format_param(v) for k, v in sorted(shared_params(part["params"]).items())},
-            "higher": {c: higher_is_better(c) for c in metric_columns},
-            "rows": table.to_dict("records"), "ci": ci,
+            "higher": {c: column_directions(part).get(c) == "higher" for c in metric_columns},
+            "rows": [{**row, "caveat": unreliable.get((row["model"], dataset, task))} for row in table.to_dict("records")],
+            "ci": ci,
             "extras": [{"title": t, "html": Markup(h)} for t, h in _extra_sections(part, rows)],
         })
     failed = frame[frame["status"] != "ok"].drop_duplicates("job_key")

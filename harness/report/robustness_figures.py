@@ -8,20 +8,25 @@ import pandas as pd
 
 from harness.registry import REPORT_SECTIONS
 from harness.report.svg import line_chart
-from harness.report.tables import format_param
+from harness.report.tables import format_param, unreliable_jobs
 
 
-def _curves(task_rows: pd.DataFrame, norm: str) -> dict[str, tuple[str, list[tuple[float, float]]]]:
-    """model -> (family, [(eps, accuracy), ...]) including (0, clean accuracy)."""
+def _curves(task_rows: pd.DataFrame, norm: str, trusted: bool = False) -> dict[str, tuple[str, list[tuple[float, float]]]]:
+    """model -> (family, [(eps, accuracy), ...]) including (0, clean accuracy). Models whose robustness is
+    flagged unreliable are labelled so (or left out when ``trusted``)."""
     series: dict[str, tuple[str, list[tuple[float, float]]]] = {}
+    unreliable = {model for model, _, _ in unreliable_jobs(task_rows)}
     for model, rows in task_rows.groupby("model", sort=True):
+        if trusted and model in unreliable:
+            continue
         robust = [(float(p["eps"]), float(v)) for p, v, m in zip(rows["params"], rows["value"], rows["metric"])
                   if m == "robust_acc" and p.get("norm") == norm]
         if not robust:
             continue
         clean = rows.loc[rows["metric"] == "clean_acc", "value"]
         points = ([(0.0, float(clean.iloc[0]))] if len(clean) else []) + robust
-        series[str(model)] = (str(rows["family"].iloc[0]), sorted(points))
+        label = f"{model} (unreliable)" if model in unreliable else str(model)
+        series[label] = (str(rows["family"].iloc[0]), sorted(points))
     return series
 
 
@@ -46,8 +51,11 @@ def adversarial_sections(task_rows: pd.DataFrame, all_rows: pd.DataFrame) -> lis
         label = f"{norm} eps (pixel units)"
         sections.append((f"Robust accuracy vs {norm} eps",
                          line_chart(series, label, "accuracy", f"robust accuracy vs {norm} eps", ticks, (0.0, 1.0))))
-        sections.append((f"CNN vs transformer: mean robust accuracy vs {norm} eps",
-                         line_chart(_family_means(series), label, "mean accuracy",
+        trusted = _curves(task_rows, norm, trusted=True)
+        if not trusted:
+            continue
+        sections.append((f"CNN vs transformer: mean robust accuracy vs {norm} eps (reliable models only)",
+                         line_chart(_family_means(trusted), label, "mean accuracy",
                                     f"mean robust accuracy per family vs {norm} eps", ticks, (0.0, 1.0))))
     return sections
 

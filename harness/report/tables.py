@@ -28,12 +28,28 @@ def column_label(metric: str, params: dict[str, Any]) -> str:
 def ok_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Finished metric rows, each with a leaderboard ``column`` label naming only the params that vary
     within its task (settings shared by every row of a task are shown once, as ``shared_params``)."""
-    rows = frame[(frame["status"] == "ok") & frame["metric"].notna()].copy()
+    rows = with_metric_info(frame[(frame["status"] == "ok") & frame["metric"].notna()].copy())
     rows["column"] = ""
     for _, part in rows.groupby(["task", "dataset"], sort=False):
         shared = shared_params(part["params"])
         rows.loc[part.index, "column"] = [column_label(m, {k: v for k, v in p.items() if k not in shared})
                                           for m, p in zip(part["metric"], part["params"])]
+    return rows
+
+
+def with_metric_info(rows: pd.DataFrame) -> pd.DataFrame:
+    """Fill direction / headline / metric_kind from the metric declarations where a frame lacks them
+    (frames built by hand or read from older exports)."""
+    import harness.plugins  # noqa: F401  (every task's metrics are declared)
+    from harness.metrics import METRIC_INFO
+
+    for column, attribute, fallback in (("direction", "direction", "none"), ("headline", "headline", True),
+                                        ("metric_kind", "kind", "value")):
+        known = [getattr(METRIC_INFO[m], attribute) if m in METRIC_INFO else fallback for m in rows["metric"]]
+        if column not in rows:
+            rows[column] = known
+        else:
+            rows[column] = [k if v is None or v != v else v for v, k in zip(rows[column], known)]
     return rows
 
 
@@ -49,10 +65,24 @@ def shared_params(params: pd.Series) -> dict[str, Any]:
 
 
 def headline(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows that belong in tables: everything but the detail metrics tasks leave to their figures."""
-    from harness.registry import DETAIL_METRICS
+    """Rows that belong in tables: headline metrics (detail metrics go to figures and exports)."""
+    keep = [v is not False and v == v for v in rows["headline"]]
+    return rows[pd.Series(keep, index=rows.index, dtype=bool)]
 
-    return rows[~rows["metric"].isin(DETAIL_METRICS)]
+
+def column_directions(rows: pd.DataFrame) -> dict[str, str]:
+    """Leaderboard column -> its metric's declared direction (higher | lower | none)."""
+    return dict(zip(rows["column"], rows["direction"].fillna("none")))
+
+
+def unreliable_jobs(rows: pd.DataFrame) -> dict[tuple[str, str, str], list[str]]:
+    """(model, dataset, task) -> the sanity flags raised, for jobs whose robust accuracy is unreliable."""
+    out: dict[tuple[str, str, str], list[str]] = {}
+    flagged = rows[(rows["metric"] == "robust_reliable") & (rows["value"] == 0)]
+    for row in flagged.itertuples():
+        job = rows[(rows["job_key"] == row.job_key) & rows["metric"].str.startswith("flag_") & (rows["value"] > 0)]
+        out[(row.model, row.dataset, row.task)] = [m.removeprefix("flag_").replace("_", " ") for m in job["metric"]]
+    return out
 
 
 def leaderboard(rows: pd.DataFrame) -> pd.DataFrame:
@@ -65,37 +95,34 @@ def leaderboard(rows: pd.DataFrame) -> pd.DataFrame:
                             aggfunc="first", sort=False)
     counts = rows.groupby(["model", "family", "arch", "dataset"], sort=False)["n"].max().rename("n")
     wide = wide.reindex(columns=[c for c in order if c in wide.columns]).join(counts).reset_index()
-    return wide.sort_values(order[0], ascending=not higher_is_better(order[0]), kind="stable")
-
-
-def higher_is_better(column: str) -> bool:
-    lowered = column.lower()
-    return not any(word in lowered for word in ("latency", "error", "mce", " ce", "_ms", "memory", "flops", "macs",
-                                                "params", "skipped", "seconds", "flag_"))
-
-
-SUMMARY_EXCLUDED_PREFIXES = ("flag_", "masked_gradient", "robust_reliable", "skipped_")
+    return wide.sort_values(order[0], ascending=column_directions(rows).get(order[0]) == "lower", kind="stable")
 
 
 def family_summary(rows: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:
     """One row per task metric with each camp's mean and best value side by side.
 
-    Returns (families present, rows); each row has task, dataset, column, higher and, per family f,
-    ``f`` -> {"mean", "best", "count"}. Sanity flags stay in the task tables, not here.
+    Returns (families present, rows); each row has task, dataset, column, direction and, per family f,
+    ``f`` -> {"mean", "best", "count", "excluded"}. Metrics without a direction are not summarised; robust
+    accuracy flagged unreliable is left out of "best" (and counted in ``excluded``).
     """
+    unreliable = unreliable_jobs(rows)
     rows = headline(rows)
-    rows = rows[~rows["metric"].str.startswith(SUMMARY_EXCLUDED_PREFIXES)]
+    rows = rows[rows["direction"].isin(["higher", "lower"])]
     if rows.empty:
         return [], []
     present = set(rows["family"])
     families = [f for f in FAMILY_ORDER if f in present] + sorted(present - set(FAMILY_ORDER))
     out = []
     for (task, dataset, column), part in rows.groupby(["task", "dataset", "column"], sort=False):
-        higher = higher_is_better(column)
+        higher = part["direction"].iloc[0] == "higher"
         entry: dict[str, Any] = {"task": task, "dataset": dataset, "column": column, "higher": higher}
-        for family, values in part.groupby("family")["value"]:
-            entry[family] = {"mean": values.mean(), "best": values.max() if higher else values.min(),
-                             "count": int(values.count())}
+        for family, members in part.groupby("family"):
+            trusted = members[[(m, d, t) not in unreliable or not str(c).startswith("robust_acc")
+                               for m, d, t, c in zip(members["model"], members["dataset"], members["task"],
+                                                     members["column"])]]["value"]
+            entry[family] = {"mean": members["value"].mean(), "count": int(members["value"].count()),
+                             "best": (trusted.max() if higher else trusted.min()) if len(trusted) else None,
+                             "excluded": len(members) - len(trusted)}
         out.append(entry)
     return families, out
 

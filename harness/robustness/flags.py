@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from harness.metrics import Metric
+from harness.metrics import Metric, declare
 
 OUTPUT_TOLERANCE = 1e-4  # on L2-normalised output rows, as AutoAttack's randomness check
 PROBABILITY_TOLERANCE = 1e-5
@@ -51,6 +51,13 @@ def blackbox_stronger(square_correct: int, whitebox_correct: int, n: int, tol: f
     return n > 0 and square_correct / n < whitebox_correct / n - tol
 
 
+for _flag in ("flag_nondeterministic", "flag_probability_outputs", "flag_masked_gradients", "flag_blackbox_stronger"):
+    declare(_flag, "lower", headline=False, description="1 when this sanity check failed")
+declare("masked_gradient_share", "lower", headline=False, description="share of samples with a zero input gradient")
+declare("robust_reliable", "higher", headline=False,
+        description="1 when no sanity check failed; 0 marks robust accuracy as unreliable")
+
+
 @dataclass
 class FlagState:
     """Dataset-level sums of the per-batch observations (plain numbers: saved and merged across resumes)."""
@@ -62,6 +69,7 @@ class FlagState:
     gradients_checked: int = 0
     blackbox_stronger: bool = False
     blackbox_checked: int = 0
+    blackbox_queries: int = 0
 
     def metrics(self) -> list[Metric]:
         flags = {
@@ -73,6 +81,7 @@ class FlagState:
         checked = {"flag_nondeterministic": self.outputs_checked, "flag_probability_outputs": self.outputs_checked,
                    "flag_masked_gradients": self.gradients_checked, "flag_blackbox_stronger": self.blackbox_checked}
         out = [Metric(name, float(raised), checked[name]) for name, raised in flags.items()]
+        out[3].params = {"square_queries": self.blackbox_queries}  # the check's budget, stated with it
         share = self.masked_gradients / self.gradients_checked if self.gradients_checked else float("nan")
         out.append(Metric("masked_gradient_share", share, self.gradients_checked))
         out.append(Metric("robust_reliable", float(not any(flags.values())), max(checked.values())))

@@ -4,10 +4,15 @@ Counting: robust accuracy is over ALL evaluated samples; a sample misclassified 
 non-robust (and is not attacked). It is reported beside clean accuracy on the same samples, with n,
 one ``robust_acc`` row per eps (params norm, eps) so the rows form a curve.
 
-Resumable: after each batch its per-sample results go to ``ctx.state_dir``; a rerun reuses them.
-Every random start is seeded from (seed, batch index, norm, eps, restart), so a resumed run gives the
-same numbers as an uninterrupted one. With ``random_start`` the numbers depend on the batch size (it
-sets which samples share a random stream); without it they do not.
+Image space: attacks perturb images in ONE declared space per dataset, the same for every model, so eps
+means the same thing for a 224 and a 384 model: ``image_space: dataset`` (default) attacks the dataset's
+native images when they share a size (digits, CIFAR's 32x32) or the standard ``image_size`` crop (ImageNet:
+resize 256, centre crop 224); the model's own resize then happens inside the differentiable pixel-space
+wrapper. ``image_space: model`` attacks each model's own preprocessed input (eps then depends on the model's
+resolution). The attack resolution is recorded in every row's params.
+
+Every random start is seeded from (seed, batch index, norm, eps, restart), so a resumed or sharded run gives
+the same numbers as an uninterrupted one. With ``random_start`` the numbers depend on the batch size.
 """
 from __future__ import annotations
 
@@ -18,16 +23,19 @@ import torch
 import torchattacks
 
 from harness.data.loader import Batch
-from harness.metrics import Metric, proportion
-from harness.models.wrapper import LoadedModel
+from harness.evaluation.evaluator import Evaluator
+from harness.evaluation.state import EvalState
+from harness.metrics import Metric, declare, proportion
+from harness.models.wrapper import Preprocess, ResizeInput
 from harness.registry import TASKS
-from harness.report import robustness_figures  # noqa: F401  (registers the report sections)
 from harness.robustness import attacks, flags
 from harness.robustness.attacks import ThreatModel
-from harness.robustness.resume import BatchStore
-from harness.tasks.base import JobContext, Task
+from harness.tasks.base import JobContext, Pass, Task
 
-Record = dict[str, Any]  # one batch's per-sample results, JSON-serialisable
+Record = dict[str, Any]  # JSON-serialisable
+declare("robust_acc", "higher", kind="proportion", description="accuracy under attack (all evaluated samples)")
+declare("clean_acc", "higher", kind="proportion", description="accuracy on the same samples, unattacked")
+IMAGENET_CROP_PCT = 0.875  # the 224 crop of a 256 resize: the space ImageNet attacks are defined in
 
 
 def _key(threat: ThreatModel) -> str:
@@ -40,10 +48,13 @@ class AttackParams:
 
     eps: list[float]
     norm: Literal["Linf", "L2"] = "Linf"
-    n: int | None = None  # evaluate only the first n samples
+    n: int | None = None  # evaluate n samples: the first n of the dataset's subset, else a seeded draw
+    image_space: Literal["dataset", "model"] = "dataset"
+    image_size: int | None = None  # dataset space for datasets of mixed sizes: resize, centre crop to this
     flags: bool = True
-    blackbox_n: int = 16  # samples for the Square-vs-white-box check (at the largest eps)
-    blackbox_queries: int = 50
+    # Square-vs-white-box check at the largest eps on the first blackbox_n samples: AutoAttack's Square budget
+    blackbox_n: int = 100
+    blackbox_queries: int = 5000
 
     def validate(self, where: Any) -> None:
         if not self.eps or any(not 0 < e for e in self.eps):
@@ -54,39 +65,64 @@ class AttackParams:
             raise where.error("n must be positive")
         if self.blackbox_n < 0 or self.blackbox_queries <= 0:
             raise where.error("blackbox_n must be >= 0 and blackbox_queries > 0")
+        if self.image_size is not None and (self.image_size < 1 or self.image_space != "dataset"):
+            raise where.error("image_size must be positive and needs image_space: dataset")
 
 
 class AdversarialTask(Task):
-    """The shared loop: per batch, clean predictions, sanity checks, then every eps (and restart)."""
+    """The shared attack: per batch, clean predictions, sanity checks, then every eps (and restart)."""
 
     batch_size_matters = True
+    version = 2  # 2: one image space per dataset; Square budget 100 x 5000; per-sample records
 
-    def attack_for(self, model: LoadedModel, threat: ThreatModel, seed: int) -> torchattacks.Attack:
+    def attack_for(self, model: torch.nn.Module, num_classes: int, threat: ThreatModel, seed: int) -> torchattacks.Attack:
         raise NotImplementedError
 
     def threats(self) -> list[ThreatModel]:
         return [ThreatModel(self.params.norm, eps) for eps in self.params.eps]
 
-    def run(self, ctx: JobContext) -> list[Metric]:
-        ctx = ctx.first(self.params.n)
-        store = BatchStore(ctx.state_dir)
-        records = []
-        for index, batch in enumerate(ctx.batches(desc=f"{ctx.model.name} {self.label}")):
-            record = store.load(index, batch.indices.tolist())
-            if record is None:
-                record = self.attack_batch(ctx, index, batch)
-                store.save(index, record)
-            records.append(record)
-        return summarise(records, self.threats(), self.params.flags)
+    def attack_space(self, ctx: JobContext) -> Preprocess | None:
+        """The preprocessing that gives the attacked images (None: each model's own)."""
+        p = self.params
+        if p.image_space == "model":
+            return None
+        if p.image_size is not None:
+            return Preprocess((3, p.image_size, p.image_size), "bilinear", IMAGENET_CROP_PCT, "center")
+        native = ctx.source.native_size()
+        if native is None:
+            raise ValueError(f"dataset {ctx.source.name!r} has images of several sizes: give the attack's "
+                             "image_size (e.g. 224) or image_space: model")
+        return Preprocess((3, *native), crop_mode="none")
 
-    def attack_batch(self, ctx: JobContext, index: int, batch: Batch) -> Record:
+    def passes(self, ctx: JobContext) -> list[Pass]:
+        return [Pass("main", preprocess=self.attack_space(ctx), needs_grad=True)]
+
+    def job_meta(self, ctx: JobContext) -> dict[str, Any]:
+        space = self.attack_space(ctx)
+        size = space.input_size[1:] if space is not None else ctx.model.preprocess.input_size[1:]
+        return {"attack_size": f"{size[0]}x{size[1]}", "image_space": self.params.image_space}
+
+    def attacked_module(self, ctx: JobContext) -> torch.nn.Module:
+        """The pixel-space model, resizing (differentiably) from the attack space to the model's input."""
+        space = self.attack_space(ctx)
+        if space is None or tuple(space.input_size) == tuple(ctx.model.preprocess.input_size):
+            return ctx.model.module
+        return ResizeInput(ctx.model.module, tuple(ctx.model.preprocess.input_size[1:]))
+
+    def evaluator(self, meta: dict[str, Any]) -> Evaluator:
+        return AttackEvaluator(self.threats(), self.params.flags, meta.get("attack_size", ""),
+                               self.params.blackbox_queries)
+
+    def infer(self, ctx: JobContext, pass_: Pass, index: int, batch: Batch) -> Record:
+        """Per-sample clean and robust correctness (and the sanity observations) for one batch."""
+        module = self.attacked_module(ctx)
         images, labels = batch.images, batch.labels
         with torch.no_grad():
-            clean_logits = ctx.logits(images)
+            clean_logits = ctx.logits(images, module)
         clean = clean_logits.argmax(-1) == labels
-        record: Record = {"indices": batch.indices.tolist(), "clean": clean.tolist(), "robust": {}}
+        out: Record = {"clean": clean.tolist(), "robust": {}, "square": {}, "sums": {}}
         if self.params.flags:
-            record["flags"] = self.observe_flags(ctx, index, batch, clean_logits)
+            out["sums"] = self.observe_flags(ctx, module, index, batch, clean_logits)
         for threat in self.threats():
             robust = clean.clone()
             for restart in range(getattr(self.params, "restarts", 1)):
@@ -94,34 +130,37 @@ class AdversarialTask(Task):
                 if not len(todo):
                     break
                 seed = attacks.derive_seed(ctx.seed, index, threat.norm, threat.eps, restart)
-                robust[todo] = self._still_correct(ctx, self.attack_for(ctx.model, threat, seed), seed,
-                                                   images[todo], labels[todo], threat)
-            record["robust"][_key(threat)] = robust.tolist()
-            if self.params.flags and threat == max(self.threats(), key=lambda t: t.eps):
-                record["flags"]["square"][_key(threat)] = self._square_check(ctx, index, batch, clean, threat)
-        return record
+                attack = self.attack_for(module, ctx.model.num_classes, threat, seed)
+                robust[todo] = self._still_correct(ctx, module, attack, seed, images[todo], labels[todo], threat)
+            out["robust"][_key(threat)] = robust.tolist()
+        if self.params.flags:
+            largest = max(self.threats(), key=lambda t: t.eps)
+            out["square"][_key(largest)] = self._square_check(ctx, module, index, batch, clean, largest)
+        return out
 
     @staticmethod
-    def _still_correct(ctx: JobContext, attack: torchattacks.Attack, seed: int, images: torch.Tensor,
-                       labels: torch.Tensor, threat: ThreatModel) -> torch.Tensor:
+    def _still_correct(ctx: JobContext, module: torch.nn.Module, attack: torchattacks.Attack, seed: int,
+                       images: torch.Tensor, labels: torch.Tensor, threat: ThreatModel) -> torch.Tensor:
         torch.manual_seed(seed)  # torchattacks draws random starts from the global generator
         adv = attacks.run_attack(attack, images, labels, threat)
         with torch.no_grad():
-            return ctx.logits(adv).argmax(-1) == labels
+            return ctx.logits(adv, module).argmax(-1) == labels
 
-    def observe_flags(self, ctx: JobContext, index: int, batch: Batch, clean_logits: torch.Tensor) -> Record:
+    def observe_flags(self, ctx: JobContext, module: torch.nn.Module, index: int, batch: Batch,
+                      clean_logits: torch.Tensor) -> Record:
         """Output checks on the first batch (one extra forward); the gradient check on every sample."""
-        observed: Record = {"masked": flags.masked_gradient_count(ctx.model.module, batch.images, batch.labels),
-                            "checked": len(batch), "square": {}}
+        observed: Record = {"masked": flags.masked_gradient_count(module, batch.images, batch.labels),
+                            "gradients_checked": len(batch)}
         if index == 0:
             with torch.no_grad():
-                again = ctx.model.module(batch.images)
-            observed["nondeterministic"] = flags.outputs_differ(clean_logits, again)
-            observed["probabilities"] = flags.looks_like_probabilities(clean_logits)
+                again = module(batch.images)
+            observed.update({"nondeterministic": int(flags.outputs_differ(clean_logits, again)),
+                             "probabilities": int(flags.looks_like_probabilities(clean_logits)),
+                             "outputs_checked": len(batch)})
         return observed
 
-    def _square_check(self, ctx: JobContext, index: int, batch: Batch, clean: torch.Tensor,
-                      threat: ThreatModel) -> list[bool]:
+    def _square_check(self, ctx: JobContext, module: torch.nn.Module, index: int, batch: Batch,
+                      clean: torch.Tensor, threat: ThreatModel) -> list[bool | None]:
         """Square's per-sample survival on this batch's samples among the first ``blackbox_n`` (largest eps only:
         where gradient masking shows most and Square is strongest; cost ~ blackbox_n x blackbox_queries forwards)."""
         chosen = (batch.indices < self.params.blackbox_n).nonzero().squeeze(1).to(clean.device)
@@ -130,41 +169,67 @@ class AdversarialTask(Task):
         if attacked.any():
             todo = chosen[attacked]
             seed = attacks.derive_seed(ctx.seed, index, threat.norm, threat.eps, "square")
-            attack = attacks.square(ctx.model.module, threat, self.params.blackbox_queries, seed)
-            survived[attacked] = self._still_correct(ctx, attack, seed, batch.images[todo], batch.labels[todo], threat)
-        return survived.tolist()
+            attack = attacks.square(module, threat, self.params.blackbox_queries, seed)
+            survived[attacked] = self._still_correct(ctx, module, attack, seed, batch.images[todo],
+                                                     batch.labels[todo], threat)
+        by_position: list[bool | None] = [None] * len(batch)
+        for position, alive in zip(chosen.tolist(), survived.tolist()):
+            by_position[position] = bool(alive)
+        return by_position
 
 
-def summarise(records: list[Record], threats: list[ThreatModel], with_flags: bool) -> list[Metric]:
-    """Dataset-level metrics from the per-batch records (a pure function: batch size cannot change a count)."""
-    n = sum(len(r["clean"]) for r in records)
-    metrics = [proportion("robust_acc", sum(sum(r["robust"][_key(t)]) for r in records), n, norm=t.norm, eps=t.eps)
-               for t in threats]
-    metrics.append(proportion("clean_acc", sum(sum(r["clean"]) for r in records), n))
+class AttackEvaluator(Evaluator):
+    """Records per sample: clean and robust correctness per threat, Square survival where checked."""
+
+    def __init__(self, threats: list[ThreatModel], with_flags: bool, attack_size: str, square_queries: int = 0) -> None:
+        self.threats, self.with_flags, self.attack_size = threats, with_flags, attack_size
+        self.square_queries = square_queries
+
+    def process(self, pass_name: str, batch: Batch, outputs: Record) -> EvalState:
+        state = EvalState()
+        for position, (sample_id, label) in enumerate(zip(batch.ids, batch.labels.tolist())):
+            record: Record = {"label": label, "clean": outputs["clean"][position],
+                              "robust": {key: alive[position] for key, alive in outputs["robust"].items()}}
+            square = {key: alive[position] for key, alive in outputs["square"].items() if alive[position] is not None}
+            if square:
+                record["square"] = square
+            state.add_record(sample_id, pass_name, record)
+        for name, value in outputs["sums"].items():
+            state.add_sum(name, value)
+        return state
+
+    def compute(self, state: EvalState) -> list[Metric]:
+        return summarise([r for _, r in state.pass_records("main")], state.sums, self.threats, self.with_flags,
+                         self.attack_size, self.square_queries)
+
+
+def summarise(records: list[Record], sums: dict[str, Any], threats: list[ThreatModel], with_flags: bool,
+              attack_size: str = "", square_queries: int = 0) -> list[Metric]:
+    """Dataset-level metrics from the per-sample records (a pure function: batch size cannot change a count)."""
+    n = len(records)
+    where = {"attack_size": attack_size} if attack_size else {}
+    metrics = [proportion("robust_acc", sum(r["robust"][_key(t)] for r in records), n, norm=t.norm, eps=t.eps,
+                          **where) for t in threats]
+    metrics.append(proportion("clean_acc", sum(r["clean"] for r in records), n, **where))
     if with_flags:
-        metrics += _flag_state(records).metrics()
+        flag_state = _flag_state(records, sums)
+        flag_state.blackbox_queries = square_queries if flag_state.blackbox_checked else 0
+        metrics += flag_state.metrics()
     return metrics
 
 
-def _flag_state(records: list[Record]) -> flags.FlagState:
-    state = flags.FlagState()
-    for record in records:
-        seen = record["flags"]
-        state.masked_gradients += seen["masked"]
-        state.gradients_checked += seen["checked"]
-        if "nondeterministic" in seen:
-            state.nondeterministic |= seen["nondeterministic"]
-            state.probabilities |= seen["probabilities"]
-            state.outputs_checked += seen["checked"]
-    for key in records[0]["flags"]["square"] if records else []:
-        square_alive = whitebox_alive = checked = 0
-        for record in records:
-            alive = record["flags"]["square"][key]
-            square_alive += sum(alive)
-            whitebox_alive += sum(record["robust"][key][: len(alive)])
-            checked += len(alive)
-        state.blackbox_stronger |= flags.blackbox_stronger(square_alive, whitebox_alive, checked)
-        state.blackbox_checked = max(state.blackbox_checked, checked)
+def _flag_state(records: list[Record], sums: dict[str, Any]) -> flags.FlagState:
+    state = flags.FlagState(nondeterministic=sums.get("nondeterministic", 0) > 0,
+                            probabilities=sums.get("probabilities", 0) > 0,
+                            outputs_checked=sums.get("outputs_checked", 0),
+                            masked_gradients=sums.get("masked", 0),
+                            gradients_checked=sums.get("gradients_checked", 0))
+    checked = [r for r in records if "square" in r]
+    for key in checked[0]["square"] if checked else []:
+        square_alive = sum(r["square"][key] for r in checked)
+        whitebox_alive = sum(r["robust"][key] for r in checked)
+        state.blackbox_stronger |= flags.blackbox_stronger(square_alive, whitebox_alive, len(checked))
+        state.blackbox_checked = max(state.blackbox_checked, len(checked))
     return state
 
 
@@ -191,10 +256,10 @@ class PGDTask(AdversarialTask):
             if self.restarts > 1 and not self.random_start:
                 raise where.error("restarts > 1 need random_start: true (otherwise every restart is the same)")
 
-    def attack_for(self, model: LoadedModel, threat: ThreatModel, seed: int) -> torchattacks.Attack:
+    def attack_for(self, model: torch.nn.Module, num_classes: int, threat: ThreatModel, seed: int) -> torchattacks.Attack:
         p = self.params
         alpha = attacks.step_size(threat.eps, p.steps, p.alpha, p.alpha_factor)
-        return attacks.pgd(model.module, threat, p.steps, alpha, p.random_start)
+        return attacks.pgd(model, threat, p.steps, alpha, p.random_start)
 
 
 @TASKS.register("autoattack")
@@ -213,7 +278,7 @@ class AutoAttackTask(AdversarialTask):
             if self.steps < 1:
                 raise where.error("steps must be >= 1")
 
-    def attack_for(self, model: LoadedModel, threat: ThreatModel, seed: int) -> torchattacks.Attack:
-        if model.num_classes < 4:
-            raise ValueError(f"AutoAttack's targeted DLR loss needs >= 4 classes; {model.name} has {model.num_classes}")
-        return attacks.autoattack(model.module, threat, self.params.tier, model.num_classes, seed, self.params.steps)
+    def attack_for(self, model: torch.nn.Module, num_classes: int, threat: ThreatModel, seed: int) -> torchattacks.Attack:
+        if num_classes < 4:
+            raise ValueError(f"AutoAttack's targeted DLR loss needs >= 4 classes; the model has {num_classes}")
+        return attacks.autoattack(model, threat, self.params.tier, num_classes, seed, self.params.steps)

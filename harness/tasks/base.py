@@ -1,20 +1,26 @@
-"""What a task is, and what it gets to work with for one model x dataset job."""
+"""What a task is, and what it gets to work with for one model x dataset job.
+
+An accuracy task declares its passes over the data (one, or clean + one per corruption cell), how to get
+outputs for a batch (a forward pass, or an attack), and its evaluator; the runner owns the loop
+(harness/evaluation/loop.py). A performance task (latency) measures instead, in its own pass.
+"""
 from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from harness.data.base import ImageSource, take_first
+from harness.data.base import ImageSource, take_sample
 from harness.data.loader import Batch, PixelOp, make_loader
+from harness.evaluation.evaluator import Evaluator
+from harness.evaluation.outputs import check_logits
 from harness.metrics import Metric
-from harness.models.wrapper import LoadedModel
+from harness.models.wrapper import LoadedModel, Preprocess
+from harness.progress import progress
 
 
 class NonFiniteOutputError(RuntimeError):
@@ -30,39 +36,48 @@ class JobContext:
     device: torch.device
     batch_size: int
     seed: int
-    state_dir: Path  # scratch space for resumable partial results; removed when the job finishes
     workers: int = 0
     skip_corrupt: bool = False
     show_progress: bool = True
-    skipped: set[int] = field(default_factory=set)  # undecodable images left out (skip policy)
 
-    def batches(self, pixel_op: PixelOp | None = None, desc: str = "") -> Iterator[Batch]:
-        """In-order batches on the job's device, with a progress bar."""
-        loader = make_loader(self.source, self.model.preprocess, self.batch_size, self.workers, pixel_op,
-                             self.skip_corrupt, pin_memory=self.device.type == "cuda")
-        for batch in tqdm(loader, desc=desc or self.model.name, leave=False, disable=not self.show_progress,
-                          unit="batch"):
-            self.skipped.update(batch.skipped)
-            if len(batch):
-                yield batch.to(self.device, non_blocking=True)
+    def batches(self, pixel_op: PixelOp | None = None, desc: str = "", source: ImageSource | None = None,
+                preprocess: Preprocess | None = None, batch_indices: list[int] | None = None) -> Iterator[Batch]:
+        """In-order batches on the job's device (pinned host memory and asynchronous copies on CUDA)."""
+        loader = make_loader(source or self.source, preprocess or self.model.preprocess, self.batch_size,
+                             self.workers, pixel_op, self.skip_corrupt, pin_memory=self.device.type == "cuda",
+                             batch_indices=batch_indices)
+        for batch in progress(loader, desc=desc or self.model.name, enabled=self.show_progress, unit="batch"):
+            yield batch.to(self.device, non_blocking=True)
 
-    def first(self, n: int | None) -> "JobContext":
-        """This job restricted to the first ``n`` samples (a task's ``n`` param, e.g. attacks on a subset)."""
-        return dataclasses.replace(self, source=take_first(self.source, n))
+    def sample(self, n: int | None, why: str = "task n") -> "JobContext":
+        """This job restricted to ``n`` samples: the first n of the dataset's subset, else a seeded draw."""
+        return dataclasses.replace(self, source=take_sample(self.source, n, self.seed, why))
 
-    def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """Forward pass that refuses NaN/inf outputs."""
-        out = self.model.module(images)
+    def logits(self, images: torch.Tensor, module: torch.nn.Module | None = None) -> torch.Tensor:
+        """Forward pass of a classifier: (N, C) logits, refusing NaN/inf outputs."""
+        out = check_logits((module or self.model.module)(images), self.model.name)
         if not torch.isfinite(out).all():
             raise NonFiniteOutputError(f"model {self.model.name} produced NaN/inf logits")
         return out
 
 
+@dataclass
+class Pass:
+    """One sweep over a job's samples. Every pass covers the same sample ids (records join on them)."""
+
+    name: str
+    source: ImageSource | None = None  # default: the job's source
+    pixel_op: PixelOp | None = None  # e.g. a corruption, applied at native resolution
+    preprocess: Preprocess | None = None  # default: the model's own eval transform
+    needs_grad: bool = False  # attacks: no inference_mode around ``infer``
+
+
 class Task(ABC):
-    """A kind of evaluation. Subclasses set ``kind``, a ``Params`` dataclass and ``run``."""
+    """A kind of evaluation. Subclasses set ``kind``, a ``Params`` dataclass, and the pass/infer/evaluator trio."""
 
     kind: ClassVar[str]
     Params: ClassVar[type]
+    version: ClassVar[int] = 1  # bump when a change alters this task's numbers: it is part of cache keys
     performance: ClassVar[bool] = False  # timing tasks run in a separate pass, after accuracy tasks
     # attacks average their loss over the batch, so float rounding can flip a near-zero gradient sign:
     # for such tasks the batch size is part of the cache key
@@ -77,10 +92,30 @@ class Task(ABC):
 
     def fingerprint(self) -> dict[str, Any]:
         """What determines this task's numbers; part of each job's cache key."""
-        return {"kind": self.kind, "label": self.label, "params": asdict(self.params)}
+        return {"kind": self.kind, "version": self.version, "label": self.label, "params": asdict(self.params)}
 
-    @abstractmethod
-    def run(self, ctx: JobContext) -> list[Metric]: ...
+    # --- accuracy tasks: the runner's loop calls these ------------------------------------------------------
+    def prepare(self, ctx: JobContext) -> JobContext:
+        """The job's context as this task evaluates it (e.g. restricted to the task's ``n`` samples)."""
+        return ctx.sample(getattr(self.params, "n", None))
+
+    def passes(self, ctx: JobContext) -> list[Pass]:
+        return [Pass("main")]
+
+    def infer(self, ctx: JobContext, pass_: Pass, batch_index: int, batch: Batch) -> Any:
+        """The outputs the evaluator scores for one batch (default: the model's canonical forward)."""
+        return ctx.logits(batch.images)
+
+    def job_meta(self, ctx: JobContext) -> dict[str, Any]:
+        """JSON facts about the job that the evaluator needs (saved with the records, for rescoring)."""
+        return {"valid_classes": ctx.source.valid_classes()}
+
+    def evaluator(self, meta: dict[str, Any]) -> Evaluator:
+        raise NotImplementedError(f"task {self.kind} has no evaluator")
+
+    # --- performance tasks ----------------------------------------------------------------------------------
+    def measure(self, ctx: JobContext) -> list[Metric]:
+        raise NotImplementedError(f"task {self.kind} is not a performance task")
 
     def derive(self, frame: pd.DataFrame) -> list[tuple[pd.Series, Metric]]:
         """Metrics that need several jobs' results (e.g. mCE against a reference model).
@@ -93,10 +128,15 @@ class Task(ABC):
 
 def derived_rows(pairs: list[tuple[pd.Series, Metric]]) -> pd.DataFrame:
     """Rows for derived metrics, carrying the provenance of the job each belongs to."""
+    from harness.metrics import metric_info
+
     rows = []
     for base, metric in pairs:
+        info = metric_info(metric.name)
         row = base.to_dict()
         row.update({"metric": metric.name, "params": dict(metric.params), "value": metric.value, "n": metric.n,
-                    "ci_low": metric.ci_low, "ci_high": metric.ci_high, "unit": metric.unit, "derived": True})
+                    "ci_low": metric.ci_low, "ci_high": metric.ci_high, "unit": metric.unit or info.unit,
+                    "direction": info.direction, "headline": info.headline, "metric_kind": info.kind,
+                    "derived": True})
         rows.append(row)
     return pd.DataFrame(rows)

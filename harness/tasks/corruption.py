@@ -20,21 +20,28 @@ from typing import Any, Literal
 import pandas as pd
 import torch
 
-from harness.data.corrupted_folders import LAYOUTS, base_and_indices, canonical_source
-from harness.metrics import Metric, proportion
+from harness.data.base import base_and_indices
+from harness.data.corrupted_folders import LAYOUTS, canonical_source
+from harness.data.loader import Batch
+from harness.evaluation.evaluator import Evaluator
+from harness.evaluation.state import EvalState
+from harness.evaluation.topk import restrict_to
+from harness.metrics import Metric, declare, proportion
+from harness.models.wrapper import Preprocess, ResizeInput
+from harness.registry import TASKS
 from harness.robustness.corruptions import (
     REFERENCE_TABLES, SEVERITIES, Corruptor, FillOnceCache, expand_names, resize_crop,
 )
-from harness.registry import DETAIL_METRICS, TASKS
-from harness.robustness.resume import read_json, write_json_atomic
-from harness.report import corruption_figures  # noqa: F401  (registers the report section)
 from harness.specs import stable_hash
-from harness.tasks.base import JobContext, Task
-from harness.tasks.classification import TopKAccuracy
+from harness.tasks.base import JobContext, Pass, Task
 
-
-# the full matrix goes to the heatmap; tables show clean / mean accuracy and mCE
-DETAIL_METRICS.update({"corruption_acc", "corruption_error", "relative_corruption_error"})
+# the full matrix goes to the heatmap (detail); tables show clean / mean accuracy and mCE
+declare("corruption_acc", "higher", headline=False, kind="proportion", description="top-1 on one corruption x severity")
+declare("mean_corruption_acc", "higher", description="mean top-1 over corruptions x severities")
+declare("corruption_error", "lower", headline=False, description="CE_c: errors relative to the reference model")
+declare("relative_corruption_error", "lower", headline=False, description="relative CE_c (Hendrycks & Dietterich)")
+declare("mce", "lower", description="mean corruption error relative to the reference (ImageNet-C's mCE)")
+declare("relative_mce", "lower", description="relative mCE")
 
 
 @dataclass
@@ -136,62 +143,47 @@ class CorruptionTask(Task):
         fingerprint["params"].pop("cache_mb")  # memory budget, not a result
         return fingerprint
 
-    # --- one job -------------------------------------------------------------------------------------------
-    def run(self, ctx: JobContext) -> list[Metric]:
+    # --- one job: a clean pass, then one pass per corruption x severity ------------------------------------
+    version = 2  # 2: per-sample records; ImageNet-C crops evaluated with identity geometry
+
+    def crop_space(self) -> Preprocess | None:
+        """Identity geometry at the crop size when the images are crops already (ImageNet-C files, or
+        ``precrop``): the model's own resize then happens inside the model wrapper, never twice."""
         p = self.params
-        ctx = ctx.first(p.n)
-        cells_file = ctx.state_dir / "cells.json"  # finished (corruption, severity) cells, for resuming
-        cells = read_json(cells_file) or {}
-        if "clean" not in cells:
-            precrop = (lambda image, _: resize_crop(image, *p.precrop)) if p.precrop else None
-            cells["clean"] = self._evaluate(ctx, ctx, precrop, "clean")
-            write_json_atomic(cells_file, cells)
-        clean_labels = cells["clean"]["labels"]
+        if p.precrop:
+            return Preprocess((3, p.precrop[1], p.precrop[1]), crop_mode="none")
+        if p.mode == "canonical" and p.layout == "imagenet-c":
+            return Preprocess((3, 224, 224), crop_mode="none")
+        return None
+
+    def passes(self, ctx: JobContext) -> list[Pass]:
+        p = self.params
+        space = self.crop_space()
+        precrop = tuple(p.precrop) if p.precrop else ((256, 224) if space is not None else None)
+        clean_op = (lambda image, _: resize_crop(image, *precrop)) if precrop else None
+        passes = [Pass("clean", pixel_op=clean_op, preprocess=space)]
         for corruption in p.corruptions:
             for severity in p.severities:
-                key = f"{corruption}/{severity}"
-                if key in cells:
-                    continue
-                view, pixel_op = self._corrupted_view(ctx, corruption, severity)
-                result = self._evaluate(ctx, view, pixel_op, f"{corruption} s{severity}")
-                if result.pop("labels") != clean_labels:
-                    raise ValueError(f"{corruption} severity {severity}: the corrupted images' labels differ from "
-                                     f"the clean dataset's (wrong order or split in {view.source.describe()})")
-                cells[key] = result
-                write_json_atomic(cells_file, cells)
-        return self._metrics(cells)
+                name = f"{corruption}/{severity}"
+                if p.mode == "canonical":
+                    source = canonical_source(p.layout, Path(p.root), corruption, severity, ctx.source)
+                    passes.append(Pass(name, source=source, preprocess=space))
+                else:
+                    base, sample_ids = base_and_indices(ctx.source)
+                    corruptor = Corruptor(corruption, severity, ctx.seed, sample_ids, self.cache,
+                                          dataset_key=stable_hash(base.describe()), precrop=precrop)
+                    passes.append(Pass(name, pixel_op=corruptor, preprocess=space))
+        return passes
 
-    def _corrupted_view(self, ctx: JobContext, corruption: str, severity: int) -> tuple[JobContext, Any]:
-        """The context whose batches are the corrupted images, and the pixel op that makes them (if any)."""
-        p = self.params
-        if p.mode == "canonical":
-            return replace(ctx, source=canonical_source(p.layout, Path(p.root), corruption, severity, ctx.source)), None
-        base, sample_ids = base_and_indices(ctx.source)
-        corruptor = Corruptor(corruption, severity, ctx.seed, sample_ids, self.cache,
-                              dataset_key=stable_hash(base.describe()),
-                              precrop=tuple(p.precrop) if p.precrop else None)
-        return ctx, corruptor
+    def infer(self, ctx: JobContext, pass_: Pass, batch_index: int, batch: Batch) -> torch.Tensor:
+        space = self.crop_space()
+        module = ctx.model.module
+        if space is not None and tuple(space.input_size) != tuple(ctx.model.preprocess.input_size):
+            module = ResizeInput(module, tuple(ctx.model.preprocess.input_size[1:]))
+        return ctx.logits(batch.images, module)
 
-    def _evaluate(self, ctx: JobContext, view: JobContext, pixel_op: Any, what: str) -> dict[str, Any]:
-        accuracy = TopKAccuracy((1,))
-        labels: list[int] = []
-        with torch.inference_mode():
-            for batch in view.batches(pixel_op=pixel_op, desc=f"{ctx.model.name} {what}"):
-                accuracy.process(ctx.logits(batch.images), batch.labels)
-                labels.extend(batch.labels.tolist())
-        return {**accuracy.state(), "labels": labels}
-
-    def _metrics(self, cells: dict[str, dict[str, Any]]) -> list[Metric]:
-        p = self.params
-        metrics = [proportion("clean_acc", cells["clean"]["k1"], cells["clean"]["n"], mode=p.mode)]
-        for corruption in p.corruptions:
-            for severity in p.severities:
-                cell = cells[f"{corruption}/{severity}"]
-                metrics.append(proportion("corruption_acc", cell["k1"], cell["n"], corruption=corruption,
-                                          severity=severity, mode=p.mode))
-        matrix = [m.value for m in metrics[1:]]
-        metrics.append(Metric("mean_corruption_acc", sum(matrix) / len(matrix), metrics[0].n, {"mode": p.mode}))
-        return metrics
+    def evaluator(self, meta: dict[str, Any]) -> Evaluator:
+        return CorruptionEvaluator(self.params, meta.get("valid_classes"))
 
 
     # --- across jobs ---------------------------------------------------------------------------------------
@@ -234,3 +226,34 @@ class CorruptionTask(Task):
                 by_corruption.setdefault(row.params["corruption"], {})[int(row.params["severity"])] = 1 - row.value
         return ErrorProfile(1 - float(clean.iloc[0]) if len(clean) else None, by_corruption)
 
+
+
+class CorruptionEvaluator(Evaluator):
+    """Records per sample and pass (clean, or corruption/severity): label and top-1 correctness."""
+
+    def __init__(self, params: Any, valid_classes: list[int] | None) -> None:
+        self.params, self.valid_classes = params, valid_classes
+
+    def process(self, pass_name: str, batch: Batch, outputs: torch.Tensor) -> EvalState:
+        state = EvalState()
+        predicted = restrict_to(outputs, self.valid_classes).argmax(-1).tolist()
+        for sample_id, label, guess in zip(batch.ids, batch.labels.tolist(), predicted):
+            state.add_record(sample_id, pass_name, {"label": label, "correct": guess == label})
+        return state
+
+    def compute(self, state: EvalState) -> list[Metric]:
+        p = self.params
+        clean = dict(state.pass_records("clean"))
+        metrics = [proportion("clean_acc", sum(r["correct"] for r in clean.values()), len(clean), mode=p.mode)]
+        for corruption in p.corruptions:
+            for severity in p.severities:
+                cell = dict(state.pass_records(f"{corruption}/{severity}"))
+                wrong = next((i for i, r in cell.items() if i not in clean or clean[i]["label"] != r["label"]), None)
+                if wrong is not None or len(cell) != len(clean):
+                    raise ValueError(f"{corruption} severity {severity}: the corrupted images' samples or labels "
+                                     f"differ from the clean dataset's (first: {wrong!r}; wrong order or split?)")
+                metrics.append(proportion("corruption_acc", sum(r["correct"] for r in cell.values()), len(cell),
+                                          corruption=corruption, severity=severity, mode=p.mode))
+        matrix = [m.value for m in metrics[1:]]
+        metrics.append(Metric("mean_corruption_acc", sum(matrix) / len(matrix), metrics[0].n, {"mode": p.mode}))
+        return metrics

@@ -18,14 +18,23 @@ import torch
 from torch import nn
 
 from harness.env import synchronize
-from harness.metrics import Metric
+from harness.metrics import Metric, declare
 from harness.perf import flops as flop_count
 from harness.perf.memory import PeakMemory, find_max_batch
 from harness.perf.timing import (LatencySamples, clock_for, measure_latency, run_until, summarize, throughput,
                                  time_block)
 from harness.registry import TASKS
-from harness.report import latency_figures  # noqa: F401  (registers the report section)
 from harness.tasks.base import JobContext, Task
+
+for _stat in ("mean", "p50", "p90", "p99"):
+    declare(f"latency_ms_{_stat}", "lower", "ms", headline=_stat in ("mean", "p50"), kind="timing")
+declare("latency_ms_iqr", "lower", "ms", headline=False, kind="timing", description="spread of the latency samples")
+declare("throughput_img_s", "higher", "img/s", kind="timing")
+declare("peak_memory_mb", "lower", "MB", headline=False)
+declare("max_batch_size", "higher", headline=False, description="largest batch that fits in memory")
+declare("compile_seconds", "lower", "s", headline=False)
+declare("params_m", "none", "M", description="parameters (millions)")
+declare("gflops", "none", "GFLOP", description="FLOPs per image at the model's resolution (2 x MACs)")
 
 Mode = Literal["model_only", "end_to_end"]
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -87,7 +96,7 @@ class LatencyTask(Task):
         self.suite_specs = {"models": {m.name: m for m in suite.models},
                             "datasets": {d.name: d for d in suite.datasets}}
 
-    def run(self, ctx: JobContext) -> list[Metric]:
+    def measure(self, ctx: JobContext) -> list[Metric]:
         if self.params.isolate:
             from harness.perf.isolation import measure_in_subprocess
 

@@ -1,0 +1,73 @@
+"""The evaluation loop every accuracy task shares; the runner calls it, tasks only say what a batch means.
+
+For each pass of a task over the job's samples: load the batches this rank owns, skip those saved by an
+interrupted run, get the task's outputs, let the evaluator turn them into that batch's state and save it.
+The (pass, batch, state) pieces of all ranks are merged in order into the job's state.
+"""
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.data.loader import batch_count
+from harness.distributed import World
+from harness.evaluation.partial import PartialStore
+from harness.evaluation.state import EvalState
+from harness.metrics import Metric
+from harness.tasks.base import JobContext, Task
+
+Piece = tuple[int, int, dict[str, Any]]  # (pass index, batch index, state as JSON)
+
+
+def evaluate_shard(task: Task, ctx: JobContext, partial: PartialStore, world: World) -> list[Piece]:
+    """This rank's batch states for every pass of ``task`` (``ctx`` as prepared by ``task.prepare``)."""
+    evaluator = task.evaluator(task.job_meta(ctx))
+    pieces: list[Piece] = []
+    for pass_index, pass_ in enumerate(task.passes(ctx)):
+        source = pass_.source or ctx.source
+        size = ctx.batch_size
+
+        def ids_of(b: int) -> list[str]:
+            return [source.sample_id(i) for i in range(b * size, min((b + 1) * size, len(source)))]
+
+        mine = world.my_batches(batch_count(source, size))
+        done = {b: s for b in mine if (s := partial.load(pass_index, pass_.name, b, ids_of(b))) is not None}
+        todo = [b for b in mine if b not in done]
+        batches = ctx.batches(pass_.pixel_op, f"{ctx.model.name} {task.label} {pass_.name}", source,
+                              pass_.preprocess, todo) if todo else iter(())
+        for b, batch in zip(todo, batches):
+            with contextlib.nullcontext() if pass_.needs_grad else torch.inference_mode():
+                state = evaluator.process(pass_.name, batch, task.infer(ctx, pass_, b, batch)) if len(batch) \
+                    else EvalState()
+            if batch.skipped:
+                state.add_sum(f"skipped_corrupt:{pass_.name}", len(batch.skipped))
+            partial.save(pass_index, pass_.name, b, ids_of(b), state)
+            done[b] = state
+        pieces += [(pass_index, b, done[b].to_json()) for b in mine]
+    return pieces
+
+
+def merge_pieces(per_rank: list[list[Piece]]) -> EvalState:
+    """One state from every rank's pieces, merged in (pass, batch) order: the order of one process."""
+    ordered = sorted((piece for pieces in per_rank for piece in pieces), key=lambda p: (p[0], p[1]))
+    merged = EvalState()
+    for _, _, state in ordered:
+        merged.merge(EvalState.from_json(state))
+    return merged
+
+
+def run_task(task: Task, ctx: JobContext, state_dir: Path | None = None) -> list[Metric]:
+    """One task on one job in this process, outside a suite (tests, benchmarks, notebooks).
+
+    With ``state_dir`` finished batches are saved there and reused, as the runner does under ``partial/``."""
+    if task.performance:
+        return task.measure(ctx)
+    ctx = task.prepare(ctx)
+    with tempfile.TemporaryDirectory() as scratch:
+        partial = PartialStore(Path(state_dir) if state_dir is not None else Path(scratch))
+        state = merge_pieces([evaluate_shard(task, ctx, partial, World())])
+    return task.evaluator(task.job_meta(ctx)).compute(state)
