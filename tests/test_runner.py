@@ -22,10 +22,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def count_runs(monkeypatch):
-    """Count ClassificationTask.run calls per model; optionally interrupt on one model."""
+    """Count classification jobs started per model; optionally interrupt (Ctrl-C) on one model."""
     calls: list[str] = []
     interrupt_on: set[str] = set()
-    original = ClassificationTask.run
+    original = ClassificationTask.prepare
 
     def spy(self, ctx):
         calls.append(ctx.model.name)
@@ -33,7 +33,7 @@ def count_runs(monkeypatch):
             raise KeyboardInterrupt
         return original(self, ctx)
 
-    monkeypatch.setattr(ClassificationTask, "run", spy)
+    monkeypatch.setattr(ClassificationTask, "prepare", spy)
     return calls, interrupt_on
 
 
@@ -42,9 +42,9 @@ def test_rerun_skips_finished_jobs_and_an_interrupted_run_resumes(tmp_path, writ
     suite = write_suite(zoo_suite(["resnet_digits", "vit_digits"]))
     out = tmp_path / "out"
     interrupt_on.add("vit_digits")
-    with pytest.raises(KeyboardInterrupt):
-        run_suite(suite, out=out, limit=40, progress=False)
-    assert calls == ["resnet_digits", "vit_digits"]
+    interrupted = run_suite(suite, out=out, limit=40, progress=False)
+    assert interrupted.interrupted and calls == ["resnet_digits", "vit_digits"]
+    assert (out / "index.html").is_file()  # the report of what finished is written
     with sqlite3.connect(out / "results.sqlite") as db:  # the finished job was committed before the kill
         assert db.execute("SELECT model, status FROM jobs").fetchall() == [("resnet_digits", "ok")]
     interrupt_on.clear()
@@ -96,7 +96,8 @@ def test_every_number_carries_provenance_and_exports_agree(tmp_path, write_suite
     assert row["family"] == "transformer" and row["n"] == 30
     provenance = json.loads(row["provenance"])
     assert provenance["model"]["preprocess"]["input_size"] == [3, 32, 32]
-    assert provenance["dataset"]["subset"] == "first 30"
+    assert provenance["dataset"]["subset"] == "limit 30 (random, seed 0)"
+    assert provenance["n_samples"] == 30 and len(provenance["sample_ids_sha256"]) == 64
     exported = json.loads((tmp_path / "out" / "results.json").read_text())
     csv = pd.read_csv(tmp_path / "out" / "results.csv")
     top1 = [r for r in exported if r["metric"] == "top1"][0]

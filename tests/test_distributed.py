@@ -1,0 +1,71 @@
+"""Data-parallel evaluation under torchrun (gloo, CPU): numbers identical to one process, every sample once."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.distributed import World
+from harness.evaluation.state import read_records
+
+REPO = Path(__file__).resolve().parents[1]
+
+SUITE = {
+    "name": "ddp", "version": 1, "defaults": {"batch_size": 8, "seed": 0},
+    "models": [{"name": "resnet_digits", "source": "zoo"}, {"name": "vit_digits", "source": "zoo"}],
+    "datasets": [{"name": "digits-test", "kind": "digits", "split": "test", "subset": {"n": 60, "seed": 3}}],
+    "tasks": [
+        {"kind": "classification", "params": {"topk": [1, 5]}},
+        {"kind": "pgd", "params": {"eps": ["4/255", "8/255"], "steps": 3, "random_start": False, "n": 36,
+                                   "blackbox_n": 10, "blackbox_queries": 20}},
+        {"kind": "corruption", "params": {"corruptions": ["gaussian_noise", "contrast"], "severities": [2],
+                                          "n": 28, "reference_model": "resnet_digits"}},
+    ],
+}
+
+
+def test_batches_are_dealt_round_robin_without_overlap():
+    shards = [World(rank, 3).my_batches(10) for rank in range(3)]
+    assert shards == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]
+    assert sorted(b for shard in shards for b in shard) == list(range(10))
+
+
+def _numbers(out: Path) -> dict:
+    rows = json.loads((out / "results.json").read_text())
+    return {(r["model"], r["task"], r["metric"], json.dumps(r["params"], sort_keys=True)): (r["value"], r["n"],
+                                                                                          r["ci_low"], r["ci_high"])
+            for r in rows if r["status"] == "ok"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
+def test_torchrun_two_processes_equal_one_process(tmp_path):
+    suite = tmp_path / "ddp.yaml"
+    suite.write_text(yaml.safe_dump(SUITE, sort_keys=False))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    common = ["--suite", str(suite), "--no-progress"]
+    one = subprocess.run([sys.executable, str(REPO / "run_bench.py"), *common, "--out", str(tmp_path / "one")],
+                         capture_output=True, text=True, env=env, timeout=900)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run(["torchrun", "--standalone", "--nproc_per_node=2", str(REPO / "run_bench.py"), *common,
+                          "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env, timeout=900)
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert two.stdout.count("job(s) run") == 1  # only rank 0 prints the summary
+
+    single, parallel = _numbers(tmp_path / "one"), _numbers(tmp_path / "two")
+    assert parallel == single and len(single) > 30
+    rows = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert {r["world_size"] for r in rows if r["status"] == "ok" and not r["derived"]} == {2}
+    assert any(r["metric"] == "corruption_error" and r["derived"] for r in rows)  # across models, after gathering
+
+    for path in (tmp_path / "two" / "samples").glob("*.jsonl.gz"):
+        twin = tmp_path / "one" / "samples" / path.name
+        parallel_state, single_state = read_records(path), read_records(twin)
+        assert list(parallel_state.records) == list(single_state.records)  # every sample once, in order
+        assert parallel_state.records == single_state.records
