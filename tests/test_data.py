@@ -41,7 +41,8 @@ def test_image_folder_class_map_keeps_the_1k_label_space(mini_imagenet):
 
 def _suite_with_folder(root, on_corrupt="fail"):
     suite = zoo_suite(["resnet_digits"])
-    suite["datasets"] = [{"name": "folder", "kind": "imagefolder", "root": str(root), "on_corrupt": on_corrupt}]
+    suite["datasets"] = [{"name": "folder", "kind": "imagefolder", "root": str(root), "on_corrupt": on_corrupt,
+                          "num_classes": 10}]  # four folders labelled 0-3 in the zoo model's 10 classes
     return suite
 
 
