@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 LISTABLE = ("suites", "models", "datasets", "tasks")
@@ -35,6 +36,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+class UsageError(ValueError):
+    """A bad command-line value; printed as one line naming the flag, exit code 2."""
+
+
+def check_device_flag(name: str | None) -> None:
+    """Validate ``--device`` here, so a bad flag is blamed on the command line and not on the suite file."""
+    if name is None:
+        return
+    from harness.env import resolve_device
+
+    try:
+        resolve_device(name)
+    except ValueError as exc:
+        raise UsageError(f"--device {name}: {exc}") from None
+
+
+def check_output_dir(out: Path | None) -> None:
+    """``--out`` must be a folder we can create or write to; checked before anything runs, creating nothing."""
+    if out is None:
+        return
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"--out {out}: {existing} is not a folder")
+    try:  # os.access says yes to root everywhere; a real file tells the truth (read-only mounts, /proc)
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write in {existing} ({exc.strerror})") from None
+
+
 def list_available(what: str) -> list[str]:
     import harness.plugins  # noqa: F401
     from harness.registry import DATASETS, TASKS, ZOO_MODELS
@@ -60,12 +95,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.list:
             print("\n".join(list_available(args.list)))
             return 0
+        check_device_flag(args.device)
+        check_output_dir(args.out)
         from harness.runner import run_suite
 
         outcome = run_suite(args.suite, models=args.models, limit=args.limit, device=args.device,
                             batch_size=args.batch_size, seed=args.seed, workers=args.workers, out=args.out,
                             data_root=args.data_root, rerun=args.rerun, progress=not args.no_progress)
-    except SuiteError as exc:
+    except (SuiteError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{outcome.ran} job(s) run, {outcome.cached} cached, {len(outcome.failed)} failed -> "

@@ -14,7 +14,13 @@ import harness
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present, else CPU; an explicit CUDA request without CUDA is an error."""
+    """``auto`` picks CUDA when present, else CPU; an unknown name, or an explicit CUDA request without CUDA,
+    is a ValueError with a one-line message."""
+    from harness.specs import device_problem
+
+    problem = device_problem(name)
+    if problem:
+        raise ValueError(problem)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
