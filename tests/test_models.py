@@ -196,3 +196,12 @@ def test_num_classes_is_passed_to_timm_when_pretrained(monkeypatch):
     model = load_model(ModelSpec(name="resnet18", source="timm", pretrained="a1_in1k", num_classes=10))
     assert calls == [("resnet18.a1_in1k", True, {"num_classes": 10})]
     assert model.num_classes == 10
+
+
+def test_hub_weights_hash_covers_zero_dim_buffers():
+    from harness.models.checkpoint import state_dict_sha256
+
+    net = timm.create_model("resnet18", num_classes=4)  # BatchNorm's num_batches_tracked is a 0-dim int64
+    first = state_dict_sha256(net)
+    net.bn1.num_batches_tracked += 1
+    assert state_dict_sha256(net) != first
