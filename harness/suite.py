@@ -116,6 +116,12 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
             if check_files and not data.download and not Path(data.root).exists():
                 hint = " (give --data-root, or set defaults.data_root)" if "{data_root}" in raw_root(raw, i) else ""
                 raise where("datasets", i, "root").error(f"no such directory {data.root}{hint}")
+            check_root = getattr(DATASETS.get(data.kind), "check_root", None)
+            if check_files and check_root is not None and Path(data.root).exists():
+                try:
+                    check_root(Path(data.root))
+                except (ValueError, OSError) as exc:
+                    raise where("datasets", i, "root").error(str(exc)) from None
         if data.class_map is not None:
             data.class_map = _existing(base, data.class_map, where("datasets", i, "class_map"), check_files)
         if data.subset is not None and data.subset.ids is not None:
