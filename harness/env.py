@@ -56,12 +56,26 @@ def device_name(device: torch.device) -> str:
 
 @lru_cache(maxsize=1)
 def git_commit() -> str | None:
+    """The harness's own git commit when it runs from its checkout; None when installed (see project_commit)."""
+    return project_commit(Path(harness.__file__))
+
+
+def project_commit(package_init: Path) -> str | None:
+    """HEAD of the checkout holding the package whose ``__init__.py`` is ``package_init``, only when the
+    package sits at the top of a git work tree beside a pyproject.toml; an installed copy (site-packages,
+    perhaps inside some other repository, e.g. a project's .venv) has no commit of ours to record."""
+    root = package_init.resolve().parent.parent
+    if not ((root / ".git").exists() and (root / "pyproject.toml").is_file()):
+        return None
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(harness.__file__).parent, capture_output=True,
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=5)
-        return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
+    lines = out.stdout.split()
+    if out.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != root:
+        return None
+    return lines[1]
 
 
 def _version(package: str) -> str | None:

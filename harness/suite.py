@@ -60,10 +60,12 @@ def resolve_suite_path(name_or_path: str) -> Path:
 
 
 def list_suites() -> list[tuple[str, str]]:
+    """(name, first sentence of the description) of each shipped suite."""
     out = []
     for path in sorted(SUITES_DIR.glob("*.yaml")):
         raw = load_yaml(path) or {}
-        out.append((path.stem, str(raw.get("description", "")).strip().splitlines()[0] if raw.get("description") else ""))
+        text = " ".join(str(raw.get("description") or "").split())
+        out.append((path.stem, text.split(". ", 1)[0].rstrip(".")))
     return out
 
 

@@ -227,3 +227,18 @@ def test_unknown_pretrained_cfg_is_a_suite_error(write_suite):
     with pytest.raises(SuiteError, match=r":4: models\[0\]\.pretrained_cfg: timm has no pretrained config "
                                          r"'resnet18\.no_such_tag'"):
         load_suite(str(path))
+
+
+def test_suites_resembling_robustbench_say_so_and_list_the_differences():
+    from harness.suite import list_suites
+
+    for path in sorted((REPO / "suites").glob("*.yaml")):
+        description = " ".join(load_suite(str(path), check_files=False).spec.description.split())
+        if "RobustBench" not in description:
+            continue
+        assert "RobustBench-like" in description and "not RobustBench's protocol" in description, path
+        assert "Differences from RobustBench" in description and "(1)" in description and "(2)" in description, path
+        assert "RobustBench's CIFAR-10 protocol" not in description and "RobustBench's ImageNet protocol" not in description
+    listed = dict(list_suites())
+    assert listed["robustness-cifar10"].startswith("RobustBench-like CIFAR-10 evaluation")
+    assert all("\n" not in line and len(line) < 400 for line in listed.values())
