@@ -270,17 +270,30 @@ def test_canonical_imagenet_c_folders_equal_generated_corruptions(tmp_path, writ
     """Write the generated corruptions to an ImageNet-C tree (lossless PNG): both modes must agree exactly."""
     val = tmp_path / "val"
     ids = write_digit_folder(val)
-    dataset = {"name": "folder", "kind": "imagefolder", "root": str(val), "subset": {"n": 16, "seed": 1}}
+    class_map = tmp_path / "digits_map.txt"  # folder n0000000<d> is digit d (digit 3 has no image among the 30)
+    class_map.write_text("".join(f"n0000000{d} {d}\n" for d in range(10)))
+    dataset = {"name": "folder", "kind": "imagefolder", "root": str(val), "subset": {"n": 16, "seed": 1},
+               "class_map": str(class_map), "num_classes": 10}
     generated = run_suite(write_suite(canonical_suite(dataset), "gen.yaml"), out=tmp_path / "gen", progress=False,
                           report=False)
     subset = sorted(int(i) for i in np.random.default_rng(1).choice(len(ids), 16, replace=False))
+    import imagecorruptions
+
+    from harness.robustness.corruptions import sample_seed
+
+    saved = np.random.get_state()
     for corruption in sorted({c for c, _ in CANONICAL_CELLS}):
         for severity in (2, 4, 5):
-            corruptor = Corruptor(corruption, severity, seed=0, sample_ids=list(range(len(ids))))
             for i in subset:  # only the subset's files exist, as for a partial download
                 out = tmp_path / "imagenet-c" / corruption / str(severity) / ids[i]
                 out.parent.mkdir(parents=True, exist_ok=True)
-                corruptor(Image.open(val / ids[i]).convert("RGB"), i).save(out)
+                # the library itself, not the harness's Corruptor; only the documented per-sample seed is shared
+                # (these three corruptions draw from numpy's global RNG alone)
+                np.random.seed(sample_seed(0, corruption, severity, i))
+                pixels = np.asarray(Image.open(val / ids[i]).convert("RGB"))
+                corrupted = imagecorruptions.corrupt(pixels, corruption_name=corruption, severity=severity)
+                Image.fromarray(np.uint8(corrupted)).save(out)
+    np.random.set_state(saved)
     suite = canonical_suite(dataset, mode="canonical", layout="imagenet-c", root=str(tmp_path / "imagenet-c"))
     canonical = run_suite(write_suite(suite, "canon.yaml"), out=tmp_path / "canon", progress=False, report=False)
     assert not generated.failed and not canonical.failed
