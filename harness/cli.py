@@ -52,22 +52,23 @@ def check_device_flag(name: str | None) -> None:
         raise UsageError(f"--device {name}: {exc}") from None
 
 
-def check_output_dir(out: Path | None) -> None:
-    """``--out`` must be a folder we can create or write to; checked before anything runs, creating nothing."""
+def check_output_dir(out: Path | None, label: str = "--out") -> None:
+    """``out`` must be a folder we can create or write to; checked before anything runs, creating nothing.
+    ``label`` names what the user gave (the flag, or e.g. "output folder" for the default one)."""
     if out is None:
         return
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a folder")
+        raise UsageError(f"{label} {out}: exists and is not a folder")
     existing = out
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        raise UsageError(f"--out {out}: {existing} is not a folder")
+        raise UsageError(f"{label} {out}: {existing} is not a folder")
     try:  # os.access says yes to root everywhere; a real file tells the truth (read-only mounts, /proc)
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as exc:
-        raise UsageError(f"--out {out}: cannot write in {existing} ({exc.strerror})") from None
+        raise UsageError(f"{label} {out}: cannot write in {existing} ({exc.strerror})") from None
 
 
 def list_available(what: str) -> list[str]:

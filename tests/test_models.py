@@ -205,3 +205,17 @@ def test_hub_weights_hash_covers_zero_dim_buffers():
     first = state_dict_sha256(net)
     net.bn1.num_batches_tracked += 1
     assert state_dict_sha256(net) != first
+
+
+def test_torchvision_num_classes_is_not_dropped_when_pretrained():
+    """torchvision refuses a head size other than its weights' before downloading anything: loud, not ignored."""
+    from harness.models.loaders import declared_num_classes
+
+    spec = ModelSpec(name="r", source="torchvision", arch="resnet18", pretrained="IMAGENET1K_V1", num_classes=10)
+    with pytest.raises(ValueError, match="'num_classes' expected value 1000 but got 10"):
+        load_model(spec)
+    assert declared_num_classes(ModelSpec(name="r", source="torchvision", arch="resnet18", pretrained=True)) == 1000
+    assert declared_num_classes(ModelSpec(name="r", source="timm", arch="resnet18", kwargs={"num_classes": 7})) == 7
+    assert declared_num_classes(ModelSpec(name="r", source="timm", arch="vit_tiny_patch16_224",
+                                          pretrained_cfg="augreg_in21k")) == 21843
+    assert declared_num_classes(ModelSpec(name="resnet_digits", source="zoo")) == 10

@@ -64,6 +64,8 @@ def declared_num_classes(spec: ModelSpec) -> int | None:
     ``num_classes`` in the entry, the zoo entry's, or the timm pretrained config's."""
     if spec.num_classes is not None:
         return spec.num_classes
+    if isinstance(spec.kwargs.get("num_classes"), int):
+        return spec.kwargs["num_classes"]
     if spec.source == "zoo":
         entry = ZOO_MODELS.get(spec.architecture) if spec.architecture in ZOO_MODELS else None
         return entry.pretrained_cfg()["num_classes"] if entry else None
@@ -75,7 +77,24 @@ def declared_num_classes(spec: ModelSpec) -> int | None:
         except RuntimeError:
             return None
         return int(cfg.num_classes) if cfg is not None and cfg.num_classes else None
+    if spec.source == "torchvision":
+        return _torchvision_num_classes(spec)
     return None
+
+
+def _torchvision_num_classes(spec: ModelSpec) -> int | None:
+    """From the weights' metadata (no download); torchvision's classifiers default to 1000 classes."""
+    import torchvision
+
+    if not spec.pretrained:
+        return 1000
+    try:
+        enum = torchvision.models.get_model_weights(spec.architecture)
+        chosen = enum.DEFAULT if spec.pretrained is True else enum[spec.pretrained]
+    except (KeyError, ValueError):
+        return None
+    categories = chosen.meta.get("categories")
+    return len(categories) if categories else None
 
 
 @MODEL_SOURCES.register("zoo")
@@ -122,7 +141,7 @@ def _from_torchvision(spec: ModelSpec, num_classes: int | None) -> tuple[nn.Modu
         tag = spec.pretrained if isinstance(spec.pretrained, str) else "DEFAULT"
         weights = torchvision.models.get_model_weights(spec.architecture)[tag] if tag != "DEFAULT" else "DEFAULT"
     kwargs = dict(spec.kwargs)
-    if num_classes is not None and weights is None:
+    if num_classes is not None:  # with weights, torchvision refuses a count other than theirs: loud, not dropped
         kwargs.setdefault("num_classes", num_classes)
     net = torchvision.models.get_model(spec.architecture, weights=weights, **kwargs)
     preprocess = _torchvision_preprocess(spec.architecture, weights)
