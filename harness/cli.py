@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
+
+from harness.schema import SuiteError, UsageError
 
 LISTABLE = ("suites", "models", "datasets", "tasks")
 SUBCOMMANDS = ("rescore", "merge")
@@ -58,6 +61,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if value is not None and value < (0 if name == "workers" else 1):
             parser.error(f"--{name.replace('_', '-')} must be {'non-negative' if name == 'workers' else 'positive'}")
     return args
+
+
+def check_device_flag(name: str | None) -> None:
+    """Validate ``--device`` here, so a bad flag is blamed on the command line and not on the suite file."""
+    if name is None:
+        return
+    from harness.env import resolve_device
+
+    try:
+        resolve_device(name)
+    except ValueError as exc:
+        raise UsageError(f"--device {name}: {exc}") from None
+
+
+def check_output_dir(out: Path | None, label: str = "--out") -> None:
+    """``out`` must be a folder we can create or write to; checked before anything runs, creating nothing.
+    ``label`` names what the user gave (the flag, or e.g. "output folder" for the default one)."""
+    if out is None:
+        return
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{label} {out}: exists and is not a folder")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{label} {out}: {existing} is not a folder")
+    try:  # os.access says yes to root everywhere; a real file tells the truth (read-only mounts, /proc)
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{label} {out}: cannot write in {existing} ({exc.strerror})") from None
 
 
 def list_available(what: str) -> list[str]:
@@ -129,7 +163,6 @@ def merge_main(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
-        from harness.schema import SuiteError
 
         try:
             return {"rescore": rescore_main, "merge": merge_main}[argv[0]](argv[1:])
@@ -137,19 +170,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     args = parse_args(argv)
-    from harness.schema import SuiteError
 
     try:
         if args.list:
             print("\n".join(list_available(args.list)))
             return 0
+        check_device_flag(args.device)
+        check_output_dir(args.out)
         from harness.runner import run_suite
 
         outcome = run_suite(args.suite, models=args.models, limit=args.limit, device=args.device,
                             batch_size=args.batch_size, seed=args.seed, workers=args.workers, out=args.out,
                             data_root=args.data_root, rerun=args.rerun, progress=not args.no_progress,
                             log_samples=args.log_samples, shard=args.shard, argv=argv)
-    except SuiteError as exc:
+    except (SuiteError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from harness.distributed import world_from_env

@@ -14,7 +14,13 @@ import harness
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present, else CPU; an explicit CUDA request without CUDA is an error."""
+    """``auto`` picks CUDA when present, else CPU; an unknown name, or an explicit CUDA request without CUDA,
+    is a ValueError with a one-line message."""
+    from harness.specs import device_problem
+
+    problem = device_problem(name)
+    if problem:
+        raise ValueError(problem)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -50,12 +56,26 @@ def device_name(device: torch.device) -> str:
 
 @lru_cache(maxsize=1)
 def git_commit() -> str | None:
+    """The harness's own git commit when it runs from its checkout; None when installed (see project_commit)."""
+    return project_commit(Path(harness.__file__))
+
+
+def project_commit(package_init: Path) -> str | None:
+    """HEAD of the checkout holding the package whose ``__init__.py`` is ``package_init``, only when the
+    package sits at the top of a git work tree beside a pyproject.toml; an installed copy (site-packages,
+    perhaps inside some other repository, e.g. a project's .venv) has no commit of ours to record."""
+    root = package_init.resolve().parent.parent
+    if not ((root / ".git").exists() and (root / "pyproject.toml").is_file()):
+        return None
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(harness.__file__).parent, capture_output=True,
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=5)
-        return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
+    lines = out.stdout.split()
+    if out.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != root:
+        return None
+    return lines[1]
 
 
 def _version(package: str) -> str | None:

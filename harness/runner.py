@@ -30,14 +30,14 @@ from harness.models.checkpoint import file_sha256
 from harness.models.wrapper import LoadedModel
 from harness.progress import progress
 from harness.registry import ZOO_MODELS
-from harness.schema import SuiteError
+from harness.class_counts import check_class_counts
+from harness.schema import SuiteError, UsageError
 from harness.seeding import seed_everything
 from harness.specs import DatasetSpec, ModelSpec, stable_hash
 from harness.store import JobRecord, ResultStore
-from harness.suite import Suite, load_suite
+from harness.suite import Suite, load_suite, output_dir_for
 from harness.tasks.base import JobContext, Task, derived_rows
 
-REPORTS_DIR = Path("reports")
 declare("skipped_corrupt", "lower", headline=False, description="undecodable images left out (on_corrupt: skip)")
 
 
@@ -124,12 +124,6 @@ def _selected(name: str, patterns: list[str] | None) -> bool:
     return patterns is None or any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-def default_out_dir(suite_name: str) -> Path:
-    """reports/<suite name>, with the name reduced to a safe folder name (never a path outside reports/)."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", suite_name).strip("._") or "suite"
-    return REPORTS_DIR / safe
-
-
 def weights_identity(model: ModelSpec) -> str:
     """The weights' identity known before loading, so cached jobs never load their model: a file's sha256,
     or the hub name + tag + the library version that resolves it (hub tags are immutable releases)."""
@@ -161,11 +155,13 @@ def run_suite(suite: str | Path | Suite, **overrides: Any) -> RunOutcome:
     if not isinstance(suite, Suite):
         suite = load_suite(str(suite), data_root=options.data_root)
     defaults = suite.spec.defaults
+    check_class_counts(suite)
     try:
         device = resolve_device(options.device or defaults.device)
     except ValueError as exc:
-        where = "--device" if options.device else f"{suite.path}: defaults.device"
-        raise SuiteError(f"{where}: {exc}") from None
+        if options.device:
+            raise UsageError(f"--device {options.device}: {exc}") from None
+        raise SuiteError(f"{suite.path}: defaults.device: {exc}") from None
     world = init_world(device)
     device = rank_device(device, world)
     jobs = plan_jobs(suite, options.models)
@@ -174,7 +170,7 @@ def run_suite(suite: str | Path | Suite, **overrides: Any) -> RunOutcome:
         jobs = jobs[index::count]
     rc = RunContext(
         suite=suite, options=options, device=device, world=world,
-        out_dir=Path(options.out) if options.out else default_out_dir(suite.name), env=environment(device),
+        out_dir=Path(options.out) if options.out else output_dir_for(suite.name), env=environment(device),
         seed=options.seed if options.seed is not None else defaults.seed,
         limit=options.limit if options.limit is not None else defaults.limit,
         batch_size=options.batch_size or defaults.batch_size,

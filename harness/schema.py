@@ -19,6 +19,10 @@ class SuiteError(ValueError):
     """A problem with a suite file; its message is one line: ``file:line: field: what is wrong``."""
 
 
+class UsageError(ValueError):
+    """A bad command-line value; printed as one line naming the flag, exit code 2."""
+
+
 class LineDict(dict):
     """A dict that remembers the line (1-based) each key and the mapping itself started on."""
 
@@ -31,8 +35,22 @@ class LineList(list):
     item_lines: list[int]
 
 
+class DuplicateKeyError(Exception):
+    """A mapping names one key twice (YAML would silently keep the last)."""
+
+    def __init__(self, key: Any, line: int) -> None:
+        super().__init__(key, line)
+        self.key, self.line = key, line
+
+
 class _LineLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):  # type: ignore[override]
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = getattr(key_node, "value", None)
+            if key in seen:
+                raise DuplicateKeyError(key, key_node.start_mark.line + 1)
+            seen.add(key)
         mapping = LineDict(super().construct_mapping(node, deep=True))
         mapping.line = node.start_mark.line + 1
         mapping.key_lines = {k.value: k.start_mark.line + 1 for k, _ in node.value if hasattr(k, "value")}
@@ -53,9 +71,15 @@ def load_yaml(path: Path) -> Any:
     try:
         with open(path, encoding="utf-8") as handle:
             return yaml.load(handle, Loader=_LineLoader)
+    except DuplicateKeyError as exc:
+        raise SuiteError(f"{path}:{exc.line}: {exc.key}: duplicate key (each key may appear once per mapping)") from None
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 0
         raise SuiteError(f"{path}:{line}: invalid YAML: {exc.problem}") from None
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"{path}: not a UTF-8 text file (byte {exc.start}: {exc.reason}); save the suite as UTF-8") from None
+    except yaml.YAMLError as exc:
+        raise SuiteError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
     except OSError as exc:
         raise SuiteError(f"{path}: cannot read suite: {exc.strerror}") from None
 
@@ -67,6 +91,7 @@ class Where:
     file: Path
     line: int
     field: str
+    key_lines: tuple[tuple[str, int], ...] = ()  # the lines of the mapping's keys, for ``at``
 
     def child(self, key: str | int, container: Any) -> "Where":
         line = self.line
@@ -76,6 +101,11 @@ class Where:
             line = container.item_lines[key]
         name = f"{self.field}[{key}]" if isinstance(key, int) else (f"{self.field}.{key}" if self.field else key)
         return Where(self.file, line, name)
+
+    def at(self, key: str) -> "Where":
+        """The position of ``key`` inside the mapping this Where was built for (see ``build``)."""
+        line = dict(self.key_lines).get(key, self.line)
+        return Where(self.file, line, f"{self.field}.{key}" if self.field else key)
 
     def error(self, message: str) -> SuiteError:
         location = f"{self.file}:{self.line}" if self.line else str(self.file)
@@ -173,5 +203,5 @@ def build(cls: type, mapping: Any, where: Where) -> Any:
     obj = cls(**kwargs)
     check = getattr(obj, "validate", None)
     if check is not None:
-        check(where)
+        check(dataclasses.replace(where, key_lines=tuple(getattr(mapping, "key_lines", {}).items())))
     return obj

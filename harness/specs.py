@@ -5,13 +5,59 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from harness.schema import Where
+
+# What a device may be called, in a suite or on the command line (``torch.device`` accepts many more).
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+# A suite name becomes a folder name (reports/<name>): no path separators, no leading dot.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def device_problem(name: str) -> str | None:
+    """Why ``name`` is not a device this harness runs on, or None when it is one."""
+    if DEVICE_PATTERN.fullmatch(name):
+        return None
+    return f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)"
+
+
+@dataclass
+class PreprocessSpec:
+    """Eval preprocessing overrides for a model entry; unset fields keep the resolved config's value."""
+
+    input_size: list[int] | None = None  # [3, H, W], or a single int for a square input
+    crop_pct: float | None = None
+    crop_mode: Literal["center", "squash", "border"] | None = None
+    interpolation: Literal["bilinear", "bicubic", "nearest", "lanczos", "box", "hamming"] | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+
+    def validate(self, where: Where) -> None:
+        if self.input_size is not None:
+            if len(self.input_size) == 1:
+                self.input_size = [3, self.input_size[0], self.input_size[0]]
+            if len(self.input_size) != 3 or self.input_size[0] != 3 or min(self.input_size) < 1:
+                raise where.error(f"input_size must be [3, H, W] or one side length, got {self.input_size}")
+        if self.crop_pct is not None and not 0 < self.crop_pct <= 1:
+            raise where.error(f"crop_pct must be in (0, 1], got {self.crop_pct}")
+        for key in ("mean", "std"):
+            values = getattr(self, key)
+            if values is not None and len(values) != 3:
+                raise where.error(f"{key} needs 3 values (R, G, B), got {len(values)}")
+        if self.std is not None and min(self.std) <= 0:
+            raise where.error("std values must be positive")
+
+    def overrides(self) -> dict[str, Any]:
+        """The fields that are set, as timm pretrained-config keys."""
+        return {k: (tuple(v) if isinstance(v, list) else v) for k, v in self.__dict__.items() if v is not None}
+
 
 @dataclass
 class ModelSpec:
@@ -24,6 +70,9 @@ class ModelSpec:
     family: Literal["cnn", "transformer", "hybrid"] | None = None
     num_classes: int | None = None
     kwargs: dict = field(default_factory=dict)
+    # timm "arch.tag" whose pretrained config (preprocessing, class count) describes local weights; no download
+    pretrained_cfg: str | None = None
+    preprocess: PreprocessSpec | None = None
 
     @property
     def architecture(self) -> str:
@@ -34,6 +83,10 @@ class ModelSpec:
             raise where.error("source 'checkpoint' needs a 'checkpoint' path")
         if self.source == "zoo" and (self.checkpoint or self.pretrained):
             raise where.error("zoo models ship their weights; drop 'checkpoint'/'pretrained'")
+        if self.pretrained_cfg is not None and self.source not in ("timm", "checkpoint"):
+            raise where.error("'pretrained_cfg' names a timm config; it applies to sources timm and checkpoint")
+        if self.num_classes is not None and self.num_classes < 1:
+            raise where.error("'num_classes' must be positive")
 
 
 @dataclass
@@ -82,7 +135,16 @@ class Defaults:
     device: str = "auto"
     workers: int = 0
     limit: int | None = None
-    data_root: str = "data"
+    data_root: str = "data"  # relative to the suite file; --data-root on the command line replaces it
+
+    def validate(self, where: Where) -> None:
+        for key, least in (("batch_size", 1), ("workers", 0), ("limit", 1)):
+            value = getattr(self, key)
+            if value is not None and value < least:
+                raise where.at(key).error(f"must be {'positive' if least else 'non-negative'}, got {value}")
+        problem = device_problem(self.device)
+        if problem:
+            raise where.at("device").error(problem)
 
 
 @dataclass
@@ -95,7 +157,19 @@ class SuiteFile:
     description: str = ""
     defaults: Defaults = field(default_factory=Defaults)
 
+    def validate(self, where: Where) -> None:
+        if not NAME_PATTERN.fullmatch(self.name):
+            raise where.at("name").error(
+                f"{self.name!r} is not a valid suite name (letters, digits, '-', '_', '.'; no path separators; "
+                "it names the output folder)")
+
 
 def stable_hash(obj: Any) -> str:
     text = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def expand_data_root(root: str, data_root: str, base: Path) -> str:
+    """``root`` with ``{data_root}`` filled in, as an absolute path; what stays relative is relative to
+    ``base``, the folder of the suite file that wrote it."""
+    return os.path.abspath(base / Path(root.replace("{data_root}", data_root)).expanduser())

@@ -1,18 +1,34 @@
 """Suite files: the YAML schema, its validation and the job matrix it defines.
 
 Every problem is reported before anything runs, as one line naming the file, line and field.
+
+Paths: a relative path written in a suite file (checkpoint, class_map, subset ids, a dataset root,
+``defaults.data_root``) is relative to the folder holding the suite file, whatever the current directory.
+``{data_root}`` in a dataset root is replaced by ``defaults.data_root``, or by ``--data-root`` given on the
+command line (a command-line path, so relative to the current directory).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.schema import LineDict, SuiteError, Where, build, load_yaml
-from harness.specs import (DatasetSpec, Defaults, ModelSpec, SubsetSpec, SuiteFile, TaskSpec,  # noqa: F401
+from harness.specs import (expand_data_root, DatasetSpec, Defaults, ModelSpec, SubsetSpec, SuiteFile, TaskSpec,  # noqa: F401
                            stable_hash)
 
-SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
+REPORTS_DIR = Path("reports")
+
+
+def _shipped_suites_dir() -> Path:
+    """The shipped suites: ``harness/suites`` in an installed package (setup.py maps the top-level
+    ``suites/`` folder there), else the checkout's ``suites/`` folder beside ``harness/``."""
+    installed = Path(__file__).resolve().parent / "suites"
+    return installed if installed.is_dir() else Path(__file__).resolve().parent.parent / "suites"
+
+
+SUITES_DIR = _shipped_suites_dir()
 
 
 @dataclass
@@ -22,6 +38,7 @@ class Suite:
     spec: SuiteFile
     path: Path
     tasks: list[Any]  # harness.tasks.base.Task instances, one per TaskSpec
+    raw: Any = None  # the parsed YAML (with line numbers), for errors found after loading
 
     @property
     def name(self) -> str:
@@ -43,11 +60,22 @@ def resolve_suite_path(name_or_path: str) -> Path:
 
 
 def list_suites() -> list[tuple[str, str]]:
+    """(name, first sentence of the description) of each shipped suite."""
     out = []
     for path in sorted(SUITES_DIR.glob("*.yaml")):
         raw = load_yaml(path) or {}
-        out.append((path.stem, str(raw.get("description", "")).strip().splitlines()[0] if raw.get("description") else ""))
+        text = " ".join(str(raw.get("description") or "").split())
+        out.append((path.stem, text.split(". ", 1)[0].rstrip(".")))
     return out
+
+
+def output_dir_for(suite_name: str) -> Path:
+    """The default output folder ``reports/<name>``; a name that would leave ``reports/`` is refused."""
+    from harness.specs import NAME_PATTERN
+
+    if not NAME_PATTERN.fullmatch(suite_name) or suite_name in (".", ".."):
+        raise SuiteError(f"suite name {suite_name!r} cannot name an output folder (letters, digits, '-', '_', '.')")
+    return REPORTS_DIR / suite_name
 
 
 def load_suite(name_or_path: str, data_root: str | None = None, check_files: bool = True) -> Suite:
@@ -59,9 +87,11 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
     raw = load_yaml(path)
     top = Where(path, getattr(raw, "line", 1), "")
     spec: SuiteFile = build(SuiteFile, raw, top)
-    if data_root is not None:
-        spec.defaults.data_root = data_root
-    base = path.parent
+    base = path.resolve().parent
+    # --data-root is a command-line path (relative to the current directory); the suite's own is
+    # relative to the suite file, like every other path written in it.
+    chosen = Path(data_root).expanduser() if data_root is not None else Path(spec.defaults.data_root).expanduser()
+    spec.defaults.data_root = os.path.abspath((Path.cwd() if data_root is not None else base) / chosen)
 
     def where(section: str, index: int, key: str | None = None) -> Where:
         w = top.child(section, raw).child(index, raw[section])
@@ -75,6 +105,8 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
                 f"unknown zoo model {model.architecture!r} (known: {', '.join(ZOO_MODELS.list())})")
         if model.source in ("timm", "checkpoint"):
             _check_timm_arch(model.architecture, where("models", i, "arch" if model.arch else "name"))
+        if model.pretrained_cfg is not None:
+            _check_pretrained_cfg(model, where("models", i, "pretrained_cfg"))
         if model.checkpoint is not None:
             model.checkpoint = _existing(base, model.checkpoint, where("models", i, "checkpoint"), check_files)
     for i, data in enumerate(spec.datasets):
@@ -84,7 +116,14 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
         if data.root is not None:
             data.root = expand_data_root(data.root, spec.defaults.data_root, base)
             if check_files and not data.download and not Path(data.root).exists():
-                raise where("datasets", i, "root").error(f"no such directory {data.root}")
+                hint = " (give --data-root, or set defaults.data_root)" if "{data_root}" in raw_root(raw, i) else ""
+                raise where("datasets", i, "root").error(f"no such directory {data.root}{hint}")
+            check_root = getattr(DATASETS.get(data.kind), "check_root", None)
+            if check_files and check_root is not None and Path(data.root).exists():
+                try:
+                    check_root(Path(data.root))
+                except (ValueError, OSError) as exc:
+                    raise where("datasets", i, "root").error(str(exc)) from None
         if data.class_map is not None:
             data.class_map = _existing(base, data.class_map, where("datasets", i, "class_map"), check_files)
         if data.subset is not None and data.subset.ids is not None:
@@ -107,7 +146,16 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
             for pattern in getattr(task_spec, key) or []:
                 if not fnmatch.filter(known, pattern):
                     raise where("tasks", i, key).error(f"{pattern!r} matches no {key[:-1]} of this suite")
-    return Suite(spec, path, tasks)
+    suite = Suite(spec, path, tasks, raw)
+    if check_files:
+        from harness.class_counts import check_class_counts
+
+        check_class_counts(suite)
+    return suite
+
+
+def raw_root(raw: Any, index: int) -> str:
+    return str(raw["datasets"][index].get("root", ""))
 
 
 def _check_unique(items: list[Any], section: str, where: Any) -> None:
@@ -131,12 +179,23 @@ def _check_timm_arch(arch: str, where: Where) -> None:
 
 
 def _existing(base: Path, path: Path, where: Where, check: bool) -> Path:
-    resolved = path if path.is_absolute() else (base / path)
+    resolved = Path(os.path.abspath(base / path.expanduser()))
     if check and not resolved.exists():
         raise where.error(f"no such file {resolved}")
     return resolved
 
 
-def expand_data_root(root: str, data_root: str, base: Path) -> str:
-    expanded = Path(root.replace("{data_root}", data_root)).expanduser()
-    return str(expanded if expanded.is_absolute() else (Path.cwd() / expanded))
+def _check_pretrained_cfg(model: ModelSpec, where: Where) -> None:
+    """``pretrained_cfg`` must name a timm pretrained config of this architecture (resolved offline)."""
+    from harness.models.loaders import pretrained_cfg_name
+    from timm.models import get_pretrained_cfg
+
+    name = pretrained_cfg_name(model)
+    if name.split(".", 1)[0] != model.architecture.split(".", 1)[0]:
+        raise where.error(f"{model.pretrained_cfg!r} is a config of another architecture than {model.architecture!r}")
+    try:
+        found = get_pretrained_cfg(name, allow_unregistered=False)
+    except RuntimeError:  # timm: "Invalid pretrained tag"
+        found = None
+    if found is None:
+        raise where.error(f"timm has no pretrained config {name!r}")

@@ -270,25 +270,45 @@ def test_canonical_imagenet_c_folders_equal_generated_corruptions(tmp_path, writ
     """Write the generated corruptions to an ImageNet-C tree (lossless PNG): both modes must agree exactly."""
     val = tmp_path / "val"
     ids = write_digit_folder(val)
-    dataset = {"name": "folder", "kind": "imagefolder", "root": str(val), "subset": {"n": 16, "seed": 1}}
+    class_map = tmp_path / "digits_map.txt"  # folder n0000000<d> is digit d (digit 3 has no image among the 30)
+    class_map.write_text("".join(f"n0000000{d} {d}\n" for d in range(10)))
+    dataset = {"name": "folder", "kind": "imagefolder", "root": str(val), "subset": {"n": 16, "seed": 1},
+               "class_map": str(class_map), "num_classes": 10}
     # ImageNet-C's files are 224 crops (resize 256, centre crop 224) corrupted at that size: generated mode with
     # the same precrop must give the same numbers, with both sides seen through identity geometry
     generated = run_suite(write_suite(canonical_suite(dataset, precrop=[256, 224]), "gen.yaml"), out=tmp_path / "gen",
                           progress=False, report=False)
     subset = np.random.default_rng(1).permutation(len(ids))[:16].tolist()  # the suite's seeded subset
+    from harness.robustness.corruptions import resize_crop
+
     for corruption in sorted({c for c, _ in CANONICAL_CELLS}):
         for severity in (2, 4, 5):
-            corruptor = Corruptor(corruption, severity, seed=0, sample_ids=list(range(len(ids))), precrop=(256, 224))
             for i in subset:  # only the subset's files exist, as for a partial download
                 out = tmp_path / "imagenet-c" / corruption / str(severity) / ids[i]
                 out.parent.mkdir(parents=True, exist_ok=True)
-                corruptor(Image.open(val / ids[i]).convert("RGB"), i).save(out)
+                crop = resize_crop(Image.open(val / ids[i]).convert("RGB"), 256, 224)
+                Image.fromarray(library_corrupt(np.asarray(crop), corruption, severity, i)).save(out)
     suite = canonical_suite(dataset, mode="canonical", layout="imagenet-c", root=str(tmp_path / "imagenet-c"))
     canonical = run_suite(write_suite(suite, "canon.yaml"), out=tmp_path / "canon", progress=False, report=False)
     assert not generated.failed and not canonical.failed
     assert matrix(canonical.frame) == matrix(generated.frame) and len(matrix(generated.frame)) == 9
     assert {p["mode"] for p in canonical.frame["params"]} == {"canonical"}
     assert {v for v, _ in matrix(generated.frame).values()} != {1.0}  # the corruptions did bite
+
+
+def library_corrupt(pixels: np.ndarray, corruption: str, severity: int, sample: int) -> np.ndarray:
+    """imagecorruptions itself, not the harness's Corruptor; only the documented per-sample seed is shared
+    (these corruptions draw from numpy's global RNG alone)."""
+    import imagecorruptions
+
+    from harness.robustness.corruptions import sample_seed
+
+    saved = np.random.get_state()
+    try:
+        np.random.seed(sample_seed(0, corruption, severity, sample))
+        return np.uint8(imagecorruptions.corrupt(pixels, corruption_name=corruption, severity=severity))
+    finally:
+        np.random.set_state(saved)
 
 
 def write_cifar10c(root: Path, rows: list[int], shuffle_labels: bool = False) -> None:
@@ -298,9 +318,8 @@ def write_cifar10c(root: Path, rows: list[int], shuffle_labels: bool = False) ->
     for corruption in sorted({c for c, _ in CANONICAL_CELLS}):
         stack = np.concatenate([images] * 5)  # rows not asked for stay clean: never read
         for severity in (2, 4, 5):
-            corruptor = Corruptor(corruption, severity, seed=0, sample_ids=list(range(len(images))))
             for i in rows:
-                stack[(severity - 1) * len(images) + i] = np.asarray(corruptor(Image.fromarray(images[i]), i))
+                stack[(severity - 1) * len(images) + i] = library_corrupt(images[i], corruption, severity, i)
         np.save(root / f"{corruption}.npy", stack)
     all_labels = np.concatenate([labels] * 5)
     np.save(root / "labels.npy", np.roll(all_labels, 1) if shuffle_labels else all_labels)

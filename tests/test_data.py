@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 import pytest
 import torch
 
@@ -42,7 +43,8 @@ def test_image_folder_class_map_keeps_the_1k_label_space(mini_imagenet):
 
 def _suite_with_folder(root, on_corrupt="fail"):
     suite = zoo_suite(["resnet_digits"])
-    suite["datasets"] = [{"name": "folder", "kind": "imagefolder", "root": str(root), "on_corrupt": on_corrupt}]
+    suite["datasets"] = [{"name": "folder", "kind": "imagefolder", "root": str(root), "on_corrupt": on_corrupt,
+                          "num_classes": 10}]  # four folders labelled 0-3 in the zoo model's 10 classes
     return suite
 
 
@@ -113,3 +115,101 @@ def test_batched_fast_path_equals_the_per_image_timm_transform():
     assert torch.equal(fast.images, slow.images) and torch.equal(fast.labels, slow.labels)
     cropped = EvalView(source, Preprocess(input_size=(3, 32, 32), crop_pct=0.875))
     assert not cropped.batched  # resize to 36 then crop: not the identity, so the per-image path is used
+
+
+def test_image_folder_whose_class_folders_hold_no_images_is_an_error_before_anything_runs(tmp_path, write_suite):
+    from harness.schema import SuiteError
+    from harness.suite import load_suite
+
+    root = tmp_path / "val"
+    for name in ("cat", "dog"):
+        (root / name).mkdir(parents=True)
+        (root / name / "notes.txt").write_text("not an image")
+    with pytest.raises(ValueError, match=rf"^{root}: its 2 class folder\(s\) hold no images"):
+        ImageFolderSource(root)
+    suite = _suite_with_folder(root)
+    path = write_suite(suite)
+    with pytest.raises(SuiteError) as info:
+        load_suite(str(path))
+    assert str(info.value).startswith(f"{path}:") and f"datasets[0].root: {root}: its 2 class folder(s) hold no " \
+        "images" in str(info.value) and "\n" not in str(info.value)
+
+
+def _gray_photo() -> np.ndarray:
+    import skimage.data
+
+    return skimage.data.camera()[::4, ::4]  # 128 x 128 uint8, a real photo
+
+
+def _rgb_photo() -> np.ndarray:
+    import skimage.data
+
+    return skimage.data.astronaut()[::4, ::4]  # 128 x 128 x 3 uint8
+
+
+def _save(image: Image.Image, path) -> object:
+    image.save(path)
+    with Image.open(path) as check:
+        assert check.mode == image.mode or (image.mode, check.mode) == ("I;16B", "I;16B"), (image.mode, check.mode)
+    return path
+
+
+@pytest.mark.parametrize("mode,suffix", [("I;16", ".png"), ("I;16", ".tif"), ("I;16B", ".tif")])
+def test_16_bit_grey_is_scaled_not_clipped(tmp_path, mode, suffix):
+    from harness.data.folder import open_rgb
+
+    grey8 = _gray_photo()
+    grey16 = grey8.astype(np.uint16) * 257  # the 8-bit photo at 16-bit depth: 255 -> 65535
+    raw = grey16.astype(">u2" if mode == "I;16B" else "<u2").tobytes()
+    path = _save(Image.frombytes(mode, grey8.shape[::-1], raw), tmp_path / f"photo{suffix}")
+    decoded = np.asarray(open_rgb(path))
+    assert decoded.shape == (*grey8.shape, 3) and decoded.dtype == np.uint8
+    assert np.array_equal(decoded, np.repeat(grey8[..., None], 3, axis=-1))  # PIL's convert saturates ~all of it
+
+
+def test_float_grey_in_unit_range_is_scaled_and_other_floats_and_int32_are_refused(tmp_path):
+    from harness.data.base import CorruptImageError
+    from harness.data.folder import open_rgb
+
+    grey8 = _gray_photo()
+    unit = _save(Image.fromarray(grey8.astype(np.float32) / 255), tmp_path / "unit.tif")
+    assert np.array_equal(np.asarray(open_rgb(unit))[..., 0], grey8)
+    wide = _save(Image.fromarray(grey8.astype(np.float32)), tmp_path / "wide.tif")
+    with pytest.raises(CorruptImageError, match=r"wide\.tif: float pixels \(mode F\) must lie in \[0, 1\]"):
+        open_rgb(wide)
+    int32 = _save(Image.fromarray(grey8.astype(np.int32) * 257), tmp_path / "int32.tif")
+    with pytest.raises(CorruptImageError, match=r"int32\.tif: 32-bit integer pixels \(mode I\)"):
+        open_rgb(int32)
+
+
+@pytest.mark.parametrize("mode", ["L", "1", "LA", "RGBA", "CMYK", "P", "P+transparency", "RGB"])
+def test_8_bit_modes_decode_to_the_photo(tmp_path, mode):
+    from harness.data.folder import open_rgb
+
+    rgb = Image.fromarray(_rgb_photo())
+    grey = Image.fromarray(_gray_photo())
+    alpha = Image.fromarray((np.indices(grey.size)[0] % 256).astype(np.uint8))  # a varying alpha channel
+    if mode == "L":
+        image, expected = grey, grey.convert("RGB")
+    elif mode == "1":
+        image = grey.point(lambda v: 255 if v > 127 else 0).convert("1")
+        expected = Image.fromarray(np.repeat((np.asarray(grey) > 127)[..., None] * np.uint8(255), 3, axis=-1))
+    elif mode == "LA":
+        image, expected = Image.merge("LA", (grey, alpha)), grey.convert("RGB")
+    elif mode == "RGBA":
+        image, expected = Image.merge("RGBA", (*rgb.split(), alpha)), rgb
+    elif mode == "CMYK":
+        image, expected = rgb.convert("CMYK"), rgb
+    elif mode.startswith("P"):
+        image = rgb.quantize(64)
+        expected = image.convert("RGB")  # the palette colours
+        if mode == "P+transparency":
+            image.info["transparency"] = 0
+    else:
+        image, expected = rgb, rgb
+    path = tmp_path / ("photo.tif" if mode == "CMYK" else "photo.png")
+    image.save(path, **({"transparency": 0} if mode == "P+transparency" else {}))
+    with Image.open(path) as check:
+        assert check.mode == image.mode
+    decoded = open_rgb(path)
+    assert decoded.mode == "RGB" and np.array_equal(np.asarray(decoded), np.asarray(expected))

@@ -125,6 +125,12 @@ def test_flops_and_params_of_conv_and_linear_against_a_hand_count():
     assert count_flops(model, torch.rand(1, 3, 16, 16)) == 2 * (conv_macs + linear_macs)  # FLOPs = 2 x MACs
     assert count_flops(model, torch.rand(2, 3, 16, 16)) == 4 * (conv_macs + linear_macs)
     assert count_params(model) == (3 * 3 * 3 * 8 + 8) + (8 * 16 * 16 * 10 + 10)
+    from harness.tasks.latency import static_metrics
+
+    counts = {m.name: m for m in static_metrics(model, torch.rand(1, 3, 16, 16))}
+    assert counts["gmacs"].value == pytest.approx((conv_macs + linear_macs) / 1e9, rel=1e-12)
+    assert counts["gflops"].value == pytest.approx(2 * counts["gmacs"].value, rel=1e-12)
+    assert (counts["gmacs"].unit, counts["gflops"].unit) == ("GMAC", "GFLOP")
 
 
 class FakeAllocator:
@@ -291,9 +297,11 @@ def test_tiny_latency_suite_end_to_end(tmp_path):
     assert "Accuracy vs throughput" in html and 'class="pareto"' in html and "throughput_img_s" in html
 
 
-def test_isolated_measurement_runs_in_a_fresh_process(tmp_path):
+def test_isolated_measurement_runs_in_a_fresh_process(tmp_path, monkeypatch):
     from harness.runner import run_suite
 
+    monkeypatch.chdir(tmp_path)  # the child must find this harness without the repo as the current directory
+    monkeypatch.delenv("PYTHONPATH", raising=False)
     path = write_suite(tmp_path, {"warmup_iters": 1, "warmup_seconds": 0, "min_iters": 5, "min_seconds": 0,
                                   "throughput_iters": 2, "throughput_batch_sizes": [2], "isolate": True})
     outcome = run_suite(path, out=tmp_path / "out", progress=False, models=["resnet_digits"])
@@ -301,7 +309,8 @@ def test_isolated_measurement_runs_in_a_fresh_process(tmp_path):
     rows = outcome.frame[outcome.frame["task"] == "latency"]
     p50 = rows[rows["metric"] == "latency_ms_p50"]
     assert len(p50) == 1 and p50["params"].iloc[0]["isolated"] is True and p50["value"].iloc[0] > 0
-    assert "isolated" not in rows[rows["metric"] == "gflops"]["params"].iloc[0]  # static counts: not timing
+    for static in ("gflops", "gmacs", "params_m"):  # counts, not timings
+        assert "isolated" not in rows[rows["metric"] == static]["params"].iloc[0]
     net = ZOO_MODELS.get("resnet_digits").build()
     assert rows[rows["metric"] == "params_m"]["value"].iloc[0] == pytest.approx(count_params(net) / 1e6)
 
@@ -372,3 +381,178 @@ def test_end_to_end_throughput_skips_batches_larger_than_the_dataset(digits_ctx)
         metrics = measure(digits_ctx, quick_params(modes=["model_only", "end_to_end"], throughput_batch_sizes=[32]))
     measured = [(m.params["mode"], m.params["batch_size"]) for m in metrics if m.name == "throughput_img_s"]
     assert measured == [("model_only", 32)]
+
+
+# ---- CUDA paths, checked on CPU (the call pattern with torch.cuda mocked; the real run needs a GPU) ---------
+
+def test_cuda_clock_records_its_events_on_the_models_device_stream(monkeypatch):
+    """On cuda:1 with cuda:0 current, bare ``Event.record()`` lands on cuda:0's stream and reads ~0 ms."""
+    from harness.perf import timing
+
+    log = []
+
+    class Stream:
+        def __init__(self, device):
+            self.device = torch.device(device)
+
+    class Event:
+        def __init__(self, enable_timing=False):
+            self.stream = None
+
+        def record(self, stream=None):
+            log.append(("record", stream.device if stream is not None else current[-1]))
+
+        def elapsed_time(self, other):
+            return 1.5
+
+    current = [torch.device("cuda:0")]
+
+    class DeviceContext:
+        def __init__(self, device):
+            self.device = torch.device(device)
+
+        def __enter__(self):
+            current.append(self.device)
+
+        def __exit__(self, *exc):
+            current.pop()
+
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+    monkeypatch.setattr(torch.cuda, "device", DeviceContext)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: Stream(device or current[-1]))
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: log.append(("sync", torch.device(device))))
+    model_device = torch.device("cuda:1")
+    host_ms, device_ms = timing.CudaClock(model_device).time(lambda: log.append(("step", current[-1])))
+    assert device_ms == 1.5 and host_ms >= 0
+    assert log == [("sync", model_device), ("record", model_device), ("step", model_device),
+                   ("record", model_device), ("sync", model_device)]
+
+
+def test_max_batch_search_works_without_torch_OutOfMemoryError(monkeypatch):
+    """torch < 2.5 (allowed by pyproject) has only torch.cuda.OutOfMemoryError."""
+    monkeypatch.delattr(torch, "OutOfMemoryError", raising=False)
+    assert find_max_batch(FakeAllocator(5).fits, limit=64, on_oom=lambda: None) == 5
+
+
+def test_tf32_is_set_explicitly_for_both_matmul_and_cudnn_and_recorded(monkeypatch):
+    from harness.tasks.latency import check_precision, measurement_settings, runtime_settings
+
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = False, True  # torch's defaults
+    try:
+        cuda = torch.device("cuda")  # a device object needs no GPU
+        with runtime_settings(quick_params(precision="fp32")):
+            assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (False, False)
+            fp32 = measurement_settings(quick_params(precision="fp32"), cuda)
+        with runtime_settings(quick_params(precision="tf32")):
+            assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (True, True)
+            tf32 = measurement_settings(quick_params(precision="tf32"), cuda)
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (False, True)  # restored
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+    assert (fp32["tf32_matmul"], fp32["tf32_cudnn"], fp32["precision"]) == (False, False, "fp32")
+    assert (tf32["tf32_matmul"], tf32["tf32_cudnn"], tf32["precision"]) == (True, True, "tf32")
+    with pytest.raises(ValueError, match="tf32 is a CUDA tensor-core mode"):
+        check_precision("tf32", CPU)
+
+
+def test_tf32_in_a_cpu_suite_is_a_suite_error(tmp_path):
+    from harness.schema import SuiteError
+    from harness.suite import load_suite
+
+    path = write_suite(tmp_path, {"precision": "tf32"})
+    with pytest.raises(SuiteError, match=r"tasks\[1\]\.params\.precision: tf32 is a CUDA tensor-core mode"):
+        load_suite(str(path))
+
+
+@pytest.fixture
+def counting_backend():
+    """A Dynamo backend that runs the captured graph eagerly and records the image batch sizes it ran."""
+    from torch._dynamo import register_backend
+
+    sizes: list[int] = []
+
+    def counting(gm, example_inputs):
+        def run(*args):
+            sizes.extend(a.shape[0] for a in args if isinstance(a, torch.Tensor) and a.dim() == 4 and a.shape[1] == 3)
+            return gm.forward(*args)
+
+        return run
+
+    register_backend(counting, name="harness_test_counting")
+    return sizes
+
+
+@pytest.fixture
+def tiny_ctx(digits_ctx):
+    """The digits job with a tiny conv net in place of the ResNet: compiling it takes a fraction of the time."""
+    import dataclasses
+
+    from harness.models.wrapper import PixelModel
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+    module = PixelModel(net, (0.5,) * 3, (0.25,) * 3).eval()
+    return dataclasses.replace(digits_ctx, model=dataclasses.replace(digits_ctx.model, module=module))
+
+
+def test_max_batch_search_runs_the_compiled_module_that_is_timed(tiny_ctx, counting_backend):
+    from harness.tasks.latency import measure
+
+    metrics = measure(tiny_ctx, quick_params(compile="default", compile_backend="harness_test_counting",
+                                               throughput_batch_sizes=["max"], cpu_max_batch=4))
+    assert next(m for m in metrics if m.name == "max_batch_size").value == 4
+    assert 2 in counting_backend  # batch 2 is only ever run by the search (1 -> 2 -> 4)
+
+
+def test_each_compiled_job_starts_from_a_fresh_dynamo(tiny_ctx, monkeypatch):
+    import torch._dynamo
+
+    from harness.tasks.latency import measure
+
+    resets = []
+    real = torch._dynamo.reset
+    monkeypatch.setattr(torch._dynamo, "reset", lambda: (resets.append(1), real())[1])
+    measure(tiny_ctx, quick_params(compile="default", compile_backend="eager"))
+    assert resets  # at the start (and end) of the job
+    measure(tiny_ctx, quick_params(compile="default", compile_backend="eager"))
+    assert len(resets) >= 4
+
+
+def test_a_graph_break_fails_loudly_instead_of_timing_eager_code(digits_ctx):
+    import dataclasses
+
+    from harness.tasks.latency import measure
+
+    class Breaks(nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            torch._dynamo.graph_break()
+            return self.net(x)
+
+    ctx = dataclasses.replace(digits_ctx, model=dataclasses.replace(digits_ctx.model, module=Breaks(
+        digits_ctx.model.module)))
+    with pytest.raises(Exception, match="(?i)graph.break"):
+        measure(ctx, quick_params(compile="default", compile_backend="eager"))
+
+
+def test_recompile_limit_raises_instead_of_falling_back_to_eager():
+    import torch._dynamo
+
+    from harness.perf.compiled import CompileFallbackError, check_compiled, compile_module, strict_dynamo
+
+    with strict_dynamo():
+        with pytest.raises(CompileFallbackError, match="ran eager code"):
+            check_compiled("nothing-compiled-yet")
+        torch._dynamo.config.recompile_limit, limit = 1, torch._dynamo.config.recompile_limit
+        try:
+            forward = compile_module(nn.Linear(4, 2).double(), "default", "eager")
+            forward(torch.ones(1, 4, dtype=torch.float64))
+            check_compiled("linear")
+            with pytest.raises(Exception, match="fail_on_recompile_limit_hit|fail_on_cache_limit_hit"):
+                forward(torch.ones(1, 4))  # another dtype: a recompile past the limit would otherwise run eager
+        finally:
+            torch._dynamo.config.recompile_limit = limit

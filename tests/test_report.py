@@ -50,3 +50,37 @@ def test_column_labels_show_eps_as_fractions_of_255():
     assert column_label("robust_acc", {"eps": 8 / 255, "norm": "Linf"}) == "robust_acc eps=8/255 norm=Linf"
     assert column_label("robust_acc", {"eps": 0.5, "norm": "L2"}) == "robust_acc eps=0.5 norm=L2"
     assert column_label("top1", {}) == "top1"
+
+
+def job_rows(key: str, model: str, task: str, kind: str, metrics: list[tuple[str | None, dict, float | None]],
+             family: str = "cnn") -> list[dict]:
+    base = fake_frame({model: (family, 0.5)}).iloc[0].to_dict()
+    return [{**base, "job_key": key, "task": task, "task_kind": kind, "metric": metric, "params": params,
+             "value": value, "n": 0 if value is None else 10, "ci_low": None, "ci_high": None}
+            for metric, params, value in metrics]
+
+
+def test_report_renders_whatever_the_store_holds_missing_metrics_included():
+    """An 'ok' job stored with n = 0 (all metrics NaN) used to fail every later render with KeyError: 'top1'."""
+    nan = float("nan")
+    rows = [
+        *job_rows("c1", "empty_folder_model", "classification", "classification", [("top1", {}, nan),
+                                                                                   ("top5", {}, nan)]),
+        *job_rows("c2", "no_metrics", "classification", "classification", [(None, {}, None)]),
+        *job_rows("l1", "empty_folder_model", "latency", "latency", [
+            ("throughput_img_s", {"mode": "model_only", "batch_size": 1}, 100.0),
+            ("latency_ms_p50", {"mode": "model_only", "timer": "perf_counter"}, nan),
+            ("gflops", {}, 1.5)]),
+        *job_rows("p1", "empty_folder_model", "pgd", "pgd", [("clean_acc", {}, nan),
+                                                             ("robust_acc", {"eps": 8 / 255, "norm": "Linf"}, nan)]),
+        *job_rows("k1", "empty_folder_model", "corruption", "corruption", [
+            ("clean_acc", {"mode": "generated"}, nan),
+            ("corruption_acc", {"mode": "generated", "corruption": "fog", "severity": 1}, nan)]),
+    ]
+    frame = pd.concat([fake_frame({"a": ("cnn", 0.7)}), pd.DataFrame(rows)], ignore_index=True)
+    html = render_html(frame, "s")
+    assert "empty_folder_model" in html and "no_metrics" in html and "finished without any metric" in html
+    table = leaderboard(ok_rows(frame[frame["task"] == "classification"]))
+    assert list(table["model"]) == ["a", "empty_folder_model"]  # missing values sort last
+    assert pd.isna(table.set_index("model").loc["empty_folder_model", "top1"])
+    assert ">–<" in html  # shown as missing, not dropped

@@ -14,6 +14,12 @@ Recipe (the same for every model; only epochs, learning rate and warm-up differ,
   shipped weights are then trained on the whole train split with these defaults.
 * reproducibility: one seed per run, re-applied before each model (so ``--models`` subsets give the
   same weights), ``torch.use_deterministic_algorithms(True)``, 2 CPU threads, no DataLoader workers.
+  That makes a rerun byte-identical ON THE SAME MACHINE (same CPU, torch build and thread count). It is
+  NOT byte-reproducible across CPUs: the float kernels (oneDNN/MKL, vector width) sum in different
+  orders, the differences compound over training, and the weights come out with other bytes and a
+  slightly different accuracy. Observed: resnet_digits retrained on another x86 machine scored 0.9956
+  top-1 against the shipped 0.9978 (1 test image in 450). Expect the same recipe elsewhere to land within
+  about 2/450 (~0.5 points) of the shipped top-1, not on the same sha256.
 
 Outputs ``harness/zoo/<name>.safetensors`` (eval-mode state dict, BatchNorm statistics included) and
 updates ``harness/zoo/zoo.json`` with the recipe, parameter count, test top-1, training time and the

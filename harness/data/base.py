@@ -42,6 +42,10 @@ class ImageSource(ABC):
     @abstractmethod
     def load(self, index: int) -> Sample: ...
 
+    @classmethod
+    def check_root(cls, root: Any) -> None:
+        """Cheap checks of a dataset's files when a suite is loaded (raise ValueError / OSError naming them)."""
+
     def sample_id(self, index: int) -> str:
         """A stable name for sample ``index`` (a relative file path, or the index as text)."""
         return str(index)

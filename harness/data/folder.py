@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from harness.data.base import CorruptImageError, ImageSource, file_manifest_digest
@@ -32,13 +33,53 @@ def read_class_map(path: Path) -> dict[str, int]:
 
 
 def open_rgb(path: Path) -> Image.Image:
-    """Decode an image fully (so truncation shows here) and convert it to RGB."""
+    """Decode an image fully (so truncation shows here) and convert it to 8-bit RGB (see ``to_rgb8``)."""
     try:
         with Image.open(path) as image:
             image.load()
-            return image.convert("RGB")
+            return to_rgb8(image, path)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise CorruptImageError(f"cannot decode image {path}: {exc}") from None
+
+
+SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
+
+
+def to_rgb8(image: Image.Image, path: Path) -> Image.Image:
+    """8-bit RGB from any mode PIL opens, scaled, never clipped: 16-bit grey is divided by 257 (65535 -> 255;
+    PIL's own convert clips it at 255), float grey must lie in [0, 1] and is multiplied by 255. 32-bit integer
+    grey (mode I, no defined white level) and out-of-range floats are refused (ValueError naming the file).
+    Alpha is dropped, keeping the colour under it, as torchvision's and timm's loaders do; palette images go
+    through RGBA so a transparent palette entry keeps its colour."""
+    mode = image.mode
+    if mode in SIXTEEN_BIT_MODES:
+        grey = np.asarray(image).astype(np.float64) / 257.0
+        return Image.fromarray(np.round(grey).astype(np.uint8)).convert("RGB")
+    if mode == "I":
+        raise ValueError(f"{path}: 32-bit integer pixels (mode I) have no defined white level; "
+                         "save the image as 8- or 16-bit")
+    if mode == "F":
+        grey = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(grey).all() or grey.min() < 0 or grey.max() > 1:
+            raise ValueError(f"{path}: float pixels (mode F) must lie in [0, 1]; found "
+                             f"{np.nanmin(grey):g}..{np.nanmax(grey):g}")
+        return Image.fromarray(np.round(grey * 255).astype(np.uint8)).convert("RGB")
+    if mode in ("P", "PA"):
+        image = image.convert("RGBA")
+    elif mode == "La":  # premultiplied alpha: PIL converts it to LA only
+        image = image.convert("LA")
+    elif mode == "RGBa":
+        image = image.convert("RGBA")
+    return image.convert("RGB")
+
+
+def first_image(root: Path) -> Path | None:
+    """Any one image file under ``root``'s class folders (stops at the first: cheap on a big folder)."""
+    for folder in sorted(p for p in Path(root).iterdir() if p.is_dir()):
+        for path in folder.rglob("*"):
+            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+                return path
+    return None
 
 
 @DATASETS.register("imagefolder")
@@ -73,6 +114,25 @@ class ImageFolderSource(ImageSource):
             for path in sorted((self.root / folder).rglob("*"))
             if path.suffix.lower() in IMAGE_SUFFIXES
         ]
+        if not self.samples:
+            raise ValueError(self.empty_message(self.root, len(folders)))
+
+    @staticmethod
+    def empty_message(root: Path, folders: int) -> str:
+        return (f"{root}: its {folders} class folder(s) hold no images "
+                f"(looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+
+    @classmethod
+    def check_root(cls, root: Path) -> None:
+        """Cheap checks a suite loader runs before anything: class folders exist and hold an image."""
+        root = Path(root)
+        if not root.is_dir():
+            raise ValueError(f"{root}: not a directory")
+        folders = [p for p in root.iterdir() if p.is_dir()]
+        if not folders:
+            raise ValueError(f"{root}: no class folders found")
+        if first_image(root) is None:
+            raise ValueError(cls.empty_message(root, len(folders)))
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -28,8 +28,8 @@ def state_dict_sha256(module: nn.Module) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()
-                      if tensor.numel() else b"")
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+                      if tensor.numel() else b"")  # reshape: a 0-dim tensor (BN's num_batches_tracked) has no byte view
     return digest.hexdigest()
 
 
@@ -47,17 +47,31 @@ def read_state_dict(path: Path, trust_pickle: bool = False) -> dict[str, torch.T
         except Exception as exc:  # safetensors raises its own error types
             raise CheckpointError(f"{path}: not a valid safetensors file ({exc})") from None
     else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
-        except pickle.UnpicklingError as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else "it holds Python objects beyond tensors"
-            raise CheckpointError(
-                f"{path}: refusing to load an untrusted pickle ({reason}); convert it to safetensors, "
-                "or set 'trust_pickle: true' on this model if you trust its origin"
-            ) from None
-        except (RuntimeError, EOFError, OSError) as exc:
-            raise CheckpointError(f"{path}: cannot read checkpoint ({exc})") from None
+        state = _torch_load(path, trust_pickle)
     return _unwrap(state, path)
+
+
+def _torch_load(path: Path, trust_pickle: bool) -> object:
+    """torch.load, telling a pickle that holds more than tensors (refused unless trusted) from a file that is
+    not a readable checkpoint at all (corrupt, truncated, another format)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not trust_pickle)
+    except pickle.UnpicklingError as exc:
+        if not trust_pickle and str(exc).startswith("Weights only load failed"):
+            raise CheckpointError(
+                f"{path}: refusing to load an untrusted pickle (it holds Python objects beyond tensors); convert it "
+                "to safetensors, or set 'trust_pickle: true' on this model if you trust its origin"
+            ) from None
+        raise CheckpointError(f"{path}: cannot read checkpoint: corrupt or not a PyTorch file "
+                              f"({_first_line(exc)})") from None
+    except Exception as exc:  # noqa: BLE001 - unpickling garbage raises anything (IndexError, KeyError, ...)
+        raise CheckpointError(f"{path}: cannot read checkpoint: corrupt or not a PyTorch file "
+                              f"({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def _unwrap(state: object, path: Path) -> dict[str, torch.Tensor]:
@@ -76,9 +90,23 @@ def _unwrap(state: object, path: Path) -> dict[str, torch.Tensor]:
 def load_weights(net: nn.Module, path: Path, trust_pickle: bool = False) -> str:
     """Load ``path`` into ``net`` strictly; returns the file's sha256."""
     state = read_state_dict(path, trust_pickle)
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-        raise CheckpointError(f"{path}: weights do not fit the architecture ({first})") from None
+    problem = state_dict_mismatch(net.state_dict(), state)
+    if problem:
+        raise CheckpointError(f"{path}: weights do not fit the architecture: {problem}")
+    net.load_state_dict(state, strict=True)
     return file_sha256(path)
+
+
+def state_dict_mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor], show: int = 3) -> str | None:
+    """How ``given`` differs from ``expected``: counts of missing and unexpected keys and of shape mismatches,
+    each with its first few names (a whole list of keys on one line helps nobody)."""
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    shapes = [f"{k} {list(given[k].shape)} vs {list(expected[k].shape)}" for k in expected
+              if k in given and given[k].shape != expected[k].shape]
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("with another shape", shapes)):
+        if items:
+            more = f", ... {len(items) - show} more" if len(items) > show else ""
+            parts.append(f"{len(items)} key(s) {label} (first: {', '.join(items[:show])}{more})")
+    return "; ".join(parts) or None

@@ -1,6 +1,7 @@
 """Building a LoadedModel from a suite's model entry, per source: zoo, timm, torchvision, checkpoint."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -17,6 +18,8 @@ from harness.specs import ModelSpec
 def load_model(spec: ModelSpec, num_classes: int | None = None) -> LoadedModel:
     """Build the model a suite entry describes, in eval mode, wrapped to take [0, 1] pixels."""
     net, preprocess, weights, sha, tag = MODEL_SOURCES.get(spec.source)(spec, spec.num_classes or num_classes)
+    if spec.preprocess is not None:
+        preprocess = replace(preprocess, **spec.preprocess.overrides())
     if spec.checkpoint is not None and spec.source != "zoo":
         sha = load_weights(net, spec.checkpoint, spec.trust_pickle)
         weights = f"checkpoint:{spec.checkpoint}"
@@ -45,6 +48,55 @@ def _num_classes(net: nn.Module, module: PixelModel, preprocess: Preprocess) -> 
         return int(module(torch.zeros(1, *preprocess.input_size)).shape[-1])
 
 
+def pretrained_cfg_name(spec: ModelSpec) -> str:
+    """The timm ``arch.tag`` whose pretrained config describes this entry: ``pretrained_cfg`` (a full name or
+    just a tag), else the tag in ``arch`` or ``pretrained``, else the bare architecture (timm's default tag)."""
+    arch = spec.architecture
+    if spec.pretrained_cfg:
+        return spec.pretrained_cfg if "." in spec.pretrained_cfg else f"{arch.split('.', 1)[0]}.{spec.pretrained_cfg}"
+    if isinstance(spec.pretrained, str) and spec.pretrained and "." not in arch:
+        return f"{arch}.{spec.pretrained}"
+    return arch
+
+
+def declared_num_classes(spec: ModelSpec) -> int | None:
+    """The model's class count as known without building it or loading weights (None when unknown):
+    ``num_classes`` in the entry, the zoo entry's, or the timm pretrained config's."""
+    if spec.num_classes is not None:
+        return spec.num_classes
+    if isinstance(spec.kwargs.get("num_classes"), int):
+        return spec.kwargs["num_classes"]
+    if spec.source == "zoo":
+        entry = ZOO_MODELS.get(spec.architecture) if spec.architecture in ZOO_MODELS else None
+        return entry.pretrained_cfg()["num_classes"] if entry else None
+    if spec.source in ("timm", "checkpoint"):
+        from timm.models import get_pretrained_cfg
+
+        try:
+            cfg = get_pretrained_cfg(pretrained_cfg_name(spec), allow_unregistered=False)
+        except RuntimeError:
+            return None
+        return int(cfg.num_classes) if cfg is not None and cfg.num_classes else None
+    if spec.source == "torchvision":
+        return _torchvision_num_classes(spec)
+    return None
+
+
+def _torchvision_num_classes(spec: ModelSpec) -> int | None:
+    """From the weights' metadata (no download); torchvision's classifiers default to 1000 classes."""
+    import torchvision
+
+    if not spec.pretrained:
+        return 1000
+    try:
+        enum = torchvision.models.get_model_weights(spec.architecture)
+        chosen = enum.DEFAULT if spec.pretrained is True else enum[spec.pretrained]
+    except (KeyError, ValueError):
+        return None
+    categories = chosen.meta.get("categories")
+    return len(categories) if categories else None
+
+
 @MODEL_SOURCES.register("zoo")
 def _from_zoo(spec: ModelSpec, num_classes: int | None) -> tuple[nn.Module, Preprocess, str, str, str | None]:
     from safetensors.torch import load_file
@@ -60,11 +112,9 @@ def _from_timm(spec: ModelSpec, num_classes: int | None) -> tuple[nn.Module, Pre
     """timm by name; ``pretrained`` goes through timm's normal hub loading (needs the network)."""
     import timm
 
-    name = spec.architecture
-    if isinstance(spec.pretrained, str) and spec.pretrained and "." not in name:
-        name = f"{name}.{spec.pretrained}"
+    name = pretrained_cfg_name(spec)
     kwargs: dict[str, Any] = dict(spec.kwargs)
-    if num_classes is not None and not spec.pretrained:
+    if num_classes is not None:  # with pretrained weights too: timm then re-initialises the classifier
         kwargs.setdefault("num_classes", num_classes)
     net = timm.create_model(name, pretrained=bool(spec.pretrained), **kwargs)
     preprocess = Preprocess.from_timm_config(timm.data.resolve_model_data_config(net))
@@ -76,7 +126,8 @@ def _from_timm(spec: ModelSpec, num_classes: int | None) -> tuple[nn.Module, Pre
 
 @MODEL_SOURCES.register("checkpoint")
 def _from_checkpoint(spec: ModelSpec, num_classes: int | None) -> tuple[nn.Module, Preprocess, str, str, str | None]:
-    """A timm architecture with local weights (loaded by load_model from spec.checkpoint)."""
+    """A timm architecture with local weights (loaded by load_model from spec.checkpoint); its preprocessing
+    and class count come from ``pretrained_cfg`` when given (timm's config only: nothing is downloaded)."""
     local = ModelSpec(**{**spec.__dict__, "pretrained": False, "checkpoint": None})
     return _from_timm(local, num_classes)
 
@@ -90,7 +141,7 @@ def _from_torchvision(spec: ModelSpec, num_classes: int | None) -> tuple[nn.Modu
         tag = spec.pretrained if isinstance(spec.pretrained, str) else "DEFAULT"
         weights = torchvision.models.get_model_weights(spec.architecture)[tag] if tag != "DEFAULT" else "DEFAULT"
     kwargs = dict(spec.kwargs)
-    if num_classes is not None and weights is None:
+    if num_classes is not None:  # with weights, torchvision refuses a count other than theirs: loud, not dropped
         kwargs.setdefault("num_classes", num_classes)
     net = torchvision.models.get_model(spec.architecture, weights=weights, **kwargs)
     preprocess = _torchvision_preprocess(spec.architecture, weights)

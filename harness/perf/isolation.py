@@ -1,14 +1,13 @@
 """Measuring one model in a fresh subprocess, so one model's allocator state and compile caches never
 touch the next model's numbers.
 
-The parent sends the suite's model and dataset specs plus the task params as JSON on stdin to
-``python -m harness.perf.isolation``; the child rebuilds the model and data from the specs, measures
+The parent sends the suite's model and dataset specs plus the task params as JSON on stdin to a child
+interpreter running this module's ``main`` (see ``child_command``); the child rebuilds the model and data from the specs, measures
 in-process, and prints the metrics as one JSON line on stdout.
 """
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import asdict, replace
@@ -20,7 +19,7 @@ import torch
 from harness.metrics import Metric
 from harness.tasks.base import JobContext
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+STATIC_METRICS = ("params_m", "gflops", "gmacs")  # counts, not timings: the same in any process
 
 
 def measure_in_subprocess(ctx: JobContext, params: Any, suite_specs: dict[str, Any]) -> list[Metric]:
@@ -33,17 +32,25 @@ def measure_in_subprocess(ctx: JobContext, params: Any, suite_specs: dict[str, A
     request = {"model": asdict(model), "dataset": asdict(dataset), "limit": len(ctx.source),
                "params": asdict(replace(params, isolate=False)), "device": str(ctx.device), "seed": ctx.seed,
                "batch_size": ctx.batch_size, "workers": ctx.workers}
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    child = subprocess.run([sys.executable, "-m", "harness.perf.isolation"], input=json.dumps(request, default=str),
-                           capture_output=True, text=True, env=env)
+    child = subprocess.run(child_command(), input=json.dumps(request, default=str), capture_output=True, text=True)
     if child.returncode != 0:
         lines = child.stderr.strip().splitlines() or ["no output"]
         raise RuntimeError(f"isolated measurement of {ctx.model.name} failed: {lines[-1]}")
     metrics = [Metric(**record) for record in json.loads(child.stdout.strip().splitlines()[-1])]
     for metric in metrics:
-        if metric.name not in ("params_m", "gflops"):
+        if metric.name not in STATIC_METRICS:
             metric.params["isolated"] = True
     return metrics
+
+
+def child_command() -> list[str]:
+    """This interpreter, importing the very ``harness`` this process runs (an installed package or a checkout,
+    whatever the current directory), then running ``main`` below."""
+    import harness
+
+    home = str(Path(harness.__file__).resolve().parent.parent)
+    code = f"import sys; sys.path.insert(0, {home!r}); from harness.perf.isolation import main; sys.exit(main())"
+    return [sys.executable, "-c", code]
 
 
 def measure_request(request: dict[str, Any]) -> list[Metric]:

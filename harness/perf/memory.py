@@ -63,9 +63,14 @@ def release_cuda_cache() -> None:
         torch.cuda.empty_cache()
 
 
+# torch.OutOfMemoryError appeared in torch 2.5 as an alias of torch.cuda.OutOfMemoryError, which older
+# releases that pyproject allows (torch>=2.1) already have; catching the latter works on both.
+OUT_OF_MEMORY: type[BaseException] = torch.cuda.OutOfMemoryError
+
+
 def find_max_batch(fits: Callable[[int], object], limit: int,
                    on_oom: Callable[[], None] = release_cuda_cache) -> int:
-    """Largest batch size in [1, limit] for which ``fits(batch)`` does not raise ``torch.OutOfMemoryError``.
+    """Largest batch size in [1, limit] for which ``fits(batch)`` does not run out of memory (``OUT_OF_MEMORY``).
 
     Doubles from 1 until a batch runs out of memory (or ``limit`` is reached), then bisects between the
     last batch that fitted and the first that did not. Other exceptions propagate.
@@ -77,7 +82,7 @@ def find_max_batch(fits: Callable[[int], object], limit: int,
         try:
             fits(batch)
             return True
-        except torch.OutOfMemoryError:  # torch.cuda.OutOfMemoryError is this class
+        except OUT_OF_MEMORY:
             on_oom()
             return False
 

@@ -62,13 +62,17 @@ class CudaClock:
         self.end = torch.cuda.Event(enable_timing=True)
 
     def time(self, step: Step) -> tuple[float, float | None]:
-        torch.cuda.synchronize(self.device)
-        host_start = time.perf_counter()
-        self.start.record()
-        step()
-        self.end.record()
-        torch.cuda.synchronize(self.device)
-        host_ms = (time.perf_counter() - host_start) * 1e3
+        # The events go on the model's device's current stream, where ``step`` queues its kernels: a bare
+        # ``record()`` uses the *current* device's stream, so timing cuda:1 from cuda:0 would read ~0 ms.
+        with torch.cuda.device(self.device):
+            stream = torch.cuda.current_stream(self.device)
+            torch.cuda.synchronize(self.device)
+            host_start = time.perf_counter()
+            self.start.record(stream)
+            step()
+            self.end.record(stream)
+            torch.cuda.synchronize(self.device)
+            host_ms = (time.perf_counter() - host_start) * 1e3
         return host_ms, self.start.elapsed_time(self.end)
 
 

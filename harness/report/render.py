@@ -54,12 +54,15 @@ def build_context(frame: pd.DataFrame, title: str) -> dict[str, Any]:
             "extras": [{"title": t, "html": Markup(h)} for t, h in _extra_sections(part, rows)],
         })
     failed = frame[frame["status"] != "ok"].drop_duplicates("job_key")
+    with_metrics = set(frame.loc[frame["metric"].notna(), "job_key"]) if not frame.empty else set()
+    empty = frame[(frame["status"] == "ok") & ~frame["job_key"].isin(with_metrics)].drop_duplicates("job_key")
+    empty = empty.assign(error="finished without any metric")
     return {
         "title": title,
         "tasks": tasks,
         "summary_families": summary_families,
         "summary": summary,
-        "failures": failed[["model", "dataset", "task", "error"]].to_dict("records"),
+        "failures": pd.concat([failed, empty])[["model", "dataset", "task", "error"]].to_dict("records"),
         "provenance": provenance_summary(frame),
         "harness_version": harness.__version__,
         "job_count": int(frame["job_key"].nunique()) if not frame.empty else 0,
@@ -67,9 +70,21 @@ def build_context(frame: pd.DataFrame, title: str) -> dict[str, Any]:
 
 
 def _extra_sections(part: pd.DataFrame, all_rows: pd.DataFrame) -> list[tuple[str, str]]:
-    """Task-specific figures; a section gets its task's rows and, for cross-task plots, all rows."""
+    """Task-specific figures; a section gets its task's rows and, for cross-task plots, all rows, both without
+    missing values (a figure plots numbers; the tables show what is missing). A figure that still cannot be
+    drawn is reported in its place, so the rest of the report is written."""
     kind = part["task_kind"].iloc[0]
-    return REPORT_SECTIONS.get(kind)(part, all_rows) if kind in REPORT_SECTIONS else []
+    if kind not in REPORT_SECTIONS:
+        return []
+    present = part[part["value"].notna()]
+    if present.empty:
+        return []
+    try:
+        return REPORT_SECTIONS.get(kind)(present, all_rows[all_rows["value"].notna()])
+    except Exception as exc:  # noqa: BLE001 - one broken figure must not cost the whole report
+        message = str(Markup.escape(f"{type(exc).__name__}: {exc}"))
+        return [("Figures not drawn", f'<p class="figure-error">the {kind} figures could not be drawn '
+                                      f"from the stored results ({message})</p>")]
 
 
 def render_html(frame: pd.DataFrame, title: str) -> str:

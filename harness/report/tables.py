@@ -91,11 +91,14 @@ def leaderboard(rows: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame()
     order = list(dict.fromkeys(rows["column"]))
-    wide = rows.pivot_table(index=["model", "family", "arch", "dataset"], columns="column", values="value",
-                            aggfunc="first", sort=False)
-    counts = rows.groupby(["model", "family", "arch", "dataset"], sort=False)["n"].max().rename("n")
-    wide = wide.reindex(columns=[c for c in order if c in wide.columns]).join(counts).reset_index()
-    return wide.sort_values(order[0], ascending=column_directions(rows).get(order[0]) == "lower", kind="stable")
+    keys = ["model", "family", "arch", "dataset"]
+    # groupby + unstack rather than pivot_table, which drops a metric whose values are all missing (a job that
+    # stored NaN, e.g. n = 0) and with it the column the table is sorted by
+    wide = rows.groupby([*keys, "column"], sort=False, dropna=False)["value"].first().unstack("column")
+    counts = rows.groupby(keys, sort=False, dropna=False)["n"].max().rename("n")
+    wide = wide.reindex(columns=order).join(counts).reset_index()
+    return wide.sort_values(order[0], ascending=column_directions(rows).get(order[0]) == "lower", kind="stable",
+                            na_position="last")
 
 
 def family_summary(rows: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:

@@ -32,7 +32,7 @@ from harness.registry import TASKS
 from harness.robustness.corruptions import (
     REFERENCE_TABLES, SEVERITIES, Corruptor, FillOnceCache, expand_names, resize_crop,
 )
-from harness.specs import stable_hash
+from harness.specs import expand_data_root, stable_hash
 from harness.tasks.base import JobContext, Pass, Task
 
 # the full matrix goes to the heatmap (detail); tables show clean / mean accuracy and mCE
@@ -127,14 +127,13 @@ class CorruptionTask(Task):
         self.cache = FillOnceCache(params.cache_mb * 2**20)  # shared by this run's jobs, i.e. across models
 
     def check_suite(self, suite: Any, where: Any) -> None:
-        from harness.suite import expand_data_root
-
         names = [m.name for m in suite.models]
         if self.params.reference_model is not None and self.params.reference_model not in names:
             raise where.error(f"reference_model: {self.params.reference_model!r} is not a model of this suite "
                               f"(models: {', '.join(names)})")
         if self.params.root is not None:
-            self.params.root = expand_data_root(self.params.root, suite.defaults.data_root, Path.cwd())
+            self.params.root = expand_data_root(self.params.root, suite.defaults.data_root,
+                                               Path(where.file).resolve().parent)
             if not Path(self.params.root).is_dir():
                 raise where.error(f"root: no such directory {self.params.root}")
 

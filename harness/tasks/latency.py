@@ -20,6 +20,7 @@ from torch import nn
 from harness.env import synchronize
 from harness.metrics import Metric, declare
 from harness.perf import flops as flop_count
+from harness.perf.compiled import check_compiled, compile_module, strict_dynamo
 from harness.perf.memory import PeakMemory, find_max_batch
 from harness.perf.timing import (LatencySamples, clock_for, measure_latency, run_until, summarize, throughput,
                                  time_block)
@@ -35,9 +36,14 @@ declare("max_batch_size", "higher", headline=False, description="largest batch t
 declare("compile_seconds", "lower", "s", headline=False)
 declare("params_m", "none", "M", description="parameters (millions)")
 declare("gflops", "none", "GFLOP", description="FLOPs per image at the model's resolution (2 x MACs)")
+declare("gmacs", "none", "GMAC", description="multiply-accumulates per image (timm's tables quote these)")
 
 Mode = Literal["model_only", "end_to_end"]
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISION_NEEDS_CUDA = {
+    "fp16": "fp16 autocast is not supported on CPU here; use bf16 or fp32 (or a CUDA device)",
+    "tf32": "tf32 is a CUDA tensor-core mode; on CPU use fp32 (or a CUDA device)",
+}
 
 
 @TASKS.register("latency")
@@ -57,7 +63,9 @@ class LatencyTask(Task):
         min_iters: int = 200  # latency: at least this many timed iterations AND min_seconds
         min_seconds: float = 10.0
         throughput_iters: int = 50  # iterations between the two synchronisations
-        precision: Literal["fp32", "fp16", "bf16"] = "fp32"  # fp16/bf16 via autocast
+        # fp16/bf16 via autocast; fp32 is strict IEEE float32 (TF32 off for matmul AND cuDNN, whose defaults
+        # differ); tf32 (CUDA only) allows TF32 tensor cores for both
+        precision: Literal["fp32", "tf32", "fp16", "bf16"] = "fp32"
         channels_last: bool = False
         compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"
         compile_backend: str = "inductor"
@@ -90,9 +98,8 @@ class LatencyTask(Task):
 
     def check_suite(self, suite: Any, where: Any) -> None:
         cpu_only = suite.defaults.device == "cpu" or (suite.defaults.device == "auto" and not torch.cuda.is_available())
-        if self.params.precision == "fp16" and cpu_only:
-            raise where.child("precision", {}).error(
-                "fp16 autocast is not supported on CPU here; use bf16 or fp32 (or a CUDA device)")
+        if self.params.precision in ("fp16", "tf32") and cpu_only:
+            raise where.child("precision", {}).error(PRECISION_NEEDS_CUDA[self.params.precision])
         self.suite_specs = {"models": {m.name: m for m in suite.models},
                             "datasets": {d.name: d for d in suite.datasets}}
 
@@ -110,11 +117,9 @@ def measure(ctx: JobContext, p: LatencyTask.Params) -> list[Metric]:
     check_precision(p.precision, device)
     module = ctx.model.module.eval()
     input_size = ctx.model.preprocess.input_size
-    with runtime_settings(p), memory_layout(module, p.channels_last), torch.inference_mode():
-        settings: dict[str, Any] = {"precision": p.precision, "channels_last": p.channels_last, "compile": p.compile,
-                                    "threads": torch.get_num_threads()}
-        if device.type == "cuda":
-            settings["cudnn_benchmark"] = p.cudnn_benchmark
+    dynamo = strict_dynamo() if p.compile != "none" else contextlib.nullcontext()
+    with runtime_settings(p), memory_layout(module, p.channels_last), torch.inference_mode(), dynamo:
+        settings = measurement_settings(p, device)
         metrics = static_metrics(module, synthetic_batch(1, input_size, device, False))
         forward = make_forward(module, p, device)
         if p.compile != "none":
@@ -122,6 +127,7 @@ def measure(ctx: JobContext, p: LatencyTask.Params) -> list[Metric]:
             started = time.perf_counter()
             forward(first)
             synchronize(device)
+            check_compiled(ctx.model.name)
             metrics.append(Metric("compile_seconds", time.perf_counter() - started, 1,
                                   {**settings, "batch_size": p.batch_size}, unit="s"))
         for mode in p.modes:
@@ -129,7 +135,7 @@ def measure(ctx: JobContext, p: LatencyTask.Params) -> list[Metric]:
         sizes = sorted({size for size in p.throughput_batch_sizes if isinstance(size, int)})
         if "max" in p.throughput_batch_sizes:
             limit = min(p.max_batch_limit, p.cpu_max_batch) if device.type == "cpu" else p.max_batch_limit
-            largest = find_max_batch(lambda b: fits(module, p, device, input_size, b), limit)
+            largest = find_max_batch(lambda b: fits(forward, p, device, input_size, b), limit)
             metrics.append(Metric("max_batch_size", float(largest), 1, {**settings, "limit": limit}))
             sizes = sorted({*sizes, largest})
         for mode in p.modes:
@@ -171,20 +177,37 @@ def check_precision(precision: str, device: torch.device) -> None:
     if precision == "fp16" and device.type == "cpu":
         raise ValueError("precision fp16 is not supported on CPU (autocast to float16 there is slow and partial); "
                          "use bf16 or fp32")
+    if precision == "tf32" and device.type != "cuda":
+        raise ValueError(PRECISION_NEEDS_CUDA["tf32"])
+
+
+def measurement_settings(p: LatencyTask.Params, device: torch.device) -> dict[str, Any]:
+    """The settings every metric of the measurement carries as params (call inside ``runtime_settings``)."""
+    settings: dict[str, Any] = {"precision": p.precision, "channels_last": p.channels_last, "compile": p.compile,
+                                "threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        settings.update({"cudnn_benchmark": torch.backends.cudnn.benchmark,
+                         "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+                         "tf32_cudnn": torch.backends.cudnn.allow_tf32})
+    return settings
 
 
 @contextlib.contextmanager
 def runtime_settings(p: LatencyTask.Params) -> Iterator[None]:
-    """CPU thread count and cudnn.benchmark for the measurement, restored afterwards."""
+    """CPU thread count, cudnn.benchmark and TF32 (matmul and cuDNN set alike: off unless precision is tf32)
+    for the measurement, restored afterwards."""
     threads, benchmark = torch.get_num_threads(), torch.backends.cudnn.benchmark
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     try:
         if p.threads is not None:
             torch.set_num_threads(p.threads)
         torch.backends.cudnn.benchmark = p.cudnn_benchmark
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = p.precision == "tf32"
         yield
     finally:
         torch.set_num_threads(threads)
         torch.backends.cudnn.benchmark = benchmark
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
 
 
 @contextlib.contextmanager
@@ -212,11 +235,8 @@ def make_forward(module: nn.Module, p: LatencyTask.Params, device: torch.device)
     """The callable that is timed: the (optionally compiled) model under autocast for fp16/bf16."""
     model: Callable[[torch.Tensor], Any] = module
     if p.compile != "none":
-        if p.compile_backend == "inductor":
-            model = torch.compile(module, mode=None if p.compile == "default" else p.compile)
-        else:
-            model = torch.compile(module, backend=p.compile_backend)
-    if p.precision == "fp32":
+        model = compile_module(module, p.compile, p.compile_backend)
+    if p.precision not in DTYPES:  # fp32, tf32: no autocast
         return model
 
     def autocast_forward(images: torch.Tensor) -> Any:
@@ -253,19 +273,22 @@ def full_batches(ctx: JobContext, batch_size: int) -> Iterator[Any]:
                 yield batch
 
 
-def fits(module: nn.Module, p: LatencyTask.Params, device: torch.device, input_size: tuple[int, int, int],
-         batch_size: int) -> None:
-    """One eager forward at ``batch_size`` (raises torch.OutOfMemoryError when it does not fit)."""
+def fits(forward: Callable[[torch.Tensor], Any], p: LatencyTask.Params, device: torch.device,
+         input_size: tuple[int, int, int], batch_size: int) -> None:
+    """One forward at ``batch_size`` of the callable that is timed (compiled or eager: their memory differs);
+    raises torch.cuda.OutOfMemoryError when it does not fit."""
     images = synthetic_batch(batch_size, input_size, device, p.channels_last)
-    make_forward(module, dataclasses.replace(p, compile="none"), device)(images)
+    forward(images)
     synchronize(device)
 
 
 def static_metrics(module: nn.Module, example: torch.Tensor) -> list[Metric]:
-    """Parameters and per-image GFLOPs at the model's resolution. FlopCounterMode's FLOPs are 2 x MACs
-    (GMACs, as timm's tables quote them, are half the number)."""
+    """Parameters, per-image GFLOPs and GMACs at the model's resolution. FlopCounterMode's FLOPs are 2 x MACs
+    (GMACs are what timm's tables quote)."""
+    flops = flop_count.count_flops(module, example)
     return [Metric("params_m", flop_count.count_params(module) / 1e6, 1, unit="M"),
-            Metric("gflops", flop_count.count_flops(module, example) / 1e9, 1, unit="GFLOP")]
+            Metric("gflops", flops / 1e9, 1, unit="GFLOP"),
+            Metric("gmacs", flop_count.flops_to_macs(flops) / 1e9, 1, unit="GMAC")]
 
 
 def latency_metrics(samples: LatencySamples, params: dict[str, Any], device: torch.device) -> list[Metric]:
