@@ -50,6 +50,7 @@ class Verdict:
     direction: str = ""
     reasons: list[str] = field(default_factory=list)
     policy: dict[str, Any] = field(default_factory=dict)
+    model_change: str = ""  # "weights changed", "preprocessing changed: mean/std", or "" (same model)
 
     @property
     def label(self) -> str:
@@ -139,7 +140,8 @@ def _judge_metric(base_job: JobEntry, new_job: JobEntry | None, base: MetricEntr
     rules = policy.for_metric(base.metric)
     verdict = Verdict(base_job.model, base_job.dataset, base_job.task, base.metric, base.params,
                       "not gated", gated, baseline=base.value, n=base.n, unit=base.unit, direction=base.direction,
-                      policy=rules.describe() if gated else {})
+                      policy=rules.describe() if gated else {},
+                      model_change="; ".join(c.split(" (")[0] for c in report.model_changes))
     if new_job is not None and new_job.status != "ok":
         verdict.status, verdict.reasons = "failed", [f"job {new_job.status}: {new_job.error}".rstrip(": ")]
         return verdict

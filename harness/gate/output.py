@@ -31,7 +31,8 @@ def cells(v: Verdict) -> dict[str, str]:
     return {"model": v.model, "dataset": v.dataset, "task": v.task, "metric": v.label,
             "baseline": _number(v.baseline), "new": _number(v.new), "diff": diff, "interval": interval,
             "test": v.test or "–", "p": "–" if v.p_value is None else f"{v.p_value:.3g}",
-            "verdict": MARK[v.status] + (f": {'; '.join(v.reasons)}" if v.reasons else "")}
+            "verdict": MARK[v.status] + (f": {'; '.join(v.reasons)}" if v.reasons else "")
+            + (f" [{v.model_change}]" if v.model_change and v.status != "pass" else "")}
 
 
 def headline(result: GateResult) -> str:

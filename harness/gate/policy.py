@@ -144,6 +144,8 @@ def _drop(value: Any, where: str) -> tuple[float, bool]:
         except ValueError:
             raise GatePolicyError(f"{where}: expected a number or a percentage like '2%', got {value!r}") from None
         relative = True
+    elif isinstance(value, str):
+        raise GatePolicyError(f"{where}: expected a number or a percentage like '2%', got {value!r}")
     else:
         amount, relative = _number(value, where), False
     if amount < 0:
