@@ -131,7 +131,7 @@ def corruption(model: LinearModel, severities: list[int]) -> Job:
 KINDS = {"top1": ("higher", "proportion", True), "top5": ("higher", "proportion", True),
          "robust_acc": ("higher", "proportion", True), "clean_acc": ("higher", "proportion", True),
          "corruption_acc": ("higher", "proportion", True), "miou": ("higher", "dataset", True),
-         "latency_ms_p50": ("lower", "timing", True)}
+         "map_50": ("higher", "dataset", True), "latency_ms_p50": ("lower", "timing", True)}
 
 
 def write_run(run_dir: Path, jobs: list[Job], subset_label: str | None = None) -> Path:

@@ -247,3 +247,23 @@ def test_html_fragment_escapes(tmp_path, zoo):
     fragment = html_fragment(result)
     assert "<script>" not in fragment and "&lt;script&gt;" in fragment
     ET.fromstring(junit_xml(result).split("\n", 1)[1])
+
+
+def test_outcomes_that_contradict_the_row_are_refused(tmp_path, zoo):
+    run = run_of(tmp_path, "main", [zoo["resnet_digits"]])
+    rows = json.loads((run / "results.json").read_text())
+    rows[0]["value"] -= 0.01  # the row no longer matches its per-sample records
+    (run / "results.json").write_text(json.dumps(rows))
+    with pytest.raises(GateInputError, match=r"\.jsonl\.gz: per-sample outcomes of top1 give 0\.98"):
+        save_baseline(run, tmp_path / "b.json")
+
+
+def test_condition_changes_are_reported(tmp_path, zoo, baseline):
+    run = run_of(tmp_path, "pr", zoo.values())
+    rows = json.loads((run / "results.json").read_text())
+    for row in rows:
+        row["precision"] = "bf16"
+    (run / "results.json").write_text(json.dumps(rows))
+    result, out = quiet_gate(run, baseline)
+    assert result.exit_code == 0
+    assert "conditions changed: precision: fp32 → bf16" in out

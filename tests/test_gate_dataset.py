@@ -57,7 +57,7 @@ def _segmentation_job(shift: float) -> runs.Job:
             classes[str(c)] = [int((p & t).sum()), int((p | t).sum())]
         state.add_record(sid, "main", {"classes": classes})
     statistic = dataset_statistic("segmentation", "miou", {}, ids, dict(state.pass_records("main")))
-    model = runs.LinearModel(f"seg", np.array([[shift]]), np.zeros(1), np.zeros(1), np.ones(1))
+    model = runs.LinearModel("seg", np.array([[shift]]), np.zeros(1), np.zeros(1), np.ones(1))
     return runs.Job(model, "segmentation", "segmentation", {}, state,
                     [Metric("miou", statistic(np.arange(len(ids))), len(ids))], ids, dataset="photos")
 
@@ -159,3 +159,29 @@ def test_timings_are_gated_when_listed(tmp_path):
     assert verdict.status == "regression" and verdict.test == "mann-whitney" and verdict.ratio > 1.2
     same = gate(runs.write_run(tmp_path / "same", [_latency_job(10.0, 2)]), base, policy, stream=stream, env={})
     assert same.gated[0].status == "pass" and same.exit_code == 0
+
+
+def _detection_job(jitter: float) -> runs.Job:
+    records = _detection_records(seed=5, images=16)
+    rng = np.random.default_rng(11)
+    for record in records:  # a 'model' whose boxes wander by ``jitter`` pixels
+        for det in record["dt"]:
+            det["bbox"] = [v + float(rng.normal(0, jitter)) for v in det["bbox"][:2]] + det["bbox"][2:]
+    ids = [f"img/{i}" for i in range(len(records))]
+    state = EvalState()
+    for sid, record in zip(ids, records):
+        state.add_record(sid, "main", record)
+    value = dataset_statistic("detection", "map_50", {}, ids, dict(zip(ids, records)))(np.arange(len(ids)))
+    model = runs.LinearModel("det", np.array([[jitter]]), np.zeros(1), np.zeros(1), np.ones(1))
+    return runs.Job(model, "detection", "detection", {}, state, [Metric("map_50", value, len(ids))], ids,
+                    dataset="boxes")
+
+
+def test_detection_gate_bootstraps_map(tmp_path):
+    policy = GatePolicy.from_dict({"resamples": 60})
+    base = save_baseline(runs.write_run(tmp_path / "main", [_detection_job(0.0)]), tmp_path / "b.json", policy)
+    stream = io.StringIO()
+    worse = gate(runs.write_run(tmp_path / "pr", [_detection_job(12.0)]), base, policy, stream=stream, env={})
+    (verdict,) = worse.gated
+    assert verdict.test == "bootstrap-paired" and verdict.diff < 0
+    assert verdict.status == "regression" and worse.exit_code == 1

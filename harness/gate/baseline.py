@@ -108,8 +108,11 @@ def read_rows(run_dir: Path) -> list[dict[str, Any]]:
     if not isinstance(rows, list):
         raise GateInputError(f"{path}: expected a list of result rows")
     for number, row in enumerate(rows):
-        missing = [name for name in ROW_FIELDS if not isinstance(row, dict) or name not in row]
-        if missing and (not isinstance(row, dict) or row.get("status", "ok") == "ok"):
+        if not isinstance(row, dict):
+            raise GateInputError(f"{path}: row {number}: expected an object")
+        needed = ROW_FIELDS if row.get("status", "ok") == "ok" else ("status", "model", "dataset", "task")
+        missing = [name for name in needed if name not in row]
+        if missing:
             raise GateInputError(f"{path}: row {number}: missing field {missing[0]!r}")
     return rows
 
@@ -194,7 +197,11 @@ def _attach_evidence(job: JobEntry, path: Path, policy: GatePolicy, keep_records
 def _attach_metric(job: JobEntry, metric: MetricEntry, state: EvalState, policy: GatePolicy,
                    keep_records: bool) -> None:
     if metric.kind == "proportion":
-        metric.outcomes = outcomes.outcome_vector(job.task_kind, metric.metric, metric.params, state)
+        vector = outcomes.outcome_vector(job.task_kind, metric.metric, metric.params, state)
+        if vector and metric.n == len(vector) and abs(sum(vector.values()) / len(vector) - metric.value) > 1e-9:
+            raise ValueError(f"per-sample outcomes of {metric.key} give {sum(vector.values()) / len(vector):.6g} "
+                             f"but the result row says {metric.value:.6g}")
+        metric.outcomes = vector or None  # no outcomes: the gate falls back to the counts
     elif metric.kind == "timing":
         metric.series = outcomes.timing_series(metric.params, state)
     elif metric.kind == "dataset" and keep_records:

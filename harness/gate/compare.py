@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from harness.gate import outcomes, stats
@@ -76,9 +75,10 @@ class JobReport:
     def summary(self) -> str:
         if self.protocol_changes:
             return "not comparable: " + "; ".join(self.protocol_changes)
-        if self.model_changes:
-            return "; ".join(self.model_changes)
-        return "same model and preprocessing (only code or environment changed)"
+        text = "; ".join(self.model_changes) or "same model and preprocessing (only code or environment changed)"
+        if self.condition_changes:
+            text += "; conditions changed: " + "; ".join(self.condition_changes)
+        return text
 
 
 @dataclass
@@ -116,8 +116,7 @@ def compare(baseline: Snapshot, run: Snapshot, policy: GatePolicy | None = None)
         else:
             report.protocol_changes += differences(base_job.protocol, new_job.protocol)
             report.model_changes += model_changes(base_job.identity, new_job.identity)
-            report.condition_changes += [f"{c} changed" for c in differences(base_job.conditions,
-                                                                              new_job.conditions)]
+            report.condition_changes += differences(base_job.conditions, new_job.conditions)
         for metric in base_job.metrics.values():
             verdicts.append(_judge_metric(base_job, new_job, metric, report, policy))
         if new_job is not None:
@@ -182,9 +181,9 @@ def _judge_metric(base_job: JobEntry, new_job: JobEntry | None, base: MetricEntr
 def _test(base_job: JobEntry, new_job: JobEntry, base: MetricEntry, new: MetricEntry,
           rules: MetricPolicy) -> stats.Comparison:
     """The strongest test the evidence allows: paired on samples, else from the rows' counts or intervals."""
-    if base.kind == "proportion" and base.outcomes is not None and new.outcomes is not None:
-        ids = [sid for sid in base.outcomes if sid in new.outcomes]
-        return stats.paired_proportions([base.outcomes[i] for i in ids], [new.outcomes[i] for i in ids],
+    paired = [sid for sid in base.outcomes if sid in new.outcomes] if base.outcomes and new.outcomes else []
+    if base.kind == "proportion" and paired:
+        return stats.paired_proportions([base.outcomes[i] for i in paired], [new.outcomes[i] for i in paired],
                                         rules.alpha)
     if base.kind == "proportion" and base.n and new.n:
         return stats.unpaired_proportions(round(base.value * base.n), base.n, round(new.value * new.n), new.n,
