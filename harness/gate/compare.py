@@ -141,18 +141,17 @@ def _judge_metric(base_job: JobEntry, new_job: JobEntry | None, base: MetricEntr
                       "not gated", gated, baseline=base.value, n=base.n, unit=base.unit, direction=base.direction,
                       policy=rules.describe() if gated else {},
                       model_change="; ".join(c.split(" (")[0] for c in report.model_changes))
+    new = new_job.metrics.get(base.key) if new_job is not None else None
+    verdict.new = None if new is None else new.value
     if new_job is not None and new_job.status != "ok":
         verdict.status, verdict.reasons = "failed", [f"job {new_job.status}: {new_job.error}".rstrip(": ")]
         return verdict
     if report.protocol_changes:
         verdict.status, verdict.reasons = "not comparable", list(report.protocol_changes)
         return verdict
-    assert new_job is not None
-    new = new_job.metrics.get(base.key)
-    if new is None:
+    if new is None or new_job is None:
         verdict.status, verdict.reasons = "not comparable", ["metric missing from the run"]
         return verdict
-    verdict.new = new.value
     changed = [f"metric definition changed: {name} {a} → {b}" for name, a, b in
                (("direction", base.direction, new.direction), ("kind", base.kind, new.kind)) if a != b]
     if changed:
@@ -164,14 +163,12 @@ def _judge_metric(base_job: JobEntry, new_job: JobEntry | None, base: MetricEntr
         verdict.reasons = ["no finite value to compare"]
         return verdict
     comparison = _test(base_job, new_job, base, new, rules)
-    verdict.diff, verdict.ci_low, verdict.ci_high = new.value - base.value, comparison.ci_low, comparison.ci_high
     verdict.p_value, verdict.test, verdict.n = comparison.p_value, comparison.test, comparison.n or new.n
-    if base.kind == "timing":
-        verdict.ratio = comparison.diff
-        verdict.ci_low = verdict.ci_high = None
+    if base.kind == "timing":  # the comparison is a ratio; the difference is shown as well
+        verdict.diff, verdict.ratio = new.value - base.value, comparison.diff
         status, reasons = _timing_status(comparison.diff, comparison.p_value, base.direction, rules)
     else:
-        verdict.diff = comparison.diff
+        verdict.diff, verdict.ci_low, verdict.ci_high = comparison.diff, comparison.ci_low, comparison.ci_high
         status, reasons = _status(comparison, new.value, base.value, base.direction, rules)
     verdict.reasons += reasons
     verdict.status = status if gated else "not gated"

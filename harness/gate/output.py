@@ -35,6 +35,15 @@ def cells(v: Verdict) -> dict[str, str]:
             + (f" [{v.model_change}]" if v.model_change and v.status != "pass" else "")}
 
 
+def numbers(v: Verdict) -> str:
+    """"0.98 → 0.95 (diff -0.03 [-0.05, -0.01], mcnemar-exact p=0.001)", shortened when nothing was tested."""
+    row = cells(v)
+    text = f"{row['baseline']} → {row['new']}"
+    if v.diff is None:
+        return text
+    return text + f" (diff {row['diff']} {row['interval']}, {row['test']} p={row['p']})".replace(" –,", ",")
+
+
 def headline(result: GateResult) -> str:
     code = result.exit_code
     counts = ", ".join(f"{result.count(s)} {s}" for s in ("pass", "improvement", "inconclusive", "regression",
@@ -83,10 +92,8 @@ def annotations(result: GateResult) -> list[str]:
                  "inconclusive": "warning"}.get(v.status)
         if level is None:
             continue
-        row = cells(v)
         title = _escape_property(f"{MARK[v.status]}: {v.model} {v.label}")
-        message = (f"{v.where} {row['metric']}: {row['baseline']} → {row['new']} (diff {row['diff']} "
-                   f"{row['interval']}, {row['test']} p={row['p']}) {row['verdict']}")
+        message = f"{v.where} {v.label}: {numbers(v)} {cells(v)['verdict']}"
         lines.append(f"::{level} title={title}::{_escape_data(message)}")
     return lines
 
@@ -105,8 +112,7 @@ def junit_xml(result: GateResult) -> str:
         row = cells(v)
         case = ET.SubElement(suite, "testcase", {"classname": f"{v.model}.{v.dataset}.{v.task}",
                                                  "name": v.label, "time": "0"})
-        summary = (f"{row['baseline']} → {row['new']} (diff {row['diff']} {row['interval']}, "
-                   f"{row['test']} p={row['p']})")
+        summary = numbers(v)
         if v.status in ("regression", "failed", "not comparable"):
             tag = "error" if v.status == "not comparable" else "failure"
             element = ET.SubElement(case, tag, {"type": v.status, "message": f"{row['verdict']} {summary}"})
