@@ -59,7 +59,7 @@ def perturbed(model: LinearModel, scale: float, seed: int = 0) -> LinearModel:
     return replace(model, coef=model.coef + noise)
 
 
-def test_ids(subset: np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
+def evaluated_ids(subset: np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
     rows = TEST if subset is None else TEST[subset]
     return [f"digits/{i}" for i in rows], rows
 
@@ -78,7 +78,7 @@ class Job:
 
 
 def classification(model: LinearModel, subset: np.ndarray | None = None) -> Job:
-    ids, rows = test_ids(subset)
+    ids, rows = evaluated_ids(subset)
     scores = model.scores(_DIGITS.data[rows])
     labels = _DIGITS.target[rows]
     top = np.argsort(-scores, axis=1)[:, :5]
@@ -99,7 +99,7 @@ def _noisy_correct(model: LinearModel, rows: np.ndarray, amplitude: float, seed:
 
 def pgd_like(model: LinearModel, eps: list[float], subset: np.ndarray | None = None) -> Job:
     """An attack-shaped job (robust accuracy per eps, clean accuracy) from a seeded sign perturbation."""
-    ids, rows = test_ids(subset)
+    ids, rows = evaluated_ids(subset)
     clean = model.scores(_DIGITS.data[rows]).argmax(axis=1) == _DIGITS.target[rows]
     robust = {f"Linf:{e!r}": _noisy_correct(model, rows, e, 1) & clean for e in eps}
     state = EvalState()
@@ -111,7 +111,7 @@ def pgd_like(model: LinearModel, eps: list[float], subset: np.ndarray | None = N
 
 
 def corruption(model: LinearModel, severities: list[int]) -> Job:
-    ids, rows = test_ids()
+    ids, rows = evaluated_ids()
     state = EvalState()
     clean = model.scores(_DIGITS.data[rows]).argmax(axis=1) == _DIGITS.target[rows]
     metrics = [proportion("clean_acc", int(clean.sum()), len(ids), mode="generated")]

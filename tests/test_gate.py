@@ -267,3 +267,9 @@ def test_condition_changes_are_reported(tmp_path, zoo, baseline):
     result, out = quiet_gate(run, baseline)
     assert result.exit_code == 0
     assert "conditions changed: precision: fp32 → bf16" in out
+
+
+def test_result_serialises_for_the_report(tmp_path, zoo, baseline):
+    result, _ = quiet_gate(run_of(tmp_path, "pr", zoo.values()), baseline)
+    data = json.loads(json.dumps(result.to_json()))
+    assert data["exit_code"] == 0 and len(data["verdicts"]) == 8 and len(data["jobs"]) == 4

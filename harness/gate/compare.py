@@ -15,6 +15,7 @@ Exit code: 2 if any gated metric is not comparable, else 1 if any regressed or i
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -102,6 +103,12 @@ class GateResult:
     def count(self, status: str) -> int:
         return sum(v.status == status for v in self.gated)
 
+    def to_json(self) -> dict[str, Any]:
+        """Plain data (e.g. ``gate.json`` next to a run's results, for the report)."""
+        return {"exit_code": self.exit_code, "baseline": self.baseline, "run": self.run,
+                "verdicts": [dataclasses.asdict(v) for v in self.verdicts],
+                "jobs": [dataclasses.asdict(j) for j in self.jobs]}
+
 
 def compare(baseline: Snapshot, run: Snapshot, policy: GatePolicy | None = None) -> GateResult:
     policy = policy or GatePolicy()
@@ -170,7 +177,7 @@ def _judge_metric(base_job: JobEntry, new_job: JobEntry | None, base: MetricEntr
     else:
         verdict.diff, verdict.ci_low, verdict.ci_high = comparison.diff, comparison.ci_low, comparison.ci_high
         status, reasons = _status(comparison, new.value, base.value, base.direction, rules)
-    verdict.reasons += reasons
+    verdict.reasons += reasons + ([comparison.detail["note"]] if "note" in comparison.detail else [])
     verdict.status = status if gated else "not gated"
     return verdict
 
@@ -180,8 +187,12 @@ def _test(base_job: JobEntry, new_job: JobEntry, base: MetricEntry, new: MetricE
     """The strongest test the evidence allows: paired on samples, else from the rows' counts or intervals."""
     paired = [sid for sid in base.outcomes if sid in new.outcomes] if base.outcomes and new.outcomes else []
     if base.kind == "proportion" and paired:
-        return stats.paired_proportions([base.outcomes[i] for i in paired], [new.outcomes[i] for i in paired],
-                                        rules.alpha)
+        comparison = stats.paired_proportions([base.outcomes[i] for i in paired],
+                                              [new.outcomes[i] for i in paired], rules.alpha)
+        evaluated = max(len(base.outcomes), len(new.outcomes))
+        if len(paired) < evaluated:
+            comparison.detail["note"] = f"paired on the {len(paired)} of {evaluated} samples both runs scored"
+        return comparison
     if base.kind == "proportion" and base.n and new.n:
         return stats.unpaired_proportions(round(base.value * base.n), base.n, round(new.value * new.n), new.n,
                                           rules.alpha)
