@@ -1,0 +1,318 @@
+"""A run's numbers and their evidence, in one form for a run directory and for a committed baseline file.
+
+``snapshot_run`` reads a run directory (``results.json`` and ``samples/<job_key>.jsonl.gz``); ``save_baseline``
+writes its snapshot as reviewable JSON (sorted keys, indented); ``load_baseline`` reads one back. The gate
+compares two snapshots. Per job the file keeps:
+
+- the protocol that must match (dataset content fingerprint, evaluated sample ids hash, split, subset,
+  task kind and parameters) and the model identity that is reported when it changes (weights sha256,
+  architecture, preprocessing, precision, device);
+- per metric: value, n, interval, direction, kind, and its per-sample evidence: success bits as hex over
+  the job's sample id list (kept once per distinct list), per-image records for dataset-level metrics that
+  are gated, repeated measurements for timings.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.evaluation.state import EvalState, Record, read_records
+from harness.gate import outcomes
+from harness.gate.policy import GatePolicy
+
+FORMAT = "visionbench-baseline"
+VERSION = 1
+MODEL_FIELDS = ("weights_sha256", "arch")
+PREPROCESS_FIELDS = ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std")
+DATASET_FIELDS = ("dataset_kind", "split", "subset", "dataset_size")
+ROW_FIELDS = ("job_key", "status", "model", "dataset", "task", "task_kind", "metric", "params", "value",
+              "direction", "metric_kind")
+
+
+class GateInputError(ValueError):
+    """A run directory or baseline file the gate cannot read; the message names the file and field."""
+
+
+@dataclass
+class MetricEntry:
+    metric: str
+    params: dict[str, Any]
+    value: float
+    n: int | None
+    ci_low: float | None
+    ci_high: float | None
+    unit: str
+    direction: str
+    kind: str
+    headline: bool
+    outcomes: dict[str, bool] | None = None  # sample id -> success (proportions)
+    series: list[float] | None = None  # repeated measurements (timings)
+
+    @property
+    def key(self) -> str:
+        return metric_key(self.metric, self.params)
+
+
+@dataclass
+class JobEntry:
+    model: str
+    dataset: str
+    task: str
+    task_kind: str
+    status: str
+    protocol: dict[str, Any]  # must match for numbers to be comparable
+    identity: dict[str, Any]  # the model under test: a change is reported and judged by the numbers
+    conditions: dict[str, Any]  # seed, device, precision, world size (reported)
+    metrics: dict[str, MetricEntry] = field(default_factory=dict)
+    sample_ids: list[str] = field(default_factory=list)
+    records: dict[str, Record] = field(default_factory=dict)  # per-image records of dataset-level metrics
+    error: str = ""
+
+    @property
+    def key(self) -> str:
+        return job_key(self.model, self.dataset, self.task)
+
+
+@dataclass
+class Snapshot:
+    jobs: dict[str, JobEntry]
+    source: dict[str, Any]
+
+
+def job_key(model: str, dataset: str, task: str) -> str:
+    return f"{model} | {dataset} | {task}"
+
+
+def metric_key(metric: str, params: dict[str, Any]) -> str:
+    if not params:
+        return metric
+    return metric + " " + json.dumps(params, sort_keys=True, separators=(",", ":"))
+
+
+# --- reading a run directory -------------------------------------------------------------------------------
+def read_rows(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "results.json"
+    if not path.is_file():
+        raise GateInputError(f"{path}: no such file (is {run_dir} a run directory?)")
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise GateInputError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(rows, list):
+        raise GateInputError(f"{path}: expected a list of result rows")
+    for number, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise GateInputError(f"{path}: row {number}: expected an object")
+        needed = ROW_FIELDS if row.get("status", "ok") == "ok" else ("status", "model", "dataset", "task")
+        missing = [name for name in needed if name not in row]
+        if missing:
+            raise GateInputError(f"{path}: row {number}: missing field {missing[0]!r}")
+    return rows
+
+
+def snapshot_run(run_dir: Path, policy: GatePolicy | None = None, keep_records: bool = True) -> Snapshot:
+    """Everything the gate needs from a run. ``keep_records``: keep per-image records of dataset-level
+    metrics (for a baseline, only those the policy gates)."""
+    run_dir = Path(run_dir)
+    policy = policy or GatePolicy()
+    rows = read_rows(run_dir)
+    jobs: dict[str, JobEntry] = {}
+    for row in rows:
+        entry = _job(row)
+        job = jobs.setdefault(entry.key, entry)
+        if row.get("status", "ok") != "ok":
+            job.status, job.error = str(row["status"]), str(row.get("error") or "")
+            continue
+        if row.get("metric") is None:
+            continue
+        metric = _metric(row)
+        job.metrics[metric.key] = metric
+    job_rows = {}
+    for row in rows:
+        if row.get("status", "ok") == "ok" and row.get("metric") is not None:
+            job_rows.setdefault(job_key(row["model"], row["dataset"], row["task"]), row["job_key"])
+    for key, job in jobs.items():
+        if key in job_rows:
+            _attach_evidence(job, run_dir / "samples" / f"{job_rows[key]}.jsonl.gz", policy, keep_records)
+    first = rows[0] if rows else {}
+    env = (first.get("provenance") or {}).get("env") or {}
+    return Snapshot(jobs, {"run_dir": run_dir.name, "suite": first.get("suite"),
+                           "env": {k: env[k] for k in sorted(env) if isinstance(env[k], (str, int, float))}})
+
+
+def _job(row: dict[str, Any]) -> JobEntry:
+    provenance = row.get("provenance") or {}
+    dataset = provenance.get("dataset") or {}
+    model = provenance.get("model") or {}
+    task = provenance.get("task") or {}
+    protocol = {
+        "dataset": {name: dataset.get(name) for name in DATASET_FIELDS},
+        "dataset_fingerprint": provenance.get("dataset_fingerprint"),
+        "sample_ids_sha256": provenance.get("sample_ids_sha256"),
+        "task": {"kind": task.get("kind", row.get("task_kind")), "params": task.get("params", {})},
+    }
+    protocol["dataset"]["split"] = dataset.get("split", row.get("split"))
+    preprocess = model.get("preprocess") or {}
+    identity = {"weights_sha256": model.get("weights_sha256", row.get("weights_sha256")),
+                "arch": model.get("arch", row.get("arch")),
+                "preprocess": {name: preprocess.get(name) for name in PREPROCESS_FIELDS}}
+    conditions = {name: row.get(name) for name in ("seed", "device", "precision", "world_size")}
+    return JobEntry(row["model"], row["dataset"], row["task"], row.get("task_kind", ""), row.get("status", "ok"),
+                    protocol, identity, conditions)
+
+
+def _metric(row: dict[str, Any]) -> MetricEntry:
+    return MetricEntry(row["metric"], dict(row.get("params") or {}), _nan_if_none(row.get("value")), row.get("n"),
+                       _float(row.get("ci_low")), _float(row.get("ci_high")), row.get("unit") or "",
+                       row.get("direction") or "none", row.get("metric_kind") or "value", bool(row.get("headline")))
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _attach_evidence(job: JobEntry, path: Path, policy: GatePolicy, keep_records: bool) -> None:
+    """Per-sample outcomes, per-image records and timing series from the job's samples file, if any."""
+    if not path.is_file():
+        return
+    try:
+        state = read_records(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise GateInputError(f"{path}: unreadable per-sample records ({exc})") from None
+    job.sample_ids = [sid for sid in state.records if not sid.startswith("{")]  # timing series ids are JSON
+    for metric in job.metrics.values():
+        try:
+            _attach_metric(job, metric, state, policy, keep_records)
+        except ValueError as exc:
+            raise GateInputError(f"{path}: {exc}") from None
+
+
+def _attach_metric(job: JobEntry, metric: MetricEntry, state: EvalState, policy: GatePolicy,
+                   keep_records: bool) -> None:
+    if metric.kind == "proportion":
+        vector = outcomes.outcome_vector(job.task_kind, metric.metric, metric.params, state)
+        if vector and metric.n == len(vector) and abs(sum(vector.values()) / len(vector) - metric.value) > 1e-9:
+            raise ValueError(f"per-sample outcomes of {metric.key} give {sum(vector.values()) / len(vector):.6g} "
+                             f"but the result row says {metric.value:.6g}")
+        metric.outcomes = vector or None  # no outcomes: the gate falls back to the counts
+    elif metric.kind == "timing":
+        metric.series = outcomes.timing_series(metric.params, state)
+    elif metric.kind == "dataset" and keep_records:
+        rule = outcomes.dataset_rule(job.task_kind, metric.metric)
+        if rule is not None and (policy is None or policy.gated(metric.metric, metric.kind, metric.headline,
+                                                                metric.direction)):
+            job.records.update(dict(state.pass_records(rule.pass_name)))
+
+
+# --- baseline file -----------------------------------------------------------------------------------------
+def save_baseline(run_dir: Path, path: Path, policy: GatePolicy | None = None) -> Path:
+    """Write the baseline of ``run_dir`` to ``path``; refuses a run with failed jobs (a baseline with holes)."""
+    snapshot = snapshot_run(run_dir, policy, keep_records=True)
+    failed = [key for key, job in snapshot.jobs.items() if job.status != "ok"]
+    if failed:
+        raise GateInputError(f"{Path(run_dir) / 'results.json'}: job {failed[0]} has status "
+                             f"{snapshot.jobs[failed[0]].status!r}; a baseline needs every job to succeed")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(to_json(snapshot), sort_keys=True, indent=1, allow_nan=False) + "\n"
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(text, encoding="utf-8")
+    temp.replace(path)
+    return path
+
+
+def to_json(snapshot: Snapshot) -> dict[str, Any]:
+    sample_sets: dict[str, list[str]] = {}
+    jobs = {}
+    for key, job in sorted(snapshot.jobs.items()):
+        ids_key = None
+        if job.sample_ids:
+            ids_key = hashlib.sha256("\n".join(job.sample_ids).encode()).hexdigest()[:16]
+            sample_sets[ids_key] = job.sample_ids
+        jobs[key] = {
+            "model": job.model, "dataset": job.dataset, "task": job.task, "task_kind": job.task_kind,
+            "protocol": job.protocol, "identity": job.identity, "conditions": job.conditions,
+            "sample_ids": ids_key,
+            "records": [job.records.get(sid) for sid in job.sample_ids] if job.records else None,
+            "metrics": {m.key: _metric_json(m, job.sample_ids) for m in job.metrics.values()},
+        }
+    return {"format": FORMAT, "version": VERSION, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(
+        timespec="seconds"), "source": snapshot.source, "sample_sets": sample_sets, "jobs": jobs}
+
+
+def _metric_json(metric: MetricEntry, ids: list[str]) -> dict[str, Any]:
+    out = {"metric": metric.metric, "params": metric.params, "value": _finite(metric.value), "n": metric.n,
+           "ci_low": _finite(metric.ci_low), "ci_high": _finite(metric.ci_high), "unit": metric.unit,
+           "direction": metric.direction, "kind": metric.kind, "headline": metric.headline}
+    if metric.outcomes is not None:
+        out["success"] = _hex([bool(metric.outcomes.get(sid)) for sid in ids])
+        present = [sid in metric.outcomes for sid in ids]
+        if not all(present):
+            out["present"] = _hex(present)
+    if metric.series is not None:
+        out["series"] = [float(f"{v:.6g}") for v in metric.series]
+    return out
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else value
+
+
+def _hex(bits: list[bool]) -> str:
+    return np.packbits(np.asarray(bits, dtype=bool)).tobytes().hex()
+
+
+def _unhex(text: str, count: int) -> list[bool]:
+    return np.unpackbits(np.frombuffer(bytes.fromhex(text), dtype=np.uint8))[:count].astype(bool).tolist()
+
+
+def load_baseline(path: Path) -> Snapshot:
+    """Read a baseline file; errors name the file and the field."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise GateInputError(f"{path}: no such baseline file") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise GateInputError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise GateInputError(f"{path}: format: not a {FORMAT} file")
+    if data.get("version") != VERSION:
+        raise GateInputError(f"{path}: version: {data.get('version')!r} is not supported (expected {VERSION})")
+    try:
+        return _from_json(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise GateInputError(f"{path}: jobs: malformed entry ({type(exc).__name__}: {exc})") from None
+
+
+def _from_json(data: dict[str, Any]) -> Snapshot:
+    sets = data.get("sample_sets") or {}
+    jobs = {}
+    for key, raw in data["jobs"].items():
+        ids = list(sets[raw["sample_ids"]]) if raw.get("sample_ids") else []
+        job = JobEntry(raw["model"], raw["dataset"], raw["task"], raw["task_kind"], "ok", raw["protocol"],
+                       raw["identity"], raw["conditions"], sample_ids=ids)
+        if raw.get("records"):
+            job.records = {sid: rec for sid, rec in zip(ids, raw["records"]) if rec is not None}
+        for m in raw["metrics"].values():
+            entry = MetricEntry(m["metric"], m["params"], _nan_if_none(m["value"]), m["n"], m["ci_low"],
+                                m["ci_high"], m["unit"], m["direction"], m["kind"], m["headline"],
+                                series=m.get("series"))
+            if "success" in m:
+                success = _unhex(m["success"], len(ids))
+                present = _unhex(m["present"], len(ids)) if "present" in m else [True] * len(ids)
+                entry.outcomes = {sid: ok for sid, ok, here in zip(ids, success, present) if here}
+            job.metrics[entry.key] = entry
+        jobs[key] = job
+    return Snapshot(jobs, data.get("source") or {})
+
+
+def _nan_if_none(value: float | None) -> float:
+    return math.nan if value is None else float(value)
