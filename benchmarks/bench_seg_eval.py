@@ -1,0 +1,78 @@
+"""Semantic segmentation scoring overhead: ``model(images)`` + ``SemanticEvaluator`` vs a bare ``model(images)``
+loop on the same batches, same run.
+
+    python benchmarks/bench_seg_eval.py [--model lraspp_mobilenet_v3_large] [--n 32] [--batch-size 4] [--repeats 3]
+
+Model: a torchvision segmentation model (random weights, 19 classes; LR-ASPP MobileNetV3 by default, the
+cheapest, so the worst case for the ratio), inputs 256 x 512; labels at the original 512 x 1024
+(Cityscapes' aspect ratio at half size), so the evaluator resizes every image's 19-channel logits
+bilinearly to the label, argmaxes and fills the confusion matrix; merge and compute included.
+Data is decoded into tensors before timing (this measures the scoring, not the loader).
+Ratio = harness images/s over bare images/s (goal >= 0.95), best over best of N interleaved repeats, and
+the median of the N paired ratios (steadier when the machine is shared).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from types import SimpleNamespace
+
+import torch
+from torchvision.models import get_model
+
+from harness.evaluation.samples import SemanticTarget
+from harness.evaluation.semantic import SemanticEvaluator
+from harness.evaluation.state import merge_all
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="lraspp_mobilenet_v3_large",
+                        help="a torchvision segmentation model name, e.g. deeplabv3_resnet50, fcn_resnet50")
+    parser.add_argument("--n", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = get_model(args.model, weights=None, weights_backbone=None, num_classes=19).eval()
+    batches = []
+    for start in range(0, args.n, args.batch_size):
+        size = min(args.batch_size, args.n - start)
+        labels = torch.randint(0, 19, (size, 512, 1024))
+        labels[:, -40:] = 255
+        batches.append((torch.rand(size, 3, 256, 512), SimpleNamespace(
+            ids=[str(start + i) for i in range(size)], targets=[SemanticTarget(label) for label in labels])))
+
+    def bare() -> float:
+        begin = time.perf_counter()
+        with torch.inference_mode():
+            for images, _ in batches:
+                model(images)["out"]
+        return time.perf_counter() - begin
+
+    def harness() -> float:
+        evaluator = SemanticEvaluator(19)
+        begin = time.perf_counter()
+        states = []
+        with torch.inference_mode():
+            for images, batch in batches:
+                states.append(evaluator.process("clean", batch, model(images)["out"]))
+        evaluator.compute(merge_all(states))
+        return time.perf_counter() - begin
+
+    bare_times, harness_times = [], []
+    for _ in range(args.repeats):
+        bare_times.append(bare())
+        harness_times.append(harness())
+    best_bare, best_harness = min(bare_times), min(harness_times)
+    print(f"{args.model}: {args.n} images 256x512 -> labels 512x1024, batch {args.batch_size}, best of {args.repeats}")
+    print(f"bare model(images):    {args.n / best_bare:.2f} images/s")
+    print(f"model + evaluator:     {args.n / best_harness:.2f} images/s")
+    paired = sorted(b / h for b, h in zip(bare_times, harness_times))
+    print(f"ratio harness / bare:  {best_bare / best_harness:.3f} best/best, "
+          f"{paired[len(paired) // 2]:.3f} median of paired (goal >= 0.95)")
+
+
+if __name__ == "__main__":
+    main()

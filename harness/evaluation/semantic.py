@@ -1,0 +1,194 @@
+"""Semantic segmentation scoring with mmsegmentation's conventions (``mmseg/evaluation/metrics/iou_metric.py``).
+
+- Logits at any resolution are resized bilinearly (``align_corners=False``) to each image's label size,
+  then argmax'd; pixels equal to the target's ``ignore_index`` are dropped.
+- Intersection and union are summed over the whole dataset (one confusion matrix), never averaged per
+  image. IoU of a class = intersection / union; a class with zero union (absent from labels and
+  predictions) is NaN and left out of the mean; a class predicted but absent from the labels has IoU 0.
+- ``macc`` is the nan-mean of per-class accuracy (intersection / label area; NaN for a class with no
+  label pixels), ``aacc`` the overall pixel accuracy.
+
+The state of a batch holds one C x C int64 confusion matrix per pass (``sums``, rows = label, columns =
+prediction) and, per image, the sparse per-class intersection / union / label area (``records``) from
+which the gate can bootstrap over images.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterable, Literal, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from harness.evaluation.state import EvalState
+from harness.metrics import Metric, declare
+
+declare("miou", "higher", kind="dataset",
+        description="mean IoU over classes present in labels or predictions (dataset-level, mmseg)")
+declare("macc", "higher", kind="dataset", description="mean per-class pixel accuracy over classes with labels")
+declare("aacc", "higher", kind="dataset", description="overall pixel accuracy (ignored pixels excluded)")
+declare("iou_class", "higher", kind="dataset", headline=False, description="IoU of one class (dataset-level)")
+
+CONFUSION = "confusion"
+
+
+class LabelRangeError(ValueError):
+    """A label pixel outside 0..C-1 that is not the ignore index (wrong class count or preset)."""
+
+
+def resize_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(C, h, w) or (N, C, h, w) logits resized bilinearly to ``size`` (H, W), as mmseg's ``resize``."""
+    batched = logits if logits.dim() == 4 else logits.unsqueeze(0)
+    if tuple(batched.shape[-2:]) != tuple(size):
+        batched = F.interpolate(batched.float(), size=tuple(size), mode="bilinear", align_corners=False)
+    return batched if logits.dim() == 4 else batched[0]
+
+
+def predict_labels(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The (H, W) argmax of one image's (C, h, w) logits resized to ``size``. Channels-last memory makes
+    the resize and the per-pixel argmax contiguous (about 2.5x faster on CPU); the values are the same."""
+    batched = logits.unsqueeze(0).contiguous(memory_format=torch.channels_last)
+    return resize_logits(batched, size).argmax(dim=1)[0]
+
+
+def confusion_matrix(prediction: torch.Tensor, label: torch.Tensor, num_classes: int, ignore_index: int,
+                     sample_id: str = "") -> torch.Tensor:
+    """(C, C) int64 counts, rows = label class, columns = predicted class, ignored pixels dropped."""
+    label, prediction = label.long(), prediction.long()
+    counted = (label >= 0) & (label < num_classes) & (label != ignore_index)
+    bad = ~counted & (label != ignore_index)
+    if bool(bad.any()):
+        raise LabelRangeError(f"sample {sample_id!r}: label value {int(label[bad][0])} is outside "
+                              f"0..{num_classes - 1} and is not the ignore index {ignore_index}")
+    square = num_classes * num_classes
+    index = torch.where(counted, label * num_classes + prediction, square)  # uncounted pixels: one extra bin
+    return torch.bincount(index.flatten(), minlength=square + 1)[:square].reshape(num_classes, num_classes)
+
+
+def sliding_window_logits(model: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+                          mode: Literal["whole", "slide"] = "whole", crop_size: Sequence[int] | None = None,
+                          stride: Sequence[int] | None = None) -> torch.Tensor:
+    """Segmentation logits for ``images`` (N, 3, H, W): one forward pass ("whole"), or mmseg's
+    ``slide_inference``: crops of ``crop_size`` every ``stride`` pixels (the last crop flush with the
+    border), each crop's logits resized to the crop, overlapping logits averaged. Returns (N, C, h, w)
+    ("whole": the model's own resolution) or (N, C, H, W) ("slide")."""
+    if mode == "whole":
+        return model(images)
+    if mode != "slide":
+        raise ValueError(f"inference mode must be 'whole' or 'slide', not {mode!r}")
+    if crop_size is None or stride is None:
+        raise ValueError("sliding-window inference needs 'crop_size' and 'stride' (height, width)")
+    (crop_h, crop_w), (stride_h, stride_w) = crop_size, stride
+    if min(crop_h, crop_w, stride_h, stride_w) <= 0:
+        raise ValueError(f"crop_size {tuple(crop_size)} and stride {tuple(stride)} must be positive")
+    n, _, height, width = images.shape
+    rows = max(height - crop_h + stride_h - 1, 0) // stride_h + 1
+    cols = max(width - crop_w + stride_w - 1, 0) // stride_w + 1
+    total: torch.Tensor | None = None
+    count = torch.zeros((1, 1, height, width), device=images.device)
+    for row in range(rows):
+        for col in range(cols):
+            y2, x2 = min(row * stride_h + crop_h, height), min(col * stride_w + crop_w, width)
+            y1, x1 = max(y2 - crop_h, 0), max(x2 - crop_w, 0)
+            crop = resize_logits(model(images[:, :, y1:y2, x1:x2]), (y2 - y1, x2 - x1))
+            if total is None:
+                total = crop.new_zeros((n, crop.shape[1], height, width))
+            total[:, :, y1:y2, x1:x2] += crop
+            count[:, :, y1:y2, x1:x2] += 1
+    assert total is not None
+    return total / count
+
+
+class SemanticEvaluator:
+    """mIoU / mAcc / aAcc over a dataset; ``process`` per batch, ``compute`` pure on the merged state."""
+
+    def __init__(self, num_classes: int, class_names: Sequence[str] | None = None) -> None:
+        if num_classes <= 0:
+            raise ValueError(f"num_classes must be positive, got {num_classes}")
+        self.num_classes = num_classes
+        self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
+        if len(self.class_names) != num_classes:
+            raise ValueError(f"{len(self.class_names)} class names for {num_classes} classes")
+
+    def process(self, pass_name: str, batch: Any, outputs: torch.Tensor | Iterable[torch.Tensor]) -> EvalState:
+        """The state of one batch: ``outputs`` are ``semantic_logits`` (N, C, h, w), targets
+        ``SemanticTarget`` at the original image size."""
+        state = EvalState()
+        total = torch.zeros((self.num_classes, self.num_classes), dtype=torch.int64)
+        for sample_id, logits, target in zip(batch.ids, outputs, batch.targets, strict=True):
+            if logits.shape[0] != self.num_classes:
+                raise ValueError(f"sample {sample_id!r}: {logits.shape[0]} logit channels for "
+                                 f"{self.num_classes} classes")
+            label = torch.as_tensor(target.mask).to(logits.device)
+            prediction = predict_labels(logits, tuple(label.shape[-2:]))
+            matrix = confusion_matrix(prediction, label, self.num_classes, target.ignore_index, sample_id).cpu()
+            total += matrix
+            state.add_record(sample_id, pass_name, _sparse_record(matrix))
+        state.add_sum(f"{pass_name}/{CONFUSION}", total.numpy())
+        return state
+
+    def compute(self, state: EvalState, pass_name: str | None = None) -> list[Metric]:
+        """Metrics of one pass, or of every pass in ``state`` (then tagged with a ``pass`` param when
+        there are several)."""
+        passes = [pass_name] if pass_name is not None else _passes(state)
+        metrics: list[Metric] = []
+        for name in passes:
+            key = f"{name}/{CONFUSION}"
+            if key not in state.sums:
+                raise KeyError(f"no confusion matrix for pass {name!r} in the evaluator state")
+            n = sum(1 for _ in state.pass_records(name))
+            tag = {"pass": name} if len(passes) > 1 else {}
+            scores = scores_from_confusion(np.asarray(state.sums[key], dtype=np.int64))
+            metrics += [Metric("miou", scores["miou"], n, dict(tag)), Metric("macc", scores["macc"], n, dict(tag)),
+                        Metric("aacc", scores["aacc"], n, dict(tag))]
+            metrics += [Metric("iou_class", float(iou), n, {**tag, "class": self.class_names[c]})
+                        for c, iou in enumerate(scores["iou"]) if not math.isnan(iou)]
+        return metrics
+
+
+def scores_from_confusion(matrix: np.ndarray) -> dict[str, Any]:
+    """mmseg's ``total_area_to_metrics`` on a (C, C) confusion matrix (rows = label)."""
+    intersect = np.diag(matrix)
+    label = matrix.sum(axis=1)
+    return _scores(intersect, label + matrix.sum(axis=0) - intersect, label)
+
+
+def scores_from_records(records: Iterable[dict[str, Any]], num_classes: int) -> dict[str, Any]:
+    """The same scores from per-image records (what the gate resamples); equal to the confusion's."""
+    intersect, union, label = (np.zeros(num_classes, dtype=np.int64) for _ in range(3))
+    for record in records:
+        classes = np.asarray(record["classes"], dtype=np.int64)
+        intersect[classes] += record["intersect"]
+        union[classes] += record["union"]
+        label[classes] += record["label"]
+    return _scores(intersect, union, label)
+
+
+def _scores(intersect: np.ndarray, union: np.ndarray, label: np.ndarray) -> dict[str, Any]:
+    """Per-class IoU and accuracy (NaN on 0/0) and their nan-means, from dataset-level integer areas."""
+    intersect, union, label = (np.asarray(a, dtype=np.float64) for a in (intersect, union, label))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou, acc = intersect / union, intersect / label
+        aacc = intersect.sum() / label.sum()
+    return {"iou": iou, "acc": acc, "miou": _nanmean(iou), "macc": _nanmean(acc), "aacc": float(aacc)}
+
+
+def _sparse_record(matrix: torch.Tensor) -> dict[str, list[int]]:
+    """Per-class intersection, union and label area of one image, for the classes it involves."""
+    intersect = torch.diagonal(matrix)
+    label = matrix.sum(dim=1)
+    union = label + matrix.sum(dim=0) - intersect
+    classes = torch.nonzero(union).flatten()
+    return {"classes": classes.tolist(), "intersect": intersect[classes].tolist(),
+            "union": union[classes].tolist(), "label": label[classes].tolist()}
+
+
+def _nanmean(values: np.ndarray) -> float:
+    finite = values[~np.isnan(values)]
+    return float(finite.mean()) if finite.size else math.nan
+
+
+def _passes(state: EvalState) -> list[str]:
+    suffix = f"/{CONFUSION}"
+    return [key[: -len(suffix)] for key in state.sums if key.endswith(suffix)]
