@@ -120,6 +120,7 @@ class DatasetSpec:
     ignore_index: int | None = None  # label value left unscored (segfolder; default 255)
     reduce_zero_label: bool | None = None  # ADE20K's labels: 0 becomes ignore_index, every other value minus 1
     class_names: Path | None = None  # a text file, one class name per line in label order
+    target: str | None = None  # for sources offering several target forms (scenes: detection|semantic|panoptic)
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Building a suite's dataset entry: the registered kind, then a reproducible subset, then --limit."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -10,12 +11,15 @@ from harness.registry import DATASETS
 from harness.specs import DatasetSpec, SubsetSpec
 
 
+SOURCE_AGNOSTIC = ("kind", "subset", "on_corrupt")  # handled here, not by the dataset kind
+ALWAYS_PASSED = ("root", "split", "name")  # every kind gets these; other unset (None) fields keep its defaults
+
+
 def build_source(spec: DatasetSpec, limit: int | None = None, seed: int = 0) -> ImageSource:
     """The dataset a suite entry names, then its subset, then ``--limit`` (a seeded draw; see take_sample)."""
+    settings = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name not in SOURCE_AGNOSTIC}
     source: ImageSource = DATASETS.get(spec.kind)(
-        root=spec.root, split=spec.split, name=spec.name, class_map=spec.class_map,
-        download=spec.download, num_classes=spec.num_classes, target=getattr(spec, "target", None),
-    )
+        **{key: value for key, value in settings.items() if value is not None or key in ALWAYS_PASSED})
     if len(source) == 0:
         raise EmptyDatasetError(f"dataset {spec.name!r} ({spec.kind}{', ' + str(spec.root) if spec.root else ''}) "
                                 "has no samples")
