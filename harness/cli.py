@@ -13,7 +13,7 @@ from pathlib import Path
 from harness.schema import SuiteError, UsageError
 
 LISTABLE = ("suites", "models", "datasets", "tasks")
-SUBCOMMANDS = ("rescore", "merge")
+SUBCOMMANDS = ("rescore", "merge", "gate")
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -46,6 +46,11 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--log-samples", action=argparse.BooleanOptionalAction, default=True,
                         help="keep per-sample records in OUT/samples (default: on)")
+    parser.add_argument("--save-baseline", type=Path, metavar="FILE",
+                        help="after the run, save its numbers as the regression baseline FILE (JSON, commit it)")
+    parser.add_argument("--gate", type=Path, metavar="BASELINE",
+                        help="after the run, gate it against BASELINE: exit 1 on a regression, 2 if not comparable")
+    parser.add_argument("--junit", type=Path, metavar="FILE", help="with --gate: write JUnit XML, one case per metric")
     parser.add_argument("--shard", type=_shard, metavar="I/N",
                         help="run only every N-th job starting at I (fan out over a scheduler; combine with merge)")
     return parser
@@ -160,12 +165,54 @@ def merge_main(argv: list[str]) -> int:
     return 0
 
 
+def gate_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="visionbench gate",
+                                     description="Gate a finished run against a baseline (docs/gate.md).")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("baseline", type=Path)
+    parser.add_argument("--suite", help="take the gate policy from this suite's gate: section")
+    parser.add_argument("--junit", type=Path, metavar="FILE")
+    args = parser.parse_args(argv)
+    policy = None
+    if args.suite:
+        from harness.suite import load_suite
+
+        policy = load_suite(args.suite, check_files=False).gate_policy
+    return run_gate(args.run_dir, args.baseline, policy, args.junit)
+
+
+def run_gate(run_dir: Path, baseline: Path, policy, junit: Path | None) -> int:
+    """Gate ``run_dir``; add the verdicts to its report; returns the gate's exit code (0, 1 or 2)."""
+    from harness.gate import GateInputError, GatePolicyError, gate, html_fragment
+
+    try:
+        result = gate(run_dir, baseline, policy, junit=junit)
+    except (GateInputError, GatePolicyError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from harness.report.render import add_report_section
+
+    add_report_section(run_dir, "Regression check", html_fragment(result))
+    return result.exit_code
+
+
+def save_baseline_file(run_dir: Path, path: Path, policy) -> int:
+    from harness.gate import GateInputError, save_baseline
+
+    try:
+        print(f"baseline saved: {save_baseline(run_dir, path, policy)}")
+    except GateInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
 
         try:
-            return {"rescore": rescore_main, "merge": merge_main}[argv[0]](argv[1:])
+            return {"rescore": rescore_main, "merge": merge_main, "gate": gate_main}[argv[0]](argv[1:])
         except SuiteError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -195,7 +242,13 @@ def main(argv: list[str] | None = None) -> int:
     if outcome.interrupted:
         print("interrupted: finished jobs are stored and in the report; rerun to continue", file=sys.stderr)
         return 130
-    return 1 if outcome.failed else 0
+    code = 1 if outcome.failed else 0
+    if args.save_baseline and not outcome.failed:
+        code = max(code, save_baseline_file(outcome.out_dir, args.save_baseline, outcome.gate_policy))
+    if args.gate:
+        verdict = run_gate(outcome.out_dir, args.gate, outcome.gate_policy, args.junit)
+        code = 2 if 2 in (code, verdict) else max(code, verdict)
+    return code
 
 
 if __name__ == "__main__":

@@ -79,6 +79,7 @@ class RunOutcome:
     cached: int = 0
     failed: list[str] = field(default_factory=list)
     interrupted: bool = False
+    gate_policy: Any = None
 
 
 @dataclass
@@ -195,7 +196,7 @@ def run_suite(suite: str | Path | Suite, **overrides: Any) -> RunOutcome:
     run_id = store.start_run(suite=suite.name, suite_path=str(suite.path), suite_hash=suite.config_hash(),
                              git_commit=rc.env["git_commit"], harness_version=rc.env["harness_version"],
                              world_size=world.size, argv=" ".join(options.argv or [])) if store else None
-    outcome = RunOutcome(frame=pd.DataFrame(), out_dir=rc.out_dir)
+    outcome = RunOutcome(frame=pd.DataFrame(), out_dir=rc.out_dir, gate_policy=suite.gate_policy)
     try:
         for job in progress(jobs, desc=suite.name, enabled=options.progress and world.is_main, unit="job",
                             leave=True):

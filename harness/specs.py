@@ -81,8 +81,9 @@ class ModelSpec:
     def validate(self, where: Where) -> None:
         if self.source == "checkpoint" and self.checkpoint is None:
             raise where.error("source 'checkpoint' needs a 'checkpoint' path")
-        if self.source == "zoo" and (self.checkpoint or self.pretrained):
-            raise where.error("zoo models ship their weights; drop 'checkpoint'/'pretrained'")
+        if self.source == "zoo" and self.pretrained:
+            raise where.error("zoo models ship their weights; drop 'pretrained' (a 'checkpoint' loads your own "
+                              "weights into the zoo architecture)")
         if self.pretrained_cfg is not None and self.source not in ("timm", "checkpoint"):
             raise where.error("'pretrained_cfg' names a timm config; it applies to sources timm and checkpoint")
         if self.num_classes is not None and self.num_classes < 1:
@@ -164,6 +165,7 @@ class SuiteFile:
     tasks: list[TaskSpec]
     description: str = ""
     defaults: Defaults = field(default_factory=Defaults)
+    gate: dict | None = None  # regression-gate policy (harness/gate/policy.py, docs/gate.md)
 
     def validate(self, where: Where) -> None:
         if not NAME_PATTERN.fullmatch(self.name):

@@ -39,6 +39,7 @@ class Suite:
     path: Path
     tasks: list[Any]  # harness.tasks.base.Task instances, one per TaskSpec
     raw: Any = None  # the parsed YAML (with line numbers), for errors found after loading
+    gate_policy: Any = None  # harness.gate.GatePolicy from the suite's ``gate:`` section
 
     @property
     def name(self) -> str:
@@ -146,7 +147,13 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
             for pattern in getattr(task_spec, key) or []:
                 if not fnmatch.filter(known, pattern):
                     raise where("tasks", i, key).error(f"{pattern!r} matches no {key[:-1]} of this suite")
-    suite = Suite(spec, path, tasks, raw)
+    from harness.gate.policy import GatePolicy, GatePolicyError
+
+    try:
+        policy = GatePolicy.from_dict(spec.gate, where="gate")
+    except GatePolicyError as exc:
+        raise top.child("gate", raw).error(str(exc).removeprefix("gate: ").removeprefix("gate")) from None
+    suite = Suite(spec, path, tasks, raw, policy)
     if check_files:
         from harness.class_counts import check_class_counts
 

@@ -20,7 +20,7 @@ def load_model(spec: ModelSpec, num_classes: int | None = None) -> LoadedModel:
     net, preprocess, weights, sha, tag = MODEL_SOURCES.get(spec.source)(spec, spec.num_classes or num_classes)
     if spec.preprocess is not None:
         preprocess = replace(preprocess, **spec.preprocess.overrides())
-    if spec.checkpoint is not None and spec.source != "zoo":
+    if spec.checkpoint is not None:  # local weights into the architecture (timm, torchvision or zoo)
         sha = load_weights(net, spec.checkpoint, spec.trust_pickle)
         weights = f"checkpoint:{spec.checkpoint}"
     net.eval()

@@ -111,3 +111,13 @@ def write_report(frame: pd.DataFrame, out_dir: Path, suite: Any) -> Path:
     html_path = out_dir / "index.html"
     html_path.write_text(render_html(frame, title), encoding="utf-8")
     return html_path
+
+
+def add_report_section(out_dir: Path, title: str, safe_html: str) -> Path:
+    """Insert a section (already escaped HTML, e.g. the regression gate's verdicts) before the report's footer."""
+    html_path = Path(out_dir) / "index.html"
+    page = html_path.read_text(encoding="utf-8")
+    anchor = title.lower().replace(" ", "-")
+    section = f'<h2 id="{anchor}">{Markup.escape(title)}</h2>\n{safe_html}\n'
+    html_path.write_text(page.replace("<footer>", section + "<footer>", 1), encoding="utf-8")
+    return html_path
