@@ -1,7 +1,7 @@
 """visionbench harness: suites -> runner -> results store -> HTML leaderboards."""
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from harness.version import __version__
 
 
 def run_suite(suite, **overrides):

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-import harness
+from harness.version import __version__
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -57,7 +57,7 @@ def device_name(device: torch.device) -> str:
 @lru_cache(maxsize=1)
 def git_commit() -> str | None:
     """The harness's own git commit when it runs from its checkout; None when installed (see project_commit)."""
-    return project_commit(Path(harness.__file__))
+    return project_commit(Path(__file__))  # harness/env.py: its parent is the package folder
 
 
 def project_commit(package_init: Path) -> str | None:
@@ -113,7 +113,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "timm_version": _version("timm"),
         "torchattacks_version": _version("torchattacks"),
         "libraries": library_versions(),
-        "harness_version": harness.__version__,
+        "harness_version": __version__,
         "git_commit": git_commit(),
     }
     if device.type == "cuda":

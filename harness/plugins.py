@@ -1,5 +1,5 @@
 """Imports every module that registers something, so registries are complete before use."""
-from harness import zoo  # noqa: F401
+import harness.zoo  # noqa: F401
 from harness.data import cifar, digits, folder  # noqa: F401
 from harness.data import coco_panoptic, segfolder  # noqa: F401
 from harness.evaluation import panoptic, semantic  # noqa: F401  (metric declarations)

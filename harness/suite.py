@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.schema import LineDict, SuiteError, Where, build, load_yaml
-from harness.specs import (expand_data_root, DatasetSpec, Defaults, ModelSpec, SubsetSpec, SuiteFile, TaskSpec,  # noqa: F401
-                           stable_hash)
+from harness.specs import ModelSpec, SuiteFile, expand_data_root, stable_hash
 
 REPORTS_DIR = Path("reports")
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from harness.evaluation.state import EvalState, Record, read_records
-from harness.gate import outcomes
+import harness.gate.outcomes as outcomes
 from harness.gate.policy import GatePolicy
 
 FORMAT = "visionbench-baseline"

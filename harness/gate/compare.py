@@ -21,7 +21,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.gate import outcomes, stats
+import harness.gate.outcomes as outcomes
+import harness.gate.stats as stats
 from harness.gate.baseline import JobEntry, MetricEntry, Snapshot
 from harness.gate.policy import GatePolicy, MetricPolicy
 

@@ -11,7 +11,7 @@ from harness.models.checkpoint import file_sha256, load_weights, state_dict_sha2
 from harness.models.family import infer_family
 from harness.models.wrapper import LoadedModel, PixelModel, Preprocess
 from harness.registry import MODEL_SOURCES, ZOO_MODELS
-from harness import zoo as _zoo  # noqa: F401  (registers the embedded zoo)
+import harness.zoo  # noqa: F401  (registers the embedded zoo)
 from harness.specs import ModelSpec
 
 

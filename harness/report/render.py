@@ -10,7 +10,7 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
-import harness
+from harness.version import __version__
 from harness.registry import REPORT_SECTIONS
 from harness.report import corruption_figures, latency_figures, robustness_figures  # noqa: F401  (sections)
 from harness.report.tables import (column_directions, family_summary, format_param, leaderboard, ok_rows,
@@ -64,7 +64,7 @@ def build_context(frame: pd.DataFrame, title: str) -> dict[str, Any]:
         "summary": summary,
         "failures": pd.concat([failed, empty])[["model", "dataset", "task", "error"]].to_dict("records"),
         "provenance": provenance_summary(frame),
-        "harness_version": harness.__version__,
+        "harness_version": __version__,
         "job_count": int(frame["job_key"].nunique()) if not frame.empty else 0,
     }
 

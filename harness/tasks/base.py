@@ -7,8 +7,8 @@ outputs for a batch (a forward pass, or an attack), and its evaluator; the runne
 from __future__ import annotations
 
 import dataclasses
-from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from abc import ABC
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Iterator
 
 import pandas as pd

@@ -13,7 +13,7 @@ suite (``reference_model``) or a published table (``reference: alexnet-imagenet-
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
