@@ -3,21 +3,20 @@
     python benchmarks/bench_classification.py [--repeats 5]
 
 Bare loop: the dataset already decoded and preprocessed into tensors, then only ``model(x)`` per batch.
-Harness: ``ClassificationTask.run`` on a JobContext — loading, preprocessing, metric accumulation and all.
+Harness: ``run_task(ClassificationTask, ctx)`` on a JobContext — loading, preprocessing, metric accumulation and all.
 Ratio = harness images/s over bare images/s (goal >= 0.98): best over best of N interleaved repeats, and
 the median of the N paired ratios (steadier when the machine is noisy).
 """
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 
 from harness.data.digits import DigitsSource
 from harness.data.loader import make_loader
+from harness.evaluation.loop import run_task
 from harness.models.loaders import load_model
 from harness.specs import ModelSpec
 from harness.tasks.base import JobContext
@@ -34,7 +33,7 @@ def bare_throughput(model, batches: list[torch.Tensor]) -> float:
 
 def harness_throughput(ctx: JobContext, task: ClassificationTask) -> float:
     start = time.perf_counter()
-    metrics = task.run(ctx)
+    metrics = run_task(task, ctx)
     return metrics[0].n / (time.perf_counter() - start)
 
 
@@ -42,7 +41,7 @@ def compare(spec: ModelSpec, source, batch_size: int, repeats: int) -> tuple[flo
     model = load_model(spec)
     batches = [b.images for b in make_loader(source, model.preprocess, batch_size)]
     ctx = JobContext(model=model, source=source, device=torch.device("cpu"), batch_size=batch_size, seed=0,
-                     state_dir=Path(tempfile.mkdtemp()), show_progress=False)
+                     show_progress=False)
     task = ClassificationTask(ClassificationTask.Params())
     bare_throughput(model.module, batches[:2])  # warm-up
     harness_throughput(ctx, task)
