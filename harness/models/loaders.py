@@ -24,7 +24,8 @@ def load_model(spec: ModelSpec, num_classes: int | None = None) -> LoadedModel:
         sha = load_weights(net, spec.checkpoint, spec.trust_pickle)
         weights = f"checkpoint:{spec.checkpoint}"
     net.eval()
-    module = PixelModel(net, preprocess.mean, preprocess.std).eval()
+    output_kind = declared_output_kind(spec)
+    module = PixelModel(net, preprocess.mean, preprocess.std, output_kind).eval()
     arch = spec.architecture
     return LoadedModel(
         name=spec.name,
@@ -37,7 +38,25 @@ def load_model(spec: ModelSpec, num_classes: int | None = None) -> LoadedModel:
         weights=weights,
         weights_sha256=sha,
         tag=tag,
+        output_kind=output_kind,
     )
+
+
+def torchvision_task(arch: str) -> str:
+    """'segmentation', 'detection' or 'classification': which torchvision model family ``arch`` belongs to."""
+    import torchvision
+
+    for family in ("segmentation", "detection"):
+        if arch in torchvision.models.list_models(module=getattr(torchvision.models, family)):
+            return family
+    return "classification"
+
+
+def declared_output_kind(spec: ModelSpec) -> str:
+    """The canonical output a suite entry's model returns (harness/evaluation/outputs.py)."""
+    if spec.source == "torchvision" and torchvision_task(spec.architecture) == "segmentation":
+        return "semantic_logits"
+    return "logits"
 
 
 def _num_classes(net: nn.Module, module: PixelModel, preprocess: Preprocess) -> int:
@@ -45,7 +64,7 @@ def _num_classes(net: nn.Module, module: PixelModel, preprocess: Preprocess) -> 
     if isinstance(count, int) and count > 0:
         return count
     with torch.no_grad():
-        return int(module(torch.zeros(1, *preprocess.input_size)).shape[-1])
+        return int(module(torch.zeros(1, *preprocess.input_size)).shape[1])  # (N, C) or (N, C, h, w)
 
 
 def pretrained_cfg_name(spec: ModelSpec) -> str:
@@ -143,6 +162,8 @@ def _from_torchvision(spec: ModelSpec, num_classes: int | None) -> tuple[nn.Modu
     kwargs = dict(spec.kwargs)
     if num_classes is not None:  # with weights, torchvision refuses a count other than theirs: loud, not dropped
         kwargs.setdefault("num_classes", num_classes)
+    if torchvision_task(spec.architecture) != "classification":
+        kwargs.setdefault("weights_backbone", None)  # else torchvision silently downloads ImageNet backbone weights
     net = torchvision.models.get_model(spec.architecture, weights=weights, **kwargs)
     preprocess = _torchvision_preprocess(spec.architecture, weights)
     if weights is None:
@@ -151,9 +172,16 @@ def _from_torchvision(spec: ModelSpec, num_classes: int | None) -> tuple[nn.Modu
 
 
 def _torchvision_preprocess(arch: str, weights: Any) -> Preprocess:
-    """torchvision's classification preset (resize_size / crop_size) as a Preprocess."""
+    """torchvision's preset as a Preprocess: classification's resize / crop; segmentation's resize to 520
+    (squashed to a square here so images batch; predictions are resized back to each label's size)."""
     import torchvision
 
+    if torchvision_task(arch) == "segmentation":
+        size = 520
+        if weights is not None:
+            enum = torchvision.models.get_model_weights(arch)
+            size = int((enum.DEFAULT if weights == "DEFAULT" else weights).transforms().resize_size[0])
+        return Preprocess(input_size=(3, size, size), crop_pct=1.0, crop_mode="squash")
     crop, resize, interpolation = 224, 256, "bilinear"
     if weights is not None:
         enum = torchvision.models.get_model_weights(arch)

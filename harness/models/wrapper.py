@@ -54,18 +54,32 @@ def as_logits(output: Any) -> torch.Tensor:
     return logits
 
 
-class PixelModel(nn.Module):
-    """Wraps a network that expects normalised input so it takes pixel-space images in [0, 1]."""
+def as_semantic_logits(output: Any) -> torch.Tensor:
+    """(N, C, h, w) class scores from torchvision's ``{"out": ...}`` or HF's ``.logits``; refuses other shapes."""
+    logits = output["out"] if isinstance(output, dict) and "out" in output else as_logits(output)
+    if logits.dim() != 4:
+        raise TypeError(f"semantic_logits must be (N, C, h, w), got shape {tuple(logits.shape)}")
+    return logits
 
-    def __init__(self, net: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+
+# canonical output kind -> how to read it from the network's own output (harness/evaluation/outputs.py)
+OUTPUT_READERS = {"logits": as_logits, "semantic_logits": as_semantic_logits}
+
+
+class PixelModel(nn.Module):
+    """Wraps a network that expects normalised input so it takes pixel-space images in [0, 1] and returns
+    its declared canonical output."""
+
+    def __init__(self, net: nn.Module, mean: tuple[float, ...], std: tuple[float, ...],
+                 output_kind: str = "logits") -> None:
         super().__init__()
-        self.net = net
+        self.net, self.read_output = net, OUTPUT_READERS[output_kind]
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         normalised = (pixels - self.mean.to(pixels.dtype)) / self.std.to(pixels.dtype)
-        return as_logits(self.net(normalised))
+        return self.read_output(self.net(normalised))
 
 
 class ResizeInput(nn.Module):
