@@ -243,6 +243,10 @@ def test_imagenet_suite_runs_on_a_miniature_val_folder(mini_imagenet, tmp_path):
                        defaults={**raw["defaults"], "workers": 0})
     outcome = run_suite(path, out=tmp_path / "out", data_root=str(mini_imagenet), limit=2, progress=False)
     _assert_all_ok(outcome, ["test_resnet", "test_vit"], [t["name"] for t in raw["tasks"]], 2)
+    # both test models take 160 px: the attack perturbs the 224 crop (ImageNet's threat model) and each model
+    # resizes it inside the differentiable wrapper; the rows say which space eps was measured in
+    robust = outcome.frame[outcome.frame["metric"] == "robust_acc"]
+    assert {p["attack_size"] for p in robust["params"]} == {"224x224"}
 
 
 def test_cifar10_suite_tasks_run_on_digits_with_zoo_models(tmp_path):
@@ -254,6 +258,8 @@ def test_cifar10_suite_tasks_run_on_digits_with_zoo_models(tmp_path):
                        datasets=[{"name": "digits-test", "kind": "digits", "split": "test"}])
     outcome = run_suite(path, out=tmp_path / "out", limit=2, progress=False)
     _assert_all_ok(outcome, ["convnext_digits", "vit_digits"], [t["name"] for t in raw["tasks"]], 2)
+    robust = outcome.frame[outcome.frame["metric"] == "robust_acc"]
+    assert {p["attack_size"] for p in robust["params"]} == {"32x32"}  # CIFAR's threat model: native 32x32
 
 
 def test_report_draws_robust_accuracy_curves_per_model_and_per_family():
