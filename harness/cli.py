@@ -237,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if not world_from_env().is_main:
         return 0
+    from harness.report.terminal import results_table
+
+    table = results_table(outcome.frame) if not outcome.frame.empty else ""
+    if table:
+        print(table + "\n")
     print(f"{outcome.ran} job(s) run, {outcome.cached} cached, {len(outcome.failed)} failed -> "
           f"{outcome.out_dir / 'index.html'}")
     if outcome.interrupted:

@@ -84,3 +84,18 @@ def test_report_renders_whatever_the_store_holds_missing_metrics_included():
     assert list(table["model"]) == ["a", "empty_folder_model"]  # missing values sort last
     assert pd.isna(table.set_index("model").loc["empty_folder_model", "top1"])
     assert ">–<" in html  # shown as missing, not dropped
+
+
+def test_terminal_table_shows_headline_metrics_per_task():
+    from harness.report.terminal import results_table
+
+    frame = pd.DataFrame([
+        {"job_key": "a", "model": "m1", "family": "cnn", "arch": "a", "dataset": "d", "task": "classification",
+         "task_kind": "classification", "status": "ok", "metric": "top1", "params": {}, "value": 0.91234, "n": 450},
+        {"job_key": "a", "model": "m1", "family": "cnn", "arch": "a", "dataset": "d", "task": "classification",
+         "task_kind": "classification", "status": "ok", "metric": "corruption_acc", "params": {"severity": 1},
+         "value": 0.5, "n": 450},
+    ])
+    table = results_table(frame)
+    assert "classification on d (n = 450)" in table and "0.9123" in table
+    assert "corruption_acc" not in table  # detail metrics stay in the report

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,15 +18,14 @@ from harness.evaluation.state import EvalState
 
 
 def write_json_atomic(path: Path, value: Any) -> None:
-    """Write JSON via a temp file + os.replace: a crash mid-write leaves the old file or none."""
+    """Write compact JSON via a temp file + os.replace: a crash mid-write leaves the old file or none."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one writer per file: each rank owns its batches
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(value, out)
+        temp.write_text(json.dumps(value, separators=(",", ":")), encoding="utf-8")
         os.replace(temp, path)
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise
 
 

@@ -1,0 +1,25 @@
+"""The compact results table printed at the end of a run: headline metrics, one row per model x task."""
+from __future__ import annotations
+
+import pandas as pd
+
+from harness.report.tables import headline, ok_rows
+
+
+def results_table(frame: pd.DataFrame, max_columns: int = 6) -> str:
+    """Plain text (no colour codes, fit for CI logs): model, dataset, task and its first headline metrics."""
+    rows = headline(ok_rows(frame))
+    rows = rows[rows["metric_kind"] != "timing"] if not rows.empty else rows
+    if rows.empty:
+        return ""
+    lines = []
+    for (task, dataset), part in rows.groupby(["task", "dataset"], sort=False):
+        columns = list(dict.fromkeys(part["column"]))[:max_columns]
+        wide = part[part["column"].isin(columns)].pivot_table(index="model", columns="column", values="value",
+                                                              aggfunc="first", sort=False)
+        wide = wide.reindex(columns=columns)
+        wide.columns.name, wide.index.name = None, None
+        lines.append(f"{task} on {dataset} (n = {int(part['n'].max())})")
+        lines.append(wide.to_string(float_format=lambda v: f"{v:.4f}", na_rep="-"))
+        lines.append("")
+    return "\n".join(lines).rstrip()
