@@ -69,3 +69,24 @@ def test_torchrun_two_processes_equal_one_process(tmp_path):
         parallel_state, single_state = read_records(path), read_records(twin)
         assert list(parallel_state.records) == list(single_state.records)  # every sample once, in order
         assert parallel_state.records == single_state.records
+
+
+def test_shards_merge_into_the_same_numbers_as_one_run(tmp_path, capsys):
+    from harness.cli import main
+
+    suite = tmp_path / "ddp.yaml"
+    small = {**SUITE, "tasks": [SUITE["tasks"][0], {**SUITE["tasks"][2], "params": {**SUITE["tasks"][2]["params"],
+                                                                                  "n": 12}}]}
+    suite.write_text(yaml.safe_dump(small, sort_keys=False))
+    common = ["--suite", str(suite), "--no-progress"]
+    assert main([*common, "--out", str(tmp_path / "one")]) == 0
+    for index in (0, 1):
+        assert main([*common, "--shard", f"{index}/2", "--out", str(tmp_path / f"shard{index}")]) == 0
+    shard_jobs = [len(json.loads((tmp_path / f"shard{i}" / "results.json").read_text())) for i in (0, 1)]
+    assert all(shard_jobs)  # each shard ran some of the jobs
+    assert main(["merge", str(tmp_path / "merged"), str(tmp_path / "shard0"), str(tmp_path / "shard1"),
+                 "--suite", str(suite)]) == 0
+    assert _numbers(tmp_path / "merged") == _numbers(tmp_path / "one")
+    assert main(["rescore", str(tmp_path / "merged")]) == 0  # the shards' records came along
+    assert main(["merge", str(tmp_path / "merged"), str(tmp_path / "shard0")]) == 0  # merging twice adds nothing
+    assert _numbers(tmp_path / "merged") == _numbers(tmp_path / "one")
