@@ -1,6 +1,6 @@
 """Imports every module that registers something, so registries are complete before use."""
 from harness import zoo  # noqa: F401
-from harness.data import cifar, digits, folder  # noqa: F401
+from harness.data import cifar, coco, digits, folder, scenes  # noqa: F401
 from harness.models import loaders  # noqa: F401
 from harness.tasks import classification  # noqa: F401
 from harness.tasks import adversarial  # noqa: F401

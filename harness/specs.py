@@ -60,6 +60,9 @@ class DatasetSpec:
     on_corrupt: Literal["fail", "skip"] = "fail"
     download: bool = False
     num_classes: int | None = None
+    target: str | None = None  # the target form of sources offering several (scenes: detection|semantic|panoptic)
+    annotations: Path | None = None  # a COCO json (kind coco); default <root>/../annotations/instances_<split>.json
+    masks: bool = False  # decode instance masks into the targets (kind coco)
 
 
 @dataclass
