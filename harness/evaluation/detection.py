@@ -118,7 +118,9 @@ def coco_evaluate(ground_truth: dict[str, Any], results: list[dict[str, Any]], i
     _check_iou_type(iou_type)
     coco_cls, eval_cls = _backend(backend)
     ground_truth, _ = nonzero_ann_ids(ground_truth)
-    ground_truth = {**ground_truth, "info": ground_truth.get("info") or {}}
+    # COCOeval and loadRes write into annotation dicts (segmentation -> RLE, counts -> bytes): copy them
+    ground_truth = {**ground_truth, "info": ground_truth.get("info") or {},
+                    "annotations": [_copy_annotation(a) for a in ground_truth["annotations"]]}
     known = {image["id"] for image in ground_truth["images"]}
     image_ids = sorted(set(int(i) for i in image_ids))
     unknown = [i for i in image_ids if i not in known]
@@ -126,7 +128,7 @@ def coco_evaluate(ground_truth: dict[str, Any], results: list[dict[str, Any]], i
         raise ValueError(f"image id {unknown[0]} is not in the ground truth ({len(unknown)} unknown image ids): "
                          f"predictions and ground truth come from different datasets")
     wanted = set(image_ids)
-    results = [dict(r) for r in results if r["image_id"] in wanted]
+    results = [_copy_annotation(r) for r in results if r["image_id"] in wanted]
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = coco_cls()
         coco_gt.dataset = ground_truth
@@ -190,6 +192,13 @@ class DetectionEvaluator:
                                     self.backend)
             metrics += summary.metrics(self.category_names)
         return metrics
+
+
+def _copy_annotation(annotation: dict[str, Any]) -> dict[str, Any]:
+    copied = dict(annotation)
+    if isinstance(copied.get("segmentation"), dict):
+        copied["segmentation"] = dict(copied["segmentation"])
+    return copied
 
 
 def _empty_results(coco_cls: type, ground_truth: dict[str, Any]) -> Any:
