@@ -84,13 +84,17 @@ def coco_results(records: Iterable[Record], iou_type: str) -> list[dict[str, Any
     ``bbox`` results carry no ``segmentation`` and ``segm`` results no ``bbox`` (see the module note).
     """
     _check_iou_type(iou_type)
-    drop = "segmentation" if iou_type == "bbox" else "bbox"
     out = []
     for record in records:
-        if iou_type == "segm" and not record["masks"]:
+        if iou_type == "bbox":
+            out.extend({"image_id": r["image_id"], "category_id": r["category_id"], "bbox": list(r["bbox"]),
+                        "score": r["score"]} for r in record["results"])
+        elif not record["masks"]:
             raise ValueError(f"segm evaluation needs instance masks, but the model gave none for image "
                              f"{record['image_id']} (use iou_types: [bbox])")
-        out.extend({k: v for k, v in result.items() if k != drop} for result in record["results"])
+        else:
+            out.extend({"image_id": r["image_id"], "category_id": r["category_id"],
+                        "segmentation": dict(r["segmentation"]), "score": r["score"]} for r in record["results"])
     return out
 
 
@@ -113,14 +117,16 @@ class CocoSummary:
 
 
 def coco_evaluate(ground_truth: dict[str, Any], results: list[dict[str, Any]], image_ids: Sequence[int],
-                  iou_type: str, backend: str = DEFAULT_BACKEND) -> CocoSummary:
-    """COCOeval over ``image_ids`` only; ``results`` on other images are dropped. Pure: inputs untouched."""
+                  iou_type: str, backend: str = DEFAULT_BACKEND, copy_results: bool = True) -> CocoSummary:
+    """COCOeval over ``image_ids`` only; ``results`` on other images are dropped. Inputs are left untouched
+    (``loadRes`` writes ids and areas into result dicts: ``copy_results=False`` lets it consume fresh ones,
+    such as ``coco_results``' output)."""
     _check_iou_type(iou_type)
     coco_cls, eval_cls = _backend(backend)
     ground_truth, _ = nonzero_ann_ids(ground_truth)
     # COCOeval and loadRes write into annotation dicts (segmentation -> RLE, counts -> bytes): copy them
     ground_truth = {**ground_truth, "info": ground_truth.get("info") or {},
-                    "annotations": [_copy_annotation(a) for a in ground_truth["annotations"]]}
+                    "annotations": _copy_annotations(ground_truth["annotations"])}
     known = {image["id"] for image in ground_truth["images"]}
     image_ids = sorted(set(int(i) for i in image_ids))
     unknown = [i for i in image_ids if i not in known]
@@ -128,7 +134,9 @@ def coco_evaluate(ground_truth: dict[str, Any], results: list[dict[str, Any]], i
         raise ValueError(f"image id {unknown[0]} is not in the ground truth ({len(unknown)} unknown image ids): "
                          f"predictions and ground truth come from different datasets")
     wanted = set(image_ids)
-    results = [_copy_annotation(r) for r in results if r["image_id"] in wanted]
+    results = [r for r in results if r["image_id"] in wanted]
+    if copy_results:
+        results = _copy_annotations(results)
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = coco_cls()
         coco_gt.dataset = ground_truth
@@ -189,16 +197,15 @@ class DetectionEvaluator:
         metrics: list[Metric] = []
         for iou_type in self.iou_types:
             summary = coco_evaluate(self.ground_truth, coco_results(records, iou_type), image_ids, iou_type,
-                                    self.backend)
+                                    self.backend, copy_results=False)
             metrics += summary.metrics(self.category_names)
         return metrics
 
 
-def _copy_annotation(annotation: dict[str, Any]) -> dict[str, Any]:
-    copied = dict(annotation)
-    if isinstance(copied.get("segmentation"), dict):
-        copied["segmentation"] = dict(copied["segmentation"])
-    return copied
+def _copy_annotations(annotations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies deep enough for COCOeval's writes (it adds keys and may re-encode RLE ``counts``)."""
+    return [{**a, "segmentation": dict(a["segmentation"])} if isinstance(a.get("segmentation"), dict) else dict(a)
+            for a in annotations]
 
 
 def _empty_results(coco_cls: type, ground_truth: dict[str, Any]) -> Any:
