@@ -17,7 +17,6 @@ import math
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -27,12 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.data.scenes import THINGS, ScenesSource, coco_annotations  # noqa: E402
 from harness.evaluation.coco_format import xywh_to_xyxy  # noqa: E402
-from harness.evaluation.detection import DetectionEvaluator  # noqa: E402
-from harness.evaluation.state import merge_all  # noqa: E402
-from harness.zoo.detectors import DETECTORS, INPUT_SIZE, STRIDE  # noqa: E402
+from harness.zoo.detectors import DETECTORS, INPUT_SIZE, METADATA_FILE as METADATA, STRIDE, score_on_scenes  # noqa: E402,E501
 
-ZOO_DIR = Path(__file__).resolve().parent.parent / "harness" / "zoo"
-METADATA = ZOO_DIR / "detection_zoo.json"
 CATEGORY_IDS = list(THINGS)
 GRID = INPUT_SIZE // STRIDE
 MAX_OBJECTS = 32
@@ -111,19 +106,6 @@ def centernet_loss(outputs, target) -> torch.Tensor:
     return focal.sum() / n_pos + size_loss + offset_loss
 
 
-def evaluate(model, source: ScenesSource, batch_size: int = 50) -> dict[str, float]:
-    model.eval()
-    evaluator = DetectionEvaluator(source.coco_ground_truth(), ("bbox",))
-    states = []
-    for start in range(0, len(source), batch_size):
-        indices = range(start, min(start + batch_size, len(source)))
-        images = torch.from_numpy(np.stack([source.scene(i).image for i in indices])).permute(0, 3, 1, 2).float() / 255
-        batch = SimpleNamespace(ids=[source.sample_id(i) for i in indices],
-                                targets=[SimpleNamespace(image_id=source.image_id(i)) for i in indices])
-        states.append(evaluator.process("clean", batch, model.detect(images)))
-    return {m.name: round(m.value, 4) for m in evaluator.compute(merge_all(states)) if m.name != "ap_class"}
-
-
 def train(name: str, args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -170,14 +152,12 @@ def train(name: str, args: argparse.Namespace) -> dict:
             break
     cpu_seconds, wall_seconds = time.process_time() - start_cpu, time.time() - start_wall
 
-    from safetensors.torch import load_file, save_file
-    path = ZOO_DIR / f"{name}.safetensors"
-    save_file({k: v.detach().half().contiguous() for k, v in model.state_dict().items()}, str(path))
-    shipped = DETECTORS[name].build(CATEGORY_IDS)
-    shipped.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()})
-    scores = evaluate(shipped, ScenesSource("test"))
-    print(f"{name}: test {scores}", flush=True)
+    from safetensors.torch import save_file
     entry = DETECTORS[name]
+    path = entry.weights_file
+    save_file({k: v.detach().half().contiguous() for k, v in model.state_dict().items()}, str(path))
+    scores = {k: round(v, 4) for k, v in score_on_scenes(entry.load(CATEGORY_IDS), ScenesSource("test")).items()}
+    print(f"{name}: test {scores}", flush=True)
     return {"arch": entry.arch, "family": entry.family, "head": "centernet (stride 8)",
             "num_params": sum(p.numel() for p in model.parameters()),
             "recipe": {"seed": args.seed, "steps": total, "batch_size": args.batch_size, "lr": args.lr,

@@ -12,17 +12,25 @@ Input: RGB in [0, 1] at 128 x 128 (the scenes size); normalisation is inside the
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable, Sequence
 
+import numpy as np
 import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.evaluation.detection import DetectionEvaluator
 from harness.evaluation.outputs import Detections
+from harness.evaluation.state import merge_all
 
+ZOO_DIR = Path(__file__).resolve().parent
+METADATA_FILE = ZOO_DIR / "detection_zoo.json"
 INPUT_SIZE = 128
 STRIDE = 8
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
@@ -123,6 +131,38 @@ class DetectorEntry:
 
     def build(self, category_ids: Sequence[int]) -> CenterNetDetector:
         return CenterNetDetector(self.backbone(), category_ids)
+
+    @property
+    def weights_file(self) -> Path:
+        return ZOO_DIR / f"{self.name}.safetensors"
+
+    def load(self, category_ids: Sequence[int]) -> CenterNetDetector:
+        """The model with its shipped weights (stored as float16, loaded as float32)."""
+        from safetensors.torch import load_file
+
+        model = self.build(category_ids)
+        state = load_file(str(self.weights_file))
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        return model
+
+    def metadata(self) -> dict[str, Any]:
+        """Recipe and test scores as written by tools/train_detection_zoo.py."""
+        return json.loads(METADATA_FILE.read_text(encoding="utf-8")).get(self.name, {}) \
+            if METADATA_FILE.exists() else {}
+
+
+def score_on_scenes(model: CenterNetDetector, source: Any, batch_size: int = 100) -> dict[str, float]:
+    """COCO bbox stats of ``model`` on a scenes source (native 128 x 128 images, no resize)."""
+    model.eval()
+    evaluator = DetectionEvaluator(source.coco_ground_truth(), ("bbox",))
+    states = []
+    for start in range(0, len(source), batch_size):
+        indices = range(start, min(start + batch_size, len(source)))
+        images = torch.from_numpy(np.stack([source.scene(i).image for i in indices])).permute(0, 3, 1, 2) / 255
+        batch = SimpleNamespace(ids=[source.sample_id(i) for i in indices],
+                                targets=[SimpleNamespace(image_id=source.image_id(i)) for i in indices])
+        states.append(evaluator.process("clean", batch, model.detect(images)))
+    return {m.name: m.value for m in evaluator.compute(merge_all(states)) if m.name != "ap_class"}
 
 
 DETECTORS: dict[str, DetectorEntry] = {
