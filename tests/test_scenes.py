@@ -167,3 +167,34 @@ def test_coco_fingerprint_follows_json_and_images(tmp_path, exported):
     assert first["annotations_sha256"] != second["annotations_sha256"]
     assert first["images_manifest_sha256"] != second["images_manifest_sha256"]
     assert ScenesSource("test").fingerprint() == ScenesSource("test").fingerprint()
+
+
+def test_coco_kind_decodes_polygons_and_uncompressed_rle_like_pycocotools(tmp_path, exported):
+    data = json.loads(exported["instances"].read_text())
+    image = data["images"][0]
+    polygon = {"id": 1, "image_id": image["id"], "category_id": 3, "iscrowd": 0, "area": 300.0,
+               "bbox": [10.0, 10.0, 30.0, 20.0], "segmentation": [[10, 10, 40, 12, 25, 30], [50, 50, 60, 50, 60, 70]]}
+    raw = np.zeros((image["height"], image["width"]), np.uint8)
+    raw[20:40, 70:90] = 1
+    counts = mask_utils.encode(np.asfortranarray(raw))
+    uncompressed = {"id": 2, "image_id": image["id"], "category_id": 1, "iscrowd": 1, "area": 400.0,
+                    "bbox": [70.0, 20.0, 20.0, 20.0],
+                    "segmentation": {"size": [image["height"], image["width"]],
+                                     "counts": _uncompressed_counts(raw)}}
+    data = {**data, "images": [image], "annotations": [polygon, uncompressed]}
+    path = _write(tmp_path, data)
+    target = CocoSource(root=exported["images"], annotations=path, masks=True).load(0).target
+    reference = COCO(str(path))
+    for mask, ann_id in zip(target.masks, target.ann_ids):
+        assert np.array_equal(mask.numpy(), reference.annToMask(reference.anns[ann_id]) > 0)
+    assert np.array_equal(target.masks[1].numpy(), mask_utils.decode(counts) > 0)
+    assert target.iscrowd.tolist() == [False, True]
+
+
+def _uncompressed_counts(mask: np.ndarray) -> list[int]:
+    """Column-major run lengths starting with zeros (COCO's uncompressed RLE)."""
+    flat = mask.flatten(order="F")
+    changes = np.flatnonzero(np.diff(flat)) + 1
+    bounds = np.concatenate([[0], changes, [flat.size]])
+    runs = np.diff(bounds).tolist()
+    return runs if flat[0] == 0 else [0] + runs
