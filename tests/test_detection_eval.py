@@ -293,5 +293,8 @@ def test_records_results_and_declarations():
     assert coco_results([record], "bbox") == record["results"]
     with pytest.raises(ValueError, match="segm evaluation needs instance masks"):
         evaluator.compute(state)
+    broken = Detections(torch.tensor([[0.0, 0.0, float("nan"), 5.0]]), torch.tensor([0.5]), torch.tensor([1]))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        evaluator.process("clean", SimpleNamespace(ids=["b"], targets=[target]), [broken])
     assert metric_info("map").kind == "dataset" and metric_info("map").direction == "higher"
     assert metric_info("ap_class").headline is False

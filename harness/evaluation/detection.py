@@ -67,6 +67,8 @@ def detections_to_coco(image_id: int, detections: Detections, with_masks: bool =
     if not len(boxes) == len(scores) == len(labels):
         raise ValueError(f"image {image_id}: detections have {len(boxes)} boxes, {len(scores)} scores, "
                          f"{len(labels)} labels")
+    if not (np.isfinite(boxes).all() and np.isfinite(scores).all()):
+        raise ValueError(f"image {image_id}: detections contain NaN or infinite boxes or scores")
     results = [{"image_id": int(image_id), "category_id": int(label), "bbox": [float(v) for v in box],
                 "score": float(score)} for box, score, label in zip(boxes, scores, labels)]
     if with_masks and detections.masks is not None:
