@@ -168,6 +168,23 @@ def test_tied_scores_parity(tmp_path, scenes_gt, backend):
     assert_matches_reference(metrics, reference(tmp_path, scenes_gt, results, "bbox"), "bbox")
 
 
+def test_record_order_does_not_matter(scenes_gt):
+    """Ranks gather shards in any order: merging per-image records in another order gives the same numbers,
+    even with tied scores (COCOeval orders images by id, not by record)."""
+    results = synthetic_results(scenes_gt, seed=4, with_masks=False)
+    for result in results:
+        result["score"] = round(result["score"], 1)
+    evaluator = DetectionEvaluator(scenes_gt, ("bbox",))
+    states = []
+    for image in scenes_gt["images"]:
+        batch = SimpleNamespace(ids=[str(image["id"])], targets=[SimpleNamespace(image_id=image["id"])])
+        mine = [r for r in results if r["image_id"] == image["id"]]
+        states.append(evaluator.process("clean", batch, [as_detections(mine, 128, 128, False)]))
+    shuffled = [states[i] for i in np.random.default_rng(0).permutation(len(states))]
+    one, other = evaluator.compute(merge_all(states)), evaluator.compute(merge_all(shuffled))
+    assert [(m.name, m.params, m.value) for m in one] == [(m.name, m.params, m.value) for m in other]
+
+
 def test_batch_size_and_subset(tmp_path, scenes_gt):
     results = synthetic_results(scenes_gt, seed=2, with_masks=False)
     a = run_evaluator(scenes_gt, results, "faster_coco_eval", ("bbox",), batch_size=7, with_masks=False)
