@@ -142,13 +142,14 @@ def train(name: str, args: argparse.Namespace) -> dict:
         first = 10
     else:
         first = 0
+    steps_run = total
     for number in range(first, total):
         loss = step(number, total)
         if number % 100 == 0:
             print(f"{name}: step {number}/{total} loss {loss:.3f} ({time.time() - start_wall:.0f}s)", flush=True)
-        if time.time() - start_wall > args.wall_minutes * 60:
+        if time.time() - start_wall > args.wall_minutes * 60:  # the schedule was cut short: say so
             print(f"{name}: wall-clock limit reached at step {number}", flush=True)
-            total = number + 1
+            steps_run = number + 1
             break
     cpu_seconds, wall_seconds = time.process_time() - start_cpu, time.time() - start_wall
 
@@ -160,7 +161,8 @@ def train(name: str, args: argparse.Namespace) -> dict:
     print(f"{name}: test {scores}", flush=True)
     return {"arch": entry.arch, "family": entry.family, "head": "centernet (stride 8)",
             "num_params": sum(p.numel() for p in model.parameters()),
-            "recipe": {"seed": args.seed, "steps": total, "batch_size": args.batch_size, "lr": args.lr,
+            "recipe": {"seed": args.seed, "steps": total, "steps_run": steps_run, "batch_size": args.batch_size,
+                       "lr": args.lr,
                        "optimizer": "adamw, weight decay 0.05", "schedule": "linear warmup 1/30, cosine to 0",
                        "augmentation": "horizontal flip", "train_split": "scenes train (3000 images)",
                        "loss": "focal heatmap + L1 log size + L1 offset", "threads": torch.get_num_threads(),
