@@ -114,14 +114,16 @@ class DatasetSpec:
     on_corrupt: Literal["fail", "skip"] = "fail"
     download: bool = False
     num_classes: int | None = None
-    # dense-prediction sources (segfolder, coco_panoptic); None = the kind's or preset's default
+    # dense-prediction sources (scenes, coco, segfolder, coco_panoptic); None = the kind's or preset's default
+    target: str | None = None  # the target form of sources offering several (scenes: detection|semantic|panoptic)
     preset: Literal["ade20k", "cityscapes", "voc"] | None = None  # segfolder layout
     images: str | None = None  # image folder, relative to root
-    annotations: str | None = None  # label-PNG folder (segfolder) or panoptic json (coco_panoptic), relative to root
+    annotations: str | None = None  # label-PNG folder (segfolder), panoptic json (coco_panoptic) or instances json
+    #                                 (coco; default <root>/../annotations/instances_<split>.json)
+    masks: bool = False  # decode instance masks into the targets (kind coco)
     ignore_index: int | None = None  # label value left unscored (segfolder; default 255)
     reduce_zero_label: bool | None = None  # ADE20K's labels: 0 becomes ignore_index, every other value minus 1
     class_names: Path | None = None  # a text file, one class name per line in label order
-    target: str | None = None  # for sources offering several target forms (scenes: detection|semantic|panoptic)
 
 
 @dataclass

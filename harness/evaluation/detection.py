@@ -1,0 +1,239 @@
+"""COCO detection / instance-segmentation evaluation: per-image COCO results as records, COCOeval on merge.
+
+``process`` turns each image's canonical ``Detections`` (XYXY boxes in original pixels, dataset category
+ids, optional masks) into COCO result dicts — ``bbox`` as XYWH, ``segmentation`` as compressed RLE with
+``counts`` as str — and stores them as the record of that sample: ``{"image_id", "masks", "results"}``.
+``compute`` is a pure function of the merged records and the ground truth: it runs COCOeval once per IoU
+type over exactly the images evaluated (``params.imgIds``), so a subset, a shard or a resumed run scores
+the images it saw and nothing else.
+
+Backends: ``pycocotools`` (the reference) and ``faster_coco_eval`` (the same algorithm in C++; the
+default, because its 12 stats and per-class AP equal pycocotools' on every case in
+tests/test_detection_eval.py).
+
+Decisions on COCO's traps:
+- No detections at all: pycocotools' ``loadRes([])`` crashes (it reads ``anns[0]``); an empty result set
+  is built directly, and COCOeval then gives 0 for every stat with ground truth and -1 where COCO leaves it
+  undefined.
+- COCOeval's -1 (no ground truth in that category / area range) becomes NaN, never 0; per-class AP of a
+  category without ground truth is NaN and COCO's mean already excludes it.
+- Records whose ``image_id`` is not in the ground truth are an error (wrong dataset for this ground truth).
+  Results handed to ``coco_evaluate`` for images outside ``image_ids`` are dropped: scoring is restricted
+  to the evaluated images (pycocotools would assert).
+- Ground-truth annotation id 0 (COCOeval's "unmatched" marker): ids are shifted by one first.
+- A ground truth without ``info``: an empty ``info`` is supplied.
+- More than 100 detections per image: kept in the records; COCOeval keeps the 100 best per image and
+  category (``maxDets``), as in the reference.
+- ``segm`` results carry no ``bbox`` (as torchvision's reference evaluator), so ``loadRes`` takes their area
+  from the mask, which is what COCO's small/medium/large ranges use for masks.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from harness.evaluation.coco_format import encode_masks, nonzero_ann_ids, xyxy_to_xywh
+from harness.evaluation.outputs import Detections
+from harness.evaluation.state import EvalState, Record
+from harness.metrics import Metric, declare
+
+IOU_TYPES = ("bbox", "segm")
+BACKENDS = ("faster_coco_eval", "pycocotools")
+DEFAULT_BACKEND = "faster_coco_eval"
+
+# COCOeval.stats order; names as torchmetrics' MeanAveragePrecision
+STAT_NAMES = ("map", "map_50", "map_75", "map_small", "map_medium", "map_large",
+              "mar_1", "mar_10", "mar_100", "mar_small", "mar_medium", "mar_large")
+_STAT_TEXT = ("AP @ IoU 0.50:0.95", "AP @ IoU 0.50", "AP @ IoU 0.75", "AP, small objects (area < 32²)",
+              "AP, medium objects (32² to 96²)", "AP, large objects (area > 96²)", "AR, 1 detection per image",
+              "AR, 10 detections per image", "AR, 100 detections per image", "AR, small objects",
+              "AR, medium objects", "AR, large objects")
+for _name, _text in zip(STAT_NAMES, _STAT_TEXT):
+    declare(_name, "higher", kind="dataset", description=f"COCO {_text} (COCOeval.stats; NaN where COCO gives -1)")
+declare("ap_class", "higher", headline=False, kind="dataset",
+        description="COCO AP @ IoU 0.50:0.95 of one category (NaN when the category has no ground truth)")
+
+
+def detections_to_coco(image_id: int, detections: Detections, with_masks: bool = True) -> list[dict[str, Any]]:
+    """One image's detections as COCO result dicts (XYWH ``bbox``, ``score``, RLE ``segmentation``)."""
+    boxes = xyxy_to_xywh(detections.boxes.detach().cpu().numpy())
+    scores = detections.scores.detach().cpu().numpy().astype(np.float64).reshape(-1)
+    labels = detections.labels.detach().cpu().numpy().astype(np.int64).reshape(-1)
+    if not len(boxes) == len(scores) == len(labels):
+        raise ValueError(f"image {image_id}: detections have {len(boxes)} boxes, {len(scores)} scores, "
+                         f"{len(labels)} labels")
+    if not (np.isfinite(boxes).all() and np.isfinite(scores).all()):
+        raise ValueError(f"image {image_id}: detections contain NaN or infinite boxes or scores")
+    results = [{"image_id": int(image_id), "category_id": int(label), "bbox": [float(v) for v in box],
+                "score": float(score)} for box, score, label in zip(boxes, scores, labels)]
+    if with_masks and detections.masks is not None:
+        rles = encode_masks(detections.masks.detach().cpu().numpy().astype(bool))
+        if len(rles) != len(results):
+            raise ValueError(f"image {image_id}: {len(rles)} masks for {len(results)} detections")
+        for result, rle in zip(results, rles):
+            result["segmentation"] = rle
+    return results
+
+
+def coco_results(records: Iterable[Record], iou_type: str) -> list[dict[str, Any]]:
+    """The COCO results list of ``records`` for one IoU type (fresh dicts: ``loadRes`` mutates them).
+
+    ``bbox`` results carry no ``segmentation`` and ``segm`` results no ``bbox`` (see the module note).
+    """
+    _check_iou_type(iou_type)
+    out = []
+    for record in records:
+        if iou_type == "bbox":
+            out.extend({"image_id": r["image_id"], "category_id": r["category_id"], "bbox": list(r["bbox"]),
+                        "score": r["score"]} for r in record["results"])
+        elif not record["masks"]:
+            raise ValueError(f"segm evaluation needs instance masks, but the model gave none for image "
+                             f"{record['image_id']} (use iou_types: [bbox])")
+        else:
+            out.extend({"image_id": r["image_id"], "category_id": r["category_id"],
+                        "segmentation": dict(r["segmentation"]), "score": r["score"]} for r in record["results"])
+    return out
+
+
+@dataclass
+class CocoSummary:
+    """COCOeval's 12 stats (-1 kept as COCO gives it), per-category AP and the number of images scored."""
+
+    iou_type: str
+    stats: np.ndarray  # (12,)
+    category_ap: dict[int, float]  # category id -> AP @ 0.50:0.95 (NaN without ground truth)
+    n_images: int
+
+    def metrics(self, category_names: dict[int, str]) -> list[Metric]:
+        out = [Metric(name, _nan_if_undefined(value), self.n_images, {"iou_type": self.iou_type})
+               for name, value in zip(STAT_NAMES, self.stats)]
+        out += [Metric("ap_class", ap, self.n_images,
+                       {"iou_type": self.iou_type, "category": category_names.get(cat, str(cat))})
+                for cat, ap in self.category_ap.items()]
+        return out
+
+
+def coco_evaluate(ground_truth: dict[str, Any], results: list[dict[str, Any]], image_ids: Sequence[int],
+                  iou_type: str, backend: str = DEFAULT_BACKEND, copy_results: bool = True) -> CocoSummary:
+    """COCOeval over ``image_ids`` only; ``results`` on other images are dropped. Inputs are left untouched
+    (``loadRes`` writes ids and areas into result dicts: ``copy_results=False`` lets it consume fresh ones,
+    such as ``coco_results``' output)."""
+    _check_iou_type(iou_type)
+    coco_cls, eval_cls = _backend(backend)
+    ground_truth, _ = nonzero_ann_ids(ground_truth)
+    # COCOeval and loadRes write into annotation dicts (segmentation -> RLE, counts -> bytes): copy them
+    ground_truth = {**ground_truth, "info": ground_truth.get("info") or {},
+                    "annotations": _copy_annotations(ground_truth["annotations"])}
+    known = {image["id"] for image in ground_truth["images"]}
+    image_ids = sorted(set(int(i) for i in image_ids))
+    unknown = [i for i in image_ids if i not in known]
+    if unknown:
+        raise ValueError(f"image id {unknown[0]} is not in the ground truth ({len(unknown)} unknown image ids): "
+                         f"predictions and ground truth come from different datasets")
+    wanted = set(image_ids)
+    results = [r for r in results if r["image_id"] in wanted]
+    if copy_results:
+        results = _copy_annotations(results)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = coco_cls()
+        coco_gt.dataset = ground_truth
+        coco_gt.createIndex()
+        coco_dt = coco_gt.loadRes(results) if results else _empty_results(coco_cls, ground_truth)
+        evaluator = eval_cls(coco_gt, coco_dt, iou_type)
+        evaluator.params.imgIds = image_ids
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    stats = np.asarray(evaluator.stats[:len(STAT_NAMES)], dtype=np.float64)
+    precision = np.asarray(evaluator.eval["precision"])  # (iou, recall, category, area, maxDets)
+    category_ap = {}
+    for k, category in enumerate(evaluator.params.catIds):
+        values = precision[:, :, k, 0, -1]
+        values = values[values > -1]
+        category_ap[int(category)] = float(values.mean()) if values.size else math.nan
+    return CocoSummary(iou_type, stats, category_ap, len(image_ids))
+
+
+class DetectionEvaluator:
+    """COCO mAP/mAR (bbox and/or segm) against a COCO instances ground truth (``source.coco_ground_truth()``)."""
+
+    def __init__(self, ground_truth: dict[str, Any], iou_types: Sequence[str] = IOU_TYPES,
+                 backend: str = DEFAULT_BACKEND) -> None:
+        for iou_type in iou_types:
+            _check_iou_type(iou_type)
+        _backend(backend)
+        self.ground_truth, self.iou_types, self.backend = ground_truth, tuple(iou_types), backend
+        self.category_names = {c["id"]: c["name"] for c in ground_truth.get("categories", [])}
+        self._image_ids = {image["id"] for image in ground_truth.get("images", [])}
+
+    def process(self, pass_name: str, batch: Any, outputs: Sequence[Detections]) -> EvalState:
+        """One batch's state: a record per sample with its image id and COCO results."""
+        if len(outputs) != len(batch.ids):
+            raise ValueError(f"{len(outputs)} detection outputs for a batch of {len(batch.ids)} images")
+        state = EvalState()
+        for sample_id, target, detections in zip(batch.ids, batch.targets, outputs):
+            image_id = int(target.image_id)
+            if image_id not in self._image_ids:
+                raise ValueError(f"sample {sample_id!r}: image id {image_id} is not in the ground truth")
+            state.add_record(sample_id, pass_name, {
+                "image_id": image_id, "masks": detections.masks is not None,
+                "results": detections_to_coco(image_id, detections, with_masks="segm" in self.iou_types)})
+        return state
+
+    def compute(self, state: EvalState, pass_name: str | None = None) -> list[Metric]:
+        """Metrics of one pass (the only pass in ``state`` when not named)."""
+        if pass_name is None:
+            passes = {p for passes in state.records.values() for p in passes}
+            if len(passes) != 1:
+                raise ValueError(f"state holds passes {sorted(passes)}; name the one to score")
+            pass_name = passes.pop()
+        records = [record for _, record in state.pass_records(pass_name)]
+        if not records:
+            raise ValueError(f"no records for pass {pass_name!r}")
+        image_ids = [record["image_id"] for record in records]
+        metrics: list[Metric] = []
+        for iou_type in self.iou_types:
+            summary = coco_evaluate(self.ground_truth, coco_results(records, iou_type), image_ids, iou_type,
+                                    self.backend, copy_results=False)
+            metrics += summary.metrics(self.category_names)
+        return metrics
+
+
+def _copy_annotations(annotations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies deep enough for COCOeval's writes (it adds keys and may re-encode RLE ``counts``)."""
+    return [{**a, "segmentation": dict(a["segmentation"])} if isinstance(a.get("segmentation"), dict) else dict(a)
+            for a in annotations]
+
+
+def _empty_results(coco_cls: type, ground_truth: dict[str, Any]) -> Any:
+    """A results object with no detections (what ``loadRes([])`` should have returned)."""
+    empty = coco_cls()
+    empty.dataset = {"info": ground_truth["info"], "images": list(ground_truth["images"]),
+                     "categories": list(ground_truth["categories"]), "annotations": []}
+    empty.createIndex()
+    return empty
+
+
+def _backend(name: str) -> tuple[type, type]:
+    if name == "pycocotools":
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+        return COCO, COCOeval
+    if name == "faster_coco_eval":
+        from faster_coco_eval import COCO, COCOeval_faster
+        return COCO, COCOeval_faster
+    raise ValueError(f"unknown COCO backend {name!r} (known: {', '.join(BACKENDS)})")
+
+
+def _check_iou_type(iou_type: str) -> None:
+    if iou_type not in IOU_TYPES:
+        raise ValueError(f"unknown iou_type {iou_type!r} (known: {', '.join(IOU_TYPES)})")
+
+
+def _nan_if_undefined(value: float) -> float:
+    return math.nan if value == -1 else float(value)
