@@ -3,7 +3,8 @@
     python benchmarks/bench_records.py [--repeats 15]
 
 With records (the harness's default): ``TopKEvaluator`` keeps label, top-k and correctness per sample id,
-every batch's state is saved for resume, and the job's records are written as gzip JSON lines.
+finished batches are kept for resume (written every few seconds), and the job's records are written as
+gzip JSON lines.
 Without: an evaluator that keeps only the top-k counts, saves nothing and writes nothing (what a
 counts-only harness would do). Same model, data and loop, same run. Ratio = time with / time without
 (goal <= 1.02): the median of N interleaved paired ratios.

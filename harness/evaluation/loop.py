@@ -15,10 +15,11 @@ import torch
 
 from harness.data.loader import batch_count
 from harness.distributed import World
+from harness.evaluation.evaluator import Evaluator
 from harness.evaluation.partial import PartialStore
 from harness.evaluation.state import EvalState
 from harness.metrics import Metric
-from harness.tasks.base import JobContext, Task
+from harness.tasks.base import JobContext, Pass, Task
 
 Piece = tuple[int, int, dict[str, Any]]  # (pass index, batch index, state as JSON)
 
@@ -27,28 +28,36 @@ def evaluate_shard(task: Task, ctx: JobContext, partial: PartialStore, world: Wo
     """This rank's batch states for every pass of ``task`` (``ctx`` as prepared by ``task.prepare``)."""
     evaluator = task.evaluator(task.job_meta(ctx))
     pieces: list[Piece] = []
-    for pass_index, pass_ in enumerate(task.passes(ctx)):
-        source = pass_.source or ctx.source
-        size = ctx.batch_size
-
-        def ids_of(b: int) -> list[str]:
-            return [source.sample_id(i) for i in range(b * size, min((b + 1) * size, len(source)))]
-
-        mine = world.my_batches(batch_count(source, size))
-        done = {b: s for b in mine if (s := partial.load(pass_index, pass_.name, b, ids_of(b))) is not None}
-        todo = [b for b in mine if b not in done]
-        batches = ctx.batches(pass_.pixel_op, f"{ctx.model.name} {task.label} {pass_.name}", source,
-                              pass_.preprocess, todo) if todo else iter(())
-        for b, batch in zip(todo, batches):
-            with contextlib.nullcontext() if pass_.needs_grad else torch.inference_mode():
-                state = evaluator.process(pass_.name, batch, task.infer(ctx, pass_, b, batch)) if len(batch) \
-                    else EvalState()
-            if batch.skipped:
-                state.add_sum(f"skipped_corrupt:{pass_.name}", len(batch.skipped))
-            partial.save(pass_index, pass_.name, b, ids_of(b), state)
-            done[b] = state
-        pieces += [(pass_index, b, done[b].to_json()) for b in mine]
+    try:
+        for pass_index, pass_ in enumerate(task.passes(ctx)):
+            states = _evaluate_pass(task, ctx, evaluator, pass_index, pass_, partial, world)
+            pieces += [(pass_index, b, state.to_json()) for b, state in states.items()]
+    except BaseException:
+        partial.flush()  # finished batches survive an interruption (Ctrl-C, a failing batch)
+        raise
     return pieces
+
+
+def _evaluate_pass(task: Task, ctx: JobContext, evaluator: Evaluator, pass_index: int, pass_: Pass,
+                   partial: PartialStore, world: World) -> dict[int, EvalState]:
+    """batch index -> state, for this rank's batches of one pass (saved ones reused)."""
+    source, size = pass_.source or ctx.source, ctx.batch_size
+    ids = [source.sample_id(i) for i in range(len(source))]
+    mine = world.my_batches(batch_count(source, size))
+    done = {b: s for b in mine if (s := partial.load(pass_index, pass_.name, b, ids[b * size:(b + 1) * size]))
+            is not None}
+    todo = [b for b in mine if b not in done]
+    batches = ctx.batches(pass_.pixel_op, f"{ctx.model.name} {task.label} {pass_.name}", source, pass_.preprocess,
+                          todo) if todo else iter(())
+    for b, batch in zip(todo, batches):
+        with contextlib.nullcontext() if pass_.needs_grad else torch.inference_mode():
+            state = evaluator.process(pass_.name, batch, task.infer(ctx, pass_, b, batch)) if len(batch) \
+                else EvalState()
+        if batch.skipped:
+            state.add_sum(f"skipped_corrupt:{pass_.name}", len(batch.skipped))
+        partial.save(pass_index, pass_.name, b, ids[b * size:(b + 1) * size], state)
+        done[b] = state
+    return {b: done[b] for b in mine}
 
 
 def merge_pieces(per_rank: list[list[Piece]]) -> EvalState:
@@ -67,7 +76,7 @@ def run_task(task: Task, ctx: JobContext, state_dir: Path | None = None) -> list
     if task.performance:
         return task.measure(ctx)
     ctx = task.prepare(ctx)
-    with tempfile.TemporaryDirectory() as scratch:
-        partial = PartialStore(Path(state_dir) if state_dir is not None else Path(scratch))
+    with tempfile.TemporaryDirectory() as scratch:  # with a state_dir, every finished batch is saved at once
+        partial = PartialStore(Path(state_dir), flush_seconds=0) if state_dir is not None else PartialStore(Path(scratch))
         state = merge_pieces([evaluate_shard(task, ctx, partial, World())])
     return task.evaluator(task.job_meta(ctx)).compute(state)

@@ -1,8 +1,10 @@
 """Per-batch evaluator states saved while a job runs, so an interrupted job resumes where it stopped.
 
 One JSON file per (pass, batch) under ``partial/<job key>/``, written atomically (temp file +
-os.replace). A saved batch is reused only if it holds exactly the same sample ids; an unreadable file is
-named, dropped and recomputed. The folder belongs to one cache key; ``--rerun`` discards it.
+os.replace). Finished batches are written out at most every ``flush_seconds`` (default ``FLUSH_SECONDS``):
+an interruption loses at most that much work, and fast jobs pay nothing for being resumable. A saved batch
+is reused only if it holds exactly the same sample ids; an unreadable file is named, dropped and
+recomputed. The folder belongs to one cache key; ``--rerun`` discards it.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -29,9 +32,15 @@ def write_json_atomic(path: Path, value: Any) -> None:
         raise
 
 
+FLUSH_SECONDS = 2.0
+
+
 class PartialStore:
-    def __init__(self, job_dir: Path) -> None:
+    def __init__(self, job_dir: Path, flush_seconds: float | None = None) -> None:
         self.dir = Path(job_dir)
+        self.flush_seconds = FLUSH_SECONDS if flush_seconds is None else flush_seconds
+        self.pending: list[tuple[int, str, int, list[str], EvalState]] = []
+        self.last_flush = time.monotonic()
 
     def _path(self, pass_index: int, pass_name: str, batch_index: int) -> Path:
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", pass_name)
@@ -54,7 +63,16 @@ class PartialStore:
             return None
 
     def save(self, pass_index: int, pass_name: str, batch_index: int, ids: list[str], state: EvalState) -> None:
-        write_json_atomic(self._path(pass_index, pass_name, batch_index), {"ids": ids, "state": state.to_json()})
+        """Keep a finished batch; write the kept ones when ``flush_seconds`` have passed since the last write."""
+        self.pending.append((pass_index, pass_name, batch_index, ids, state))
+        if time.monotonic() - self.last_flush >= self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        for pass_index, pass_name, batch_index, ids, state in self.pending:
+            write_json_atomic(self._path(pass_index, pass_name, batch_index), {"ids": ids, "state": state.to_json()})
+        self.pending.clear()
+        self.last_flush = time.monotonic()
 
     def discard(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)

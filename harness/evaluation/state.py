@@ -91,18 +91,17 @@ def _add(a: Any, b: Any) -> Any:
 
 # --- per-sample records on disk: gzip JSON lines, one line per (sample, pass) ---------------------------
 def write_records(path: Path, state: EvalState, meta: dict[str, Any] | None = None, **columns: Any) -> None:
-    """Write ``state``'s records (plus constant ``columns`` such as the job key) as gzip JSON lines: a first
-    line with the evaluator's ``meta`` (what rescoring needs), one line per (sample, pass), a last line with
-    the sums."""
+    """Write ``state``'s records as gzip JSON lines: a first line with constant ``columns`` (such as the job
+    key) and the evaluator's ``meta`` (what rescoring needs), one line per (sample, pass), a last line with
+    the sums. Fast compression: the files are written on every job, read rarely."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp")
-    with gzip.open(temp, "wt", encoding="utf-8", compresslevel=6) as out:
-        out.write(json.dumps({**columns, "meta": meta or {}}, separators=(",", ":")) + "\n")
-        for sample_id, passes in state.records.items():
-            for pass_name, record in passes.items():
-                out.write(json.dumps({**columns, "sample_id": sample_id, "pass": pass_name, "record": record},
-                                     separators=(",", ":")) + "\n")
-        out.write(json.dumps({**columns, "sums": state.sums}, separators=(",", ":")) + "\n")
+    encode = json.JSONEncoder(separators=(",", ":")).encode
+    with gzip.open(temp, "wt", encoding="utf-8", compresslevel=1) as out:
+        out.write(encode({**columns, "meta": meta or {}}) + "\n")
+        out.writelines(encode({"sample_id": sample_id, "pass": pass_name, "record": record}) + "\n"
+                       for sample_id, passes in state.records.items() for pass_name, record in passes.items())
+        out.write(encode({"sums": state.sums}) + "\n")
     temp.replace(path)
 
 
