@@ -48,15 +48,20 @@ def _predict(shift: float) -> list[np.ndarray]:
 
 
 def _segmentation_job(shift: float) -> runs.Job:
-    state = EvalState()
+    """Records written by the harness's own SemanticEvaluator (predictions as one-hot logits)."""
+    from types import SimpleNamespace
+
+    from harness.evaluation.samples import SemanticTarget
+    from harness.evaluation.semantic import SemanticEvaluator
+
     ids = [f"patch/{i}" for i in range(len(PATCHES))]
-    for sid, pred, (_, truth) in zip(ids, _predict(shift), PATCHES):
-        classes = {}
-        for c in range(3):
-            p, t = pred == c, truth == c
-            classes[str(c)] = [int((p & t).sum()), int((p | t).sum())]
-        state.add_record(sid, "main", {"classes": classes})
+    evaluator = SemanticEvaluator(3)
+    targets = [SemanticTarget(torch.as_tensor(truth)) for _, truth in PATCHES]
+    logits = [torch.nn.functional.one_hot(torch.as_tensor(p), 3).permute(2, 0, 1).float() for p in _predict(shift)]
+    state = evaluator.process("main", SimpleNamespace(ids=ids, targets=targets), logits)
     statistic = dataset_statistic("segmentation", "miou", {}, ids, dict(state.pass_records("main")))
+    evaluated = next(m.value for m in evaluator.compute(state) if m.name == "miou")
+    assert statistic(np.arange(len(ids))) == pytest.approx(evaluated, abs=1e-12)  # the gate reads the real records
     model = runs.LinearModel("seg", np.array([[shift]]), np.zeros(1), np.zeros(1), np.ones(1))
     return runs.Job(model, "segmentation", "segmentation", {}, state,
                     [Metric("miou", statistic(np.arange(len(ids))), len(ids))], ids, dataset="photos")
@@ -185,3 +190,29 @@ def test_detection_gate_bootstraps_map(tmp_path):
     (verdict,) = worse.gated
     assert verdict.test == "bootstrap-paired" and verdict.diff < 0
     assert verdict.status == "regression" and worse.exit_code == 1
+
+
+def test_pq_statistic_reads_the_panoptic_evaluators_records():
+    from types import SimpleNamespace
+
+    from harness.evaluation.outputs import PanopticPrediction
+    from harness.evaluation.panoptic import PanopticEvaluator
+    from harness.evaluation.samples import PanopticTarget
+
+    categories = [{"id": 1, "isthing": 1}, {"id": 2, "isthing": 0}]
+    targets, predictions = [], []
+    for shift in (0, 3, 6):  # a thing square over stuff; predictions shifted by `shift` pixels
+        gt = np.full((32, 32), 2, dtype=np.int64)
+        gt[8:20, 8:20] = 1
+        pred = np.full((32, 32), 2, dtype=np.int64)
+        pred[8 + shift:20 + shift, 8:20] = 1
+        targets.append(PanopticTarget(torch.as_tensor(gt), [{"id": 1, "category_id": 1, "iscrowd": 0},
+                                                            {"id": 2, "category_id": 2, "iscrowd": 0}]))
+        predictions.append(PanopticPrediction(torch.as_tensor(pred), [{"id": 1, "category_id": 1},
+                                                                      {"id": 2, "category_id": 2}]))
+    ids = ["a", "b", "c"]
+    evaluator = PanopticEvaluator(categories)
+    state = evaluator.process("main", SimpleNamespace(ids=ids, targets=targets), predictions)
+    pq = next(m.value for m in evaluator.compute(state) if m.name == "pq")
+    statistic = dataset_statistic("panoptic", "pq", {}, ids, dict(state.pass_records("main")))
+    assert 0 < pq < 1 and statistic(np.arange(3)) == pytest.approx(pq, abs=1e-12)

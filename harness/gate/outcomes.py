@@ -85,14 +85,15 @@ Preparer = Callable[[list[Record], Params, str], Statistic]  # records (image or
 
 
 def _miou(records: list[Record], params: Params, metric: str) -> Statistic:
-    """mIoU as mmsegmentation: per-class intersection and union summed over images, classes with a union."""
-    classes = sorted({c for r in records for c in r["classes"]}, key=str)
+    """mIoU as mmsegmentation: per-class intersection and union summed over images, classes with a union.
+    Records as harness/evaluation/semantic.py writes them: parallel lists ``classes``, ``intersect``, ``union``."""
+    classes = sorted({c for r in records for c in r["classes"]})
     column = {c: i for i, c in enumerate(classes)}
     inter = np.zeros((len(records), len(classes)))
     union = np.zeros((len(records), len(classes)))
     for row, record in enumerate(records):
-        for c, counts in record["classes"].items():
-            inter[row, column[c]], union[row, column[c]] = counts[0], counts[1]
+        for c, i, u in zip(record["classes"], record["intersect"], record["union"]):
+            inter[row, column[c]], union[row, column[c]] = i, u
 
     def statistic(idx: np.ndarray) -> float:
         i, u = inter[idx].sum(axis=0), union[idx].sum(axis=0)
@@ -103,12 +104,13 @@ def _miou(records: list[Record], params: Params, metric: str) -> Statistic:
 
 
 def _pq(records: list[Record], params: Params, metric: str) -> Statistic:
-    """PQ as panopticapi: per category IoU sum / (TP + FP/2 + FN/2), averaged over categories seen."""
-    cats = sorted({c for r in records for c in r["categories"]}, key=str)
+    """PQ as panopticapi: per category IoU sum / (TP + FP/2 + FN/2), averaged over categories seen.
+    Records as harness/evaluation/panoptic.py writes them: ``{category id: [tp, fp, fn, iou sum]}``."""
+    cats = sorted({c for r in records for c in r}, key=str)
     column = {c: i for i, c in enumerate(cats)}
     counts = np.zeros((len(records), len(cats), 4))  # tp, fp, fn, iou sum
     for row, record in enumerate(records):
-        for c, values in record["categories"].items():
+        for c, values in record.items():
             counts[row, column[c]] = values[:4]
 
     def statistic(idx: np.ndarray) -> float:
