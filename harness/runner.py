@@ -29,6 +29,7 @@ from harness.models.checkpoint import file_sha256
 from harness.models.wrapper import LoadedModel
 from harness.progress import progress
 from harness.registry import ZOO_MODELS
+from harness.zoo.detectors import DETECTORS
 from harness.class_counts import check_class_counts
 from harness.schema import SuiteError, UsageError
 from harness.seeding import seed_everything
@@ -128,7 +129,8 @@ def weights_identity(model: ModelSpec) -> str:
     """The weights' identity known before loading, so cached jobs never load their model: a file's sha256,
     or the hub name + tag + the library version that resolves it (hub tags are immutable releases)."""
     if model.source == "zoo":
-        return file_sha256(ZOO_MODELS.get(model.architecture).weights_file)
+        entry = DETECTORS.get(model.architecture) or ZOO_MODELS.get(model.architecture)
+        return file_sha256(entry.weights_file)
     if model.checkpoint is not None:
         return file_sha256(model.checkpoint)
     if model.pretrained:

@@ -82,6 +82,7 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
     """Parse and validate a suite; raises SuiteError with a one-line message on any problem."""
     import harness.plugins  # noqa: F401  (registers every dataset kind and task)
     from harness.registry import DATASETS, TASKS, ZOO_MODELS
+    from harness.zoo.detectors import DETECTORS
 
     path = resolve_suite_path(name_or_path)
     raw = load_yaml(path)
@@ -100,9 +101,10 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
     _check_unique(spec.models, "models", where)
     _check_unique(spec.datasets, "datasets", where)
     for i, model in enumerate(spec.models):
-        if model.source == "zoo" and model.architecture not in ZOO_MODELS:
+        if model.source == "zoo" and model.architecture not in ZOO_MODELS and model.architecture not in DETECTORS:
+            known = ", ".join([*ZOO_MODELS.list(), *DETECTORS])
             raise where("models", i, "arch" if model.arch else "name").error(
-                f"unknown zoo model {model.architecture!r} (known: {', '.join(ZOO_MODELS.list())})")
+                f"unknown zoo model {model.architecture!r} (known: {known})")
         if model.source in ("timm", "checkpoint"):
             _check_timm_arch(model.architecture, where("models", i, "arch" if model.arch else "name"))
         if model.pretrained_cfg is not None:

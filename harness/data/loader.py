@@ -109,7 +109,8 @@ class EvalView(Dataset):
                  skip_corrupt: bool = False) -> None:
         self.source, self.pixel_op, self.skip_corrupt = source, pixel_op, skip_corrupt
         self.transform = eval_transform(preprocess)
-        self.batched = pixel_op is None and geometry_is_identity(preprocess, source.native_size())
+        self.batched = (pixel_op is None and source.target_kind == "class"
+                        and geometry_is_identity(preprocess, source.native_size()))
 
     def __getitems__(self, indices: list[int]) -> "Batch | list[Item]":
         if not self.batched:

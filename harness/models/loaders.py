@@ -12,11 +12,15 @@ from harness.models.family import infer_family
 from harness.models.wrapper import LoadedModel, PixelModel, Preprocess
 from harness.registry import MODEL_SOURCES, ZOO_MODELS
 import harness.zoo  # noqa: F401  (registers the embedded zoo)
+from harness.data.scenes import THINGS as SCENES_THINGS
 from harness.specs import ModelSpec
+from harness.zoo.detectors import DETECTORS
 
 
 def load_model(spec: ModelSpec, num_classes: int | None = None) -> LoadedModel:
     """Build the model a suite entry describes, in eval mode, wrapped to take [0, 1] pixels."""
+    if spec.source == "zoo" and spec.architecture in DETECTORS:
+        return load_zoo_detector(spec)
     net, preprocess, weights, sha, tag = MODEL_SOURCES.get(spec.source)(spec, spec.num_classes or num_classes)
     if spec.preprocess is not None:
         preprocess = replace(preprocess, **spec.preprocess.overrides())
@@ -40,6 +44,20 @@ def load_model(spec: ModelSpec, num_classes: int | None = None) -> LoadedModel:
         tag=tag,
         output_kind=output_kind,
     )
+
+
+def load_zoo_detector(spec: ModelSpec) -> LoadedModel:
+    """An embedded detector (harness/zoo/detectors.py): 128 x 128 inputs, ``detections`` in input pixels
+    (the detection task maps them to each image's original size)."""
+    from harness.zoo.detectors import INPUT_SIZE, MEAN, STD, DetectorModule
+
+    entry = DETECTORS[spec.architecture]
+    categories = entry.metadata().get("category_ids") or list(SCENES_THINGS)
+    module = DetectorModule(entry.load(categories)).eval()
+    preprocess = Preprocess((3, INPUT_SIZE, INPUT_SIZE), crop_pct=1.0, crop_mode="squash", mean=MEAN, std=STD)
+    return LoadedModel(name=spec.name, source="zoo", arch=spec.architecture, family=spec.family or entry.family,
+                       module=module, preprocess=preprocess, num_classes=len(categories), weights="zoo",
+                       weights_sha256=file_sha256(entry.weights_file), tag="scenes", output_kind="detections")
 
 
 def torchvision_task(arch: str) -> str:
@@ -86,6 +104,8 @@ def declared_num_classes(spec: ModelSpec) -> int | None:
     if isinstance(spec.kwargs.get("num_classes"), int):
         return spec.kwargs["num_classes"]
     if spec.source == "zoo":
+        if spec.architecture in DETECTORS:
+            return None  # detectors are scored by category, not checked against a class count
         entry = ZOO_MODELS.get(spec.architecture) if spec.architecture in ZOO_MODELS else None
         return entry.pretrained_cfg()["num_classes"] if entry else None
     if spec.source in ("timm", "checkpoint"):

@@ -35,12 +35,12 @@ class SegmentationTask(Task):
             if self.n is not None and self.n <= 0:
                 raise where.error("n must be positive")
 
-    def passes(self, ctx: JobContext) -> list[Pass]:
+    def prepare(self, ctx: JobContext) -> JobContext:
         if ctx.source.target_kind != "semantic":
             raise ValueError(f"dataset {ctx.source.name!r} has {ctx.source.target_kind} targets, not semantic masks")
         if ctx.model.output_kind != "semantic_logits":
             raise ValueError(f"model {ctx.model.name} returns {ctx.model.output_kind}, not semantic_logits")
-        return [Pass("main")]
+        return super().prepare(ctx)
 
     def infer(self, ctx: JobContext, pass_: Pass, batch_index: int, batch: Batch) -> list[torch.Tensor]:
         """One (C, h, w) logits map per image: a batched forward, or image by image for mixed sizes and

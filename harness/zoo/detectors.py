@@ -108,6 +108,18 @@ def decode(heat: torch.Tensor, size: torch.Tensor, offset: torch.Tensor, categor
     return out
 
 
+class DetectorModule(nn.Module):
+    """A detector as the harness runs it: pixel-space images in, canonical ``Detections`` out (in the input's
+    pixels); ``net`` is the detector itself (for parameter counts and provenance)."""
+
+    def __init__(self, net: CenterNetDetector) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, images: torch.Tensor) -> list[Detections]:
+        return self.net.detect(images)
+
+
 # --- the two backbones (random init; trained by tools/train_detection_zoo.py) -------------------------
 def resnet_backbone() -> nn.Module:
     """timm ResNet, BasicBlock (1, 1, 1, 1), widths 32-256: strides 8, 16, 32."""

@@ -1,0 +1,56 @@
+"""The detection task through the runner: the embedded detectors on the embedded scenes, offline."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from harness.cli import main
+from harness.evaluation.outputs import Detections
+from harness.runner import run_suite
+from harness.suite import SUITES_DIR
+from harness.tasks.detection import to_original_size
+from harness.zoo.detectors import DETECTORS
+
+
+@pytest.mark.slow
+def test_detection_suite_reproduces_the_zoos_recorded_scores_and_rescores(tmp_path, capsys):
+    """The shipped suite, every test image: the harness's loop (loader, squash preprocessing at the native 128 px,
+    records, evaluator) gives the mAP tools/train_detection_zoo.py recorded for each detector."""
+    outcome = run_suite(SUITES_DIR / "detection.yaml", out=tmp_path / "out", progress=False)
+    assert not outcome.failed, outcome.failed
+    rows = outcome.frame[outcome.frame["metric"] == "map"].set_index("model")
+    for name in ("centernet_resnet_scenes", "centernet_vit_scenes"):
+        recorded = DETECTORS[name].metadata()["test_bbox"]["map"]
+        assert rows.loc[name, "value"] == pytest.approx(recorded, abs=1e-4) and rows.loc[name, "n"] == 300
+        assert rows.loc[name, "params"] == {"iou_type": "bbox"}
+    families = dict(zip(rows.index, rows["family"]))
+    assert families == {"centernet_resnet_scenes": "cnn", "centernet_vit_scenes": "transformer"}
+    assert main(["rescore", str(tmp_path / "out")]) == 0  # the ground truth travels with the records
+    assert "identical" in capsys.readouterr().out
+
+
+def test_boxes_are_mapped_back_to_the_original_image_size():
+    detections = Detections(boxes=torch.tensor([[10.0, 20.0, 30.0, 40.0]]), scores=torch.tensor([0.9]),
+                            labels=torch.tensor([3]), masks=torch.zeros(1, 64, 64, dtype=torch.bool))
+    mapped = to_original_size(detections, (64, 64), (128, 256))  # (H, W): x scales by 4, y by 2
+    assert mapped.boxes.tolist() == [[40.0, 40.0, 120.0, 80.0]] and mapped.masks.shape == (1, 128, 256)
+    assert to_original_size(detections, (64, 64), (64, 64)) is detections
+
+
+def test_a_classifier_on_detection_data_is_a_clear_job_failure(tmp_path, write_suite):
+    suite = {"name": "d", "version": 1, "models": [{"name": "resnet_digits", "source": "zoo"}],
+             "datasets": [{"name": "scenes", "kind": "scenes", "split": "test"}],
+             "tasks": [{"kind": "detection"}]}
+    outcome = run_suite(write_suite(suite), out=tmp_path / "out", limit=4, progress=False)
+    assert len(outcome.failed) == 1 and "returns logits, not detections" in outcome.failed[0]
+    assert json.loads((tmp_path / "out" / "results.json").read_text())[0]["status"] == "failed"
+
+
+def test_a_limited_run_scores_only_the_drawn_images(tmp_path):
+    outcome = run_suite(SUITES_DIR / "detection.yaml", out=tmp_path / "out", limit=25, progress=False,
+                        models=["centernet_resnet_scenes"])
+    assert not outcome.failed, outcome.failed
+    row = outcome.frame.set_index("metric").loc["map"]
+    assert row["n"] == 25 and 0 <= row["value"] <= 1
