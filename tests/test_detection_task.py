@@ -54,3 +54,20 @@ def test_a_limited_run_scores_only_the_drawn_images(tmp_path):
     assert not outcome.failed, outcome.failed
     row = outcome.frame.set_index("metric").loc["map"]
     assert row["n"] == 25 and 0 <= row["value"] <= 1
+
+
+def test_the_gate_bootstraps_map_from_a_real_detection_run(tmp_path, capsys):
+    """The records the detection task writes are what the gate's paired mAP bootstrap reads."""
+    import yaml
+
+    suite = yaml.safe_load((SUITES_DIR / "detection.yaml").read_text())
+    suite["models"] = suite["models"][:1]
+    suite["gate"] = {"resamples": 50}
+    path = tmp_path / "detection.yaml"
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    common = ["--suite", str(path), "--limit", "30", "--no-progress"]
+    assert main([*common, "--out", str(tmp_path / "main"), "--save-baseline", str(tmp_path / "base.json")]) == 0
+    capsys.readouterr()
+    assert main([*common, "--out", str(tmp_path / "pr"), "--gate", str(tmp_path / "base.json")]) == 0
+    out = capsys.readouterr().out
+    assert "bootstrap" in out and "map" in out and "Regression gate passed" in out

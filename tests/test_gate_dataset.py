@@ -103,7 +103,7 @@ def _detection_records(seed: int = 0, images: int = 12) -> list[dict]:
                        "category_id": category, "score": float(rng.uniform(0.3, 1))})
         dt.append({"bbox": [rng.uniform(0, 60), rng.uniform(0, 60), 20, 20], "category_id": 1,
                    "score": float(rng.uniform(0, 0.8))})  # a false positive
-        records.append({"gt": gt, "dt": dt, "width": 100, "height": 100})
+        records.append({"gt": gt, "results": dt, "width": 100, "height": 100})
     return records
 
 
@@ -114,7 +114,7 @@ def _pycocotools_ap(records: list[dict], image_ids: list[int] | None = None) -> 
     anns, dets = [], []
     for image_id, record in enumerate(records, start=1):
         anns += [{**g, "id": len(anns) + 1, "image_id": image_id} for g in record["gt"]]
-        dets += [{**d, "image_id": image_id} for d in record["dt"]]
+        dets += [{**d, "image_id": image_id} for d in record["results"]]
     with contextlib.redirect_stdout(io.StringIO()):
         truth = COCO()
         truth.dataset = {"images": images, "annotations": anns, "categories": [{"id": 1}, {"id": 2}]}
@@ -170,7 +170,7 @@ def _detection_job(jitter: float) -> runs.Job:
     records = _detection_records(seed=5, images=16)
     rng = np.random.default_rng(11)
     for record in records:  # a 'model' whose boxes wander by ``jitter`` pixels
-        for det in record["dt"]:
+        for det in record["results"]:
             det["bbox"] = [v + float(rng.normal(0, jitter)) for v in det["bbox"][:2]] + det["bbox"][2:]
     ids = [f"img/{i}" for i in range(len(records))]
     state = EvalState()

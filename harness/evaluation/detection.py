@@ -169,7 +169,11 @@ class DetectionEvaluator:
         _backend(backend)
         self.ground_truth, self.iou_types, self.backend = ground_truth, tuple(iou_types), backend
         self.category_names = {c["id"]: c["name"] for c in ground_truth.get("categories", [])}
-        self._image_ids = {image["id"] for image in ground_truth.get("images", [])}
+        self._images = {image["id"]: image for image in ground_truth.get("images", [])}
+        self._image_ids = set(self._images)
+        self._truth_of: dict[int, list[dict[str, Any]]] = {}
+        for annotation in ground_truth.get("annotations", []):
+            self._truth_of.setdefault(annotation["image_id"], []).append(annotation)
 
     def process(self, pass_name: str, batch: Any, outputs: Sequence[Detections]) -> EvalState:
         """One batch's state: a record per sample with its image id and COCO results."""
@@ -180,9 +184,14 @@ class DetectionEvaluator:
             image_id = int(target.image_id)
             if image_id not in self._image_ids:
                 raise ValueError(f"sample {sample_id!r}: image id {image_id} is not in the ground truth")
+            image = self._images[image_id]
             state.add_record(sample_id, pass_name, {
                 "image_id": image_id, "masks": detections.masks is not None,
-                "results": detections_to_coco(image_id, detections, with_masks="segm" in self.iou_types)})
+                "results": detections_to_coco(image_id, detections, with_masks="segm" in self.iou_types),
+                # the image's ground truth (boxes only) and size: a paired bootstrap needs no dataset
+                "width": image.get("width"), "height": image.get("height"),
+                "gt": [{k: a[k] for k in ("bbox", "category_id", "iscrowd", "area") if k in a}
+                       for a in self._truth_of.get(image_id, [])]})
         return state
 
     def compute(self, state: EvalState, pass_name: str | None = None) -> list[Metric]:

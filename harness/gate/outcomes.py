@@ -126,12 +126,13 @@ COCO_STATS = {"map": 0, "map_50": 1, "map_75": 2, "map_small": 3, "map_medium": 
 
 def _coco_map(records: list[Record], params: Params, metric: str) -> Statistic:
     """COCO bbox AP with pycocotools; every resampled position becomes its own image id, since COCOeval
-    keeps one entry per image id and would silently drop a repeated image."""
+    keeps one entry per image id and would silently drop a repeated image. Records as
+    harness/evaluation/detection.py writes them: ``gt`` (the image's boxes), ``results``, ``width``, ``height``."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     index = COCO_STATS[metric]
-    categories = sorted({a["category_id"] for r in records for a in r["gt"] + r["dt"]})
+    categories = sorted({a["category_id"] for r in records for a in r["gt"] + r["results"]})
 
     def statistic(idx: np.ndarray) -> float:
         images, gts, dts = [], [], []
@@ -139,7 +140,8 @@ def _coco_map(records: list[Record], params: Params, metric: str) -> Statistic:
             record = records[position]
             images.append({"id": image_id, "width": record["width"], "height": record["height"]})
             gts += [{**a, "id": len(gts) + 1, "image_id": image_id} for a in [dict(g) for g in record["gt"]]]
-            dts += [{**d, "image_id": image_id} for d in record["dt"]]
+            dts += [{k: v for k, v in d.items() if k != "segmentation"} | {"image_id": image_id}
+                    for d in record["results"]]
         with contextlib.redirect_stdout(io.StringIO()):
             truth = COCO()
             truth.dataset = {"images": images, "annotations": gts, "categories": [{"id": c} for c in categories]}
