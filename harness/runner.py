@@ -97,6 +97,7 @@ class RunContext:
     batch_size: int
     workers: int
     sources: dict[str, ImageSource]
+    fingerprints: dict[str, str]  # dataset name -> hash of its content identity
     base_columns: dict[str, Any] = field(default_factory=dict)
     models: dict[str, LoadedModel | BaseException] = field(default_factory=dict)
 
@@ -146,7 +147,7 @@ def job_key(job: Job, rc: RunContext, weights: str) -> str:
     device = rc.env["device_name"] if task.performance else rc.device.type
     return stable_hash({
         "model": asdict(job.model), "weights": weights, "dataset": asdict(job.dataset),
-        "data": rc.sources[job.dataset.name].fingerprint(), "task": task.fingerprint(), "seed": rc.seed,
+        "data": rc.fingerprints[job.dataset.name], "task": task.fingerprint(), "seed": rc.seed,
         "limit": rc.limit, "device": device, "batch_size": rc.batch_size if task.batch_size_matters else None,
         "versions": library_versions(), "harness": rc.env["harness_version"],
     })
@@ -170,15 +171,16 @@ def run_suite(suite: str | Path | Suite, **overrides: Any) -> RunOutcome:
     if options.shard is not None:
         index, count = options.shard
         jobs = jobs[index::count]
+    seed = options.seed if options.seed is not None else defaults.seed
+    limit = options.limit if options.limit is not None else defaults.limit
+    sources = build_sources(suite, jobs, limit, seed)
     rc = RunContext(
         suite=suite, options=options, device=device, world=world,
         out_dir=Path(options.out) if options.out else output_dir_for(suite.name), env=environment(device),
-        seed=options.seed if options.seed is not None else defaults.seed,
-        limit=options.limit if options.limit is not None else defaults.limit,
-        batch_size=options.batch_size or defaults.batch_size,
-        workers=options.workers if options.workers is not None else defaults.workers,
-        sources=build_sources(suite, jobs, options.limit if options.limit is not None else defaults.limit,
-                              options.seed if options.seed is not None else defaults.seed),
+        seed=seed, limit=limit, batch_size=options.batch_size or defaults.batch_size,
+        workers=options.workers if options.workers is not None else defaults.workers, sources=sources,
+        # a folder's manifest stats every file: once per dataset and run, not once per job
+        fingerprints={name: stable_hash(source.fingerprint()) for name, source in sources.items()},
     )
     rc.base_columns = {"suite": suite.name, "suite_version": str(suite.spec.version), "suite_hash": suite.config_hash(),
                        "seed": rc.seed, "device": rc.env["device_name"], "precision": "fp32",
@@ -285,7 +287,7 @@ def run_job(job: Job, rc: RunContext) -> JobRecord:
     source = rc.sources[job.dataset.name]
     provenance: dict[str, Any] = {"env": rc.env, "task": job.task.fingerprint(), "limit": rc.limit,
                                   "batch_size": rc.batch_size, "dataset_spec": asdict(job.dataset),
-                                  "dataset": source.describe(), "dataset_fingerprint": stable_hash(source.fingerprint()),
+                                  "dataset": source.describe(), "dataset_fingerprint": rc.fingerprints[job.dataset.name],
                                   "world_size": rc.world.size}
     partial = PartialStore(rc.out_dir / "partial" / job.key)
     ctx = None

@@ -43,6 +43,9 @@ def test_a_classifier_on_detection_data_is_a_clear_job_failure(tmp_path, write_s
     suite = {"name": "d", "version": 1, "models": [{"name": "resnet_digits", "source": "zoo"}],
              "datasets": [{"name": "scenes", "kind": "scenes", "split": "test"}],
              "tasks": [{"kind": "detection"}]}
+    classify = {**suite, "tasks": [{"kind": "classification"}]}
+    wrong_data = run_suite(write_suite(classify, "classify.yaml"), out=tmp_path / "c", limit=4, progress=False)
+    assert len(wrong_data.failed) == 1 and "has detection targets, not class" in wrong_data.failed[0]
     outcome = run_suite(write_suite(suite), out=tmp_path / "out", limit=4, progress=False)
     assert len(outcome.failed) == 1 and "returns logits, not detections" in outcome.failed[0]
     assert json.loads((tmp_path / "out" / "results.json").read_text())[0]["status"] == "failed"

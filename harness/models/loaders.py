@@ -12,7 +12,6 @@ from harness.models.family import infer_family
 from harness.models.wrapper import LoadedModel, PixelModel, Preprocess
 from harness.registry import MODEL_SOURCES, ZOO_MODELS
 import harness.zoo  # noqa: F401  (registers the embedded zoo)
-from harness.data.scenes import THINGS as SCENES_THINGS
 from harness.specs import ModelSpec
 from harness.zoo.detectors import DETECTORS
 
@@ -49,10 +48,11 @@ def load_model(spec: ModelSpec, num_classes: int | None = None) -> LoadedModel:
 def load_zoo_detector(spec: ModelSpec) -> LoadedModel:
     """An embedded detector (harness/zoo/detectors.py): 128 x 128 inputs, ``detections`` in input pixels
     (the detection task maps them to each image's original size)."""
+    from harness.data.scenes import THINGS  # the embedded detectors were trained on the scenes' thing classes
     from harness.zoo.detectors import INPUT_SIZE, MEAN, STD, DetectorModule
 
     entry = DETECTORS[spec.architecture]
-    categories = entry.metadata().get("category_ids") or list(SCENES_THINGS)
+    categories = list(THINGS)
     module = DetectorModule(entry.load(categories)).eval()
     preprocess = Preprocess((3, INPUT_SIZE, INPUT_SIZE), crop_pct=1.0, crop_mode="squash", mean=MEAN, std=STD)
     return LoadedModel(name=spec.name, source="zoo", arch=spec.architecture, family=spec.family or entry.family,

@@ -79,6 +79,8 @@ class Task(ABC):
     Params: ClassVar[type]
     version: ClassVar[int] = 1  # bump when a change alters this task's numbers: it is part of cache keys
     performance: ClassVar[bool] = False  # timing tasks run in a separate pass, after accuracy tasks
+    target_kind: ClassVar[str] = "class"  # the dataset targets an accuracy task scores (evaluation/samples.py)
+    output_kind: ClassVar[str] = "logits"  # the canonical model output it needs (evaluation/outputs.py)
     # attacks average their loss over the batch, so float rounding can flip a near-zero gradient sign:
     # for such tasks the batch size is part of the cache key
     batch_size_matters: ClassVar[bool] = False
@@ -96,7 +98,14 @@ class Task(ABC):
 
     # --- accuracy tasks: the runner's loop calls these ------------------------------------------------------
     def prepare(self, ctx: JobContext) -> JobContext:
-        """The job's context as this task evaluates it (e.g. restricted to the task's ``n`` samples)."""
+        """The job's context as this task evaluates it (restricted to the task's ``n`` samples), after checking
+        that the data and the model are of the kinds the task scores."""
+        if ctx.source.target_kind != self.target_kind:
+            raise ValueError(f"dataset {ctx.source.name!r} has {ctx.source.target_kind} targets, not "
+                             f"{self.target_kind} (task {self.label})")
+        if ctx.model.output_kind != self.output_kind:
+            raise ValueError(f"model {ctx.model.name} returns {ctx.model.output_kind}, not {self.output_kind} "
+                             f"(task {self.label})")
         return ctx.sample(getattr(self.params, "n", None))
 
     def passes(self, ctx: JobContext) -> list[Pass]:

@@ -35,6 +35,8 @@ class DetectionTask(Task):
     """COCO mAP / mAR (bbox and/or segm), per-class AP, on a dataset of COCO instances."""
 
     kind = "detection"
+    target_kind = "detection"
+    output_kind = "detections"
 
     @dataclass
     class Params:
@@ -47,13 +49,6 @@ class DetectionTask(Task):
                 raise where.error("iou_types: list bbox and/or segm")
             if self.n is not None and self.n <= 0:
                 raise where.error("n must be positive")
-
-    def prepare(self, ctx: JobContext) -> JobContext:
-        if ctx.source.target_kind != "detection":
-            raise ValueError(f"dataset {ctx.source.name!r} has {ctx.source.target_kind} targets, not COCO instances")
-        if ctx.model.output_kind != "detections":
-            raise ValueError(f"model {ctx.model.name} returns {ctx.model.output_kind}, not detections")
-        return super().prepare(ctx)
 
     def infer(self, ctx: JobContext, pass_: Pass, batch_index: int, batch: Batch) -> list[Detections]:
         images = batch.images if isinstance(batch.images, torch.Tensor) else torch.stack(batch.images)

@@ -20,6 +20,8 @@ class SegmentationTask(Task):
     """mIoU / mAcc / aAcc and per-class IoU over a dataset of semantic masks (whole or sliding-window inference)."""
 
     kind = "segmentation"
+    target_kind = "semantic"
+    output_kind = "semantic_logits"
 
     @dataclass
     class Params:
@@ -34,13 +36,6 @@ class SegmentationTask(Task):
                 raise where.error("slide mode needs crop_size and stride, each [height, width] of positive pixels")
             if self.n is not None and self.n <= 0:
                 raise where.error("n must be positive")
-
-    def prepare(self, ctx: JobContext) -> JobContext:
-        if ctx.source.target_kind != "semantic":
-            raise ValueError(f"dataset {ctx.source.name!r} has {ctx.source.target_kind} targets, not semantic masks")
-        if ctx.model.output_kind != "semantic_logits":
-            raise ValueError(f"model {ctx.model.name} returns {ctx.model.output_kind}, not semantic_logits")
-        return super().prepare(ctx)
 
     def infer(self, ctx: JobContext, pass_: Pass, batch_index: int, batch: Batch) -> list[torch.Tensor]:
         """One (C, h, w) logits map per image: a batched forward, or image by image for mixed sizes and
