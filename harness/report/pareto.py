@@ -39,18 +39,18 @@ def pareto_sections(rows: pd.DataFrame) -> list[tuple[str, str]]:
     sections = []
     speed = accuracy_vs_throughput(rows[rows["task_kind"] == "latency"], rows)
     if speed:
-        sections.append(("Pareto: accuracy vs throughput", scatter(
+        sections.append(("Accuracy vs throughput (Pareto front dashed)", scatter(
             speed, "images/s (model only, best batch size; log scale)", "top-1 accuracy",
-            "accuracy vs throughput (Pareto front dashed)", frontier="higher", log_x=True)))
+            "accuracy vs throughput", frontier="higher", log_x=True)))
     flops = accuracy_vs_flops(rows)
     if flops:
-        sections.append(("Pareto: accuracy vs FLOPs", scatter(
-            flops, "GFLOPs per image (log scale)", "top-1 accuracy", "accuracy vs FLOPs (Pareto front dashed)",
+        sections.append(("Accuracy vs FLOPs (Pareto front dashed)", scatter(
+            flops, "GFLOPs per image (log scale)", "top-1 accuracy", "accuracy vs FLOPs",
             frontier="lower", log_x=True)))
     for (task, dataset), part in rows[rows["task_kind"].isin(["pgd", "autoattack"])].groupby(["task", "dataset"]):
         threat, points = robust_vs_clean(part)
         if points:
-            sections.append((f"Pareto: robust vs clean accuracy ({task} on {dataset}, {threat})", scatter(
+            sections.append((f"Robust vs clean accuracy ({task} on {dataset}, {threat}; Pareto front dashed)", scatter(
                 points, "clean accuracy", f"robust accuracy ({threat})", f"{task}: robust vs clean accuracy",
                 frontier="higher")))
     return sections

@@ -71,7 +71,7 @@ def line_chart(series: dict[str, tuple[str, list[tuple[float, float]]]], x_label
     a line shows its values."""
     if not any(points for _, points in series.values()):
         return ""
-    figure, axes = new_figure()
+    figure, axes = new_figure(height=max(3.6, 0.6 + 0.15 * len(series)))  # room for one legend line per series
     hover = []
     for name, (family, points) in sorted(series.items()):
         points = sorted(points)
