@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import re
+import textwrap
 from typing import Sequence
 
 import matplotlib
@@ -48,7 +49,9 @@ def inline_svg(figure: Figure, hover_titles: Sequence[tuple[object, str]] = ()) 
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg"):]
     svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, count=1, flags=re.S)  # RDF boilerplate with URLs
-    svg = re.sub(r'(<svg[^>]*?) width="[^"]*" height="[^"]*"', r'\1 style="max-width:100%;height:auto"', svg, count=1)
+    # natural width (a small figure stays small), shrunk to fit narrow screens
+    svg = re.sub(r'(<svg[^>]*?) width="([^"]*)" height="[^"]*"', r'\1 style="width:\2;max-width:100%;height:auto"',
+                 svg, count=1)
     for index, (_, text) in enumerate(hover_titles):
         title = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         svg = svg.replace(f'<g id="hover-{index}">', f'<g id="hover-{index}"><title>{title}</title>', 1)
@@ -136,7 +139,8 @@ def heatmap(values: list[list[float | None]], row_labels: list[str], col_labels:
     from matplotlib.patches import Rectangle
 
     colours = plt.get_cmap("Blues")
-    figure, axes = new_figure(1.6 + 0.62 * len(col_labels), 0.6 + 0.3 * len(row_labels))
+    width = max(4.8, 1.6 + 0.62 * len(col_labels))
+    figure, axes = new_figure(width, 0.8 + 0.3 * len(row_labels))
     hover = []
     for i, row in enumerate(values):
         for j, value in enumerate(row):
@@ -156,5 +160,5 @@ def heatmap(values: list[list[float | None]], row_labels: list[str], col_labels:
     axes.tick_params(length=0)
     for side in ("left", "bottom"):
         axes.spines[side].set_visible(False)
-    axes.set_title(title)
+    axes.set_title("\n".join(textwrap.wrap(title, int(width * 10))), fontsize=9)
     return inline_svg(figure, hover)
