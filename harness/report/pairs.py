@@ -64,8 +64,9 @@ def model_costs(rows: pd.DataFrame) -> tuple[str, dict[str, float]]:
     counted = rows[rows["metric"] == "params_m"].groupby("model")["value"].first().dropna()
     params.update({m: float(v) * 1e6 for m, v in counted.items()})
     for model, provenance in zip(rows["model"], rows.get("provenance", pd.Series([None] * len(rows)))):
-        if model not in params and isinstance(provenance, str) and provenance:
-            count = json.loads(provenance).get("model", {}).get("num_params")
+        if model not in params and provenance:
+            record = json.loads(provenance) if isinstance(provenance, str) else provenance  # store / JSON export
+            count = record.get("model", {}).get("num_params") if isinstance(record, dict) else None
             if count:
                 params[model] = float(count)
     return "parameters", params
@@ -131,7 +132,7 @@ def compare_pairs(rows: pd.DataFrame, pairs: Sequence[Pair], records_dir: Path |
             states[job_key] = read_records(path) if path.is_file() else None
         return states[job_key]
 
-    found = []
+    found: list[dict] = []
     table = headline(rows)
     table = table[[has_outcomes(k, m) for k, m in zip(table["task_kind"], table["metric"])]]
     for (task, dataset, column), part in table.groupby(["task", "dataset", "column"], sort=False):
@@ -140,11 +141,11 @@ def compare_pairs(rows: pd.DataFrame, pairs: Sequence[Pair], records_dir: Path |
             if pair.first not in by_model or pair.second not in by_model:
                 continue
             one, two = by_model[pair.first], by_model[pair.second]
-            states_ = state(one.job_key), state(two.job_key)
-            if states_[0] is None or states_[1] is None:
+            first_state, second_state = state(one.job_key), state(two.job_key)
+            if first_state is None or second_state is None:
                 continue
-            first = outcome_vector(one.task_kind, one.metric, one.params, states_[0]) or {}
-            second = outcome_vector(two.task_kind, two.metric, two.params, states_[1]) or {}
+            first = outcome_vector(one.task_kind, one.metric, one.params, first_state) or {}
+            second = outcome_vector(two.task_kind, two.metric, two.params, second_state) or {}
             common = [i for i in first if i in second]
             if not common:
                 continue
@@ -152,11 +153,12 @@ def compare_pairs(rows: pd.DataFrame, pairs: Sequence[Pair], records_dir: Path |
             flagged = [m for m in (pair.first, pair.second) if (m, dataset, task) in unreliable]
             caveat = f"robust accuracy of {', '.join(flagged)} unreliable" if flagged and \
                 column.startswith("robust_acc") else ""
-            found.append((pair, task, dataset, column, (one.family, two.family),
-                          (sum(first[i] for i in common) / len(common), sum(second[i] for i in common) / len(common)),
-                          comparison, caveat))
-    adjusted = holm([r[6].p_value for r in found])
-    return [PairResult(*r[:7], p_holm=p, caveat=r[7]) for r, p in zip(found, adjusted)]
+            found.append(dict(pair=pair, task=task, dataset=dataset, column=column,
+                              families=(one.family, two.family), comparison=comparison, caveat=caveat,
+                              accuracies=(sum(first[i] for i in common) / len(common),
+                                          sum(second[i] for i in common) / len(common))))
+    adjusted = holm([entry["comparison"].p_value for entry in found])
+    return [PairResult(**fields, p_holm=p) for fields, p in zip(found, adjusted)]
 
 
 def points(value: float) -> str:
