@@ -45,7 +45,8 @@ def findings_text(pairs: Sequence[Pair], results: Sequence[PairResult], cost_nam
             f"None of the {len(results)} comparisons of {len(pairs)} pair(s) {matched} shows a significant "
             f"difference (each 95% paired interval includes 0 or the Holm-adjusted McNemar p is ≥ 0.05); the largest, "
             f"{largest.pair.first} − {largest.pair.second} on {largest.column} ({largest.dataset}), is "
-            f"{points(c.diff)} points (95% CI {points(c.ci_low)} to {points(c.ci_high)}, n = {c.n}).")
+            f"{points(c.diff)} points (95% CI {points(c.ci_low)} to {points(c.ci_high)}, McNemar p = "
+            f"{format_p(c.p_value)}, Holm-adjusted p = {format_p(largest.p_holm)}, n = {c.n}).")
     elif rest:
         sentences.append(f"No other of the {len(results)} comparisons ({len(pairs)} pair(s) {matched}) differs "
                          "significantly.")
