@@ -136,7 +136,7 @@ def weights_identity(model: ModelSpec) -> str:
         return file_sha256(model.checkpoint)
     if model.pretrained:
         versions = library_versions()
-        library = "timm" if model.source == "timm" else "torchvision"
+        library = {"timm": "timm", "hf": "transformers"}.get(model.source, "torchvision")
         return f"{library}:{model.architecture}:{model.pretrained}@{versions.get(library)}"
     return "random-init"  # seeded: the run's seed is part of the key
 
