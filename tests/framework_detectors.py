@@ -19,14 +19,16 @@ TORCHVISION_ARCHS = ["fasterrcnn_resnet50_fpn_v2", "retinanet_resnet50_fpn_v2", 
                      "ssdlite320_mobilenet_v3_large", "maskrcnn_resnet50_fpn_v2"]
 
 
-def tiny_torchvision(arch: str, num_classes: int = len(THINGS) + 1, min_size: int = 96) -> dict[str, Any]:
+def tiny_torchvision(arch: str, num_classes: int = len(THINGS) + 1, min_size: int = 64) -> dict[str, Any]:
     """A suite model entry: random init, small inputs, few region proposals (fast on a CPU), a low score
     threshold (random-init RetinaNet / FCOS scores sit near their 0.01 prior)."""
     kwargs: dict[str, Any] = {}
     if not arch.startswith("ssd"):  # SSD's input size is fixed (320)
         kwargs.update(min_size=min_size, max_size=2 * min_size)
     if "rcnn" in arch:
-        kwargs.update(rpn_pre_nms_top_n_test=100, rpn_post_nms_top_n_test=20)
+        kwargs.update(rpn_pre_nms_top_n_test=100, rpn_post_nms_top_n_test=20, box_detections_per_img=20)
+    else:
+        kwargs.update(detections_per_img=20)
     return {"name": arch, "source": "torchvision", "num_classes": num_classes, "kwargs": kwargs,
             "score_threshold": 0.001}
 
@@ -51,8 +53,8 @@ HF_CONFIGS: dict[str, dict[str, Any]] = {
 
 
 def tiny_hf(name: str, model_type: str, num_classes: int = len(THINGS)) -> dict[str, Any]:
-    """A suite model entry: random init from a tiny config, the processor resizing to about 96 px."""
-    size = {"height": 96, "width": 96} if model_type == "rt_detr" else {"shortest_edge": 96, "longest_edge": 160}
+    """A suite model entry: random init from a tiny config, the processor resizing to about 64 px."""
+    size = {"height": 64, "width": 64} if model_type == "rt_detr" else {"shortest_edge": 64, "longest_edge": 128}
     return {"name": name, "source": "hf", "config": HF_CONFIGS[model_type], "processor": {"size": size},
             "num_classes": num_classes}
 

@@ -61,7 +61,7 @@ def test_torchvision_detectors_give_canonical_detections_in_original_pixels(arch
     if arch.startswith("ssd"):
         assert policy["fixed_size"] == [320, 320]
     else:
-        assert policy["min_size"] == [96] and policy["max_size"] == 192
+        assert policy["min_size"] == [64] and policy["max_size"] == 128
     assert model.preprocess.crop_mode == "none"  # the images reach the network at their own size
     bound = model.module.for_categories(SCENE_CATEGORIES)
     with torch.no_grad():
@@ -69,6 +69,7 @@ def test_torchvision_detectors_give_canonical_detections_in_original_pixels(arch
         native = model.module.net(images)  # torchvision's own output
     check_canonical(detections, images, with_masks=arch.startswith("mask"))
     ids = [c["id"] for c in SCENE_CATEGORIES]
+    beyond = []  # right edges relative to the width the network's resize gave the image (64 px shorter side)
     for d, own, image in zip(detections, native, images):
         height, width = image.shape[-2:]
         keep = own["labels"] > 0  # index 0 is torchvision's background
@@ -76,7 +77,9 @@ def test_torchvision_detectors_give_canonical_detections_in_original_pixels(arch
         assert d.labels.tolist() == [ids[k - 1] for k in own["labels"][keep].tolist()]
         assert (d.boxes[:, 0] >= 0).all() and (d.boxes[:, 2] <= width).all()  # torchvision maps to the given size
         assert (d.boxes[:, 1] >= 0).all() and (d.boxes[:, 3] <= height).all()
-
+        beyond.append(float(d.boxes[:, 2].max()) / (width * 64 / min(height, width)))
+    if not arch.startswith("ssd"):  # boxes come back at the original size, past the resized image's edge
+        assert max(beyond) > 1
 
 @pytest.mark.parametrize("model_type", sorted(HF_CONFIGS))
 def test_hf_adapter_equals_the_processors_own_post_processing(model_type, images, one_thread):
@@ -107,7 +110,7 @@ def test_hf_pipeline_and_size_policy_are_recorded(one_thread):
     model = load_model(spec(tiny_hf("detr", "detr")))
     provenance = model.provenance()
     assert provenance["pipeline"]["processor"] == "DetrImageProcessor"
-    assert provenance["pipeline"]["size"] == {"shortest_edge": 96, "longest_edge": 160}
+    assert provenance["pipeline"]["size"] == {"shortest_edge": 64, "longest_edge": 128}
     assert provenance["pipeline"]["score_threshold"] == 0.0 and provenance["preprocess"]["crop_mode"] == "none"
 
 
