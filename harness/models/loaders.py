@@ -28,7 +28,7 @@ def load_model(spec: ModelSpec, num_classes: int | None = None) -> LoadedModel:
     if declared_output_kind(spec) == "detections":
         from harness.models.torchvision_detection import load_torchvision_detector
 
-        return load_torchvision_detector(spec)
+        return load_torchvision_detector(spec, build_torchvision)
     net, preprocess, weights, sha, tag = MODEL_SOURCES.get(spec.source)(spec, spec.num_classes or num_classes)
     if spec.preprocess is not None:
         preprocess = replace(preprocess, **spec.preprocess.overrides())

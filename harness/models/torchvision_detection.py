@@ -13,7 +13,7 @@ harness/models/detection_adapter.py.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -85,16 +85,16 @@ def _num_classes(net: nn.Module) -> int:
     return int(getattr(head, "num_classes", 0) or head.num_columns)
 
 
-def load_torchvision_detector(spec: ModelSpec) -> LoadedModel:
-    """Build the detector a ``source: torchvision`` entry describes, in eval mode."""
+def load_torchvision_detector(spec: ModelSpec, build: Callable[..., tuple]) -> LoadedModel:
+    """Build the detector a ``source: torchvision`` entry describes, in eval mode (``build``: loaders'
+    ``build_torchvision``, passed in so this module does not import the loaders)."""
     from harness.models.checkpoint import load_weights
     from harness.models.family import infer_family
-    from harness.models.loaders import build_torchvision
 
     arch = spec.architecture
     if spec.score_threshold is not None:
         spec = replace(spec, kwargs={**spec.kwargs, _threshold_kwarg(arch): spec.score_threshold})
-    net, weights, sha, tag, chosen = build_torchvision(spec, spec.num_classes)
+    net, weights, sha, tag, chosen = build(spec, spec.num_classes)
     if spec.checkpoint is not None:
         sha = load_weights(net, spec.checkpoint, spec.trust_pickle)
         weights = f"checkpoint:{spec.checkpoint}"
