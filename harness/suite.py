@@ -110,8 +110,10 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
             _check_timm_arch(model.architecture, where("models", i, "arch" if model.arch else "name"))
         if model.source == "torchvision":
             _check_torchvision_arch(model.architecture, where("models", i, "arch" if model.arch else "name"))
-        if model.source == "hf" and importlib.util.find_spec("transformers") is None:
-            raise where("models", i, "source").error('source hf needs the transformers package: pip install -e ".[hf]"')
+        if model.source == "hf":
+            if importlib.util.find_spec("transformers") is None:
+                raise where("models", i, "source").error('source hf needs the transformers package: pip install -e ".[hf]"')
+            _resolve_hf_folders(model, base)
         if model.pretrained_cfg is not None:
             _check_pretrained_cfg(model, where("models", i, "pretrained_cfg"))
         if model.checkpoint is not None:
@@ -177,6 +179,17 @@ def _check_unique(items: list[Any], section: str, where: Any) -> None:
         if item.name in seen:
             raise where(section, i, "name").error(f"duplicate name {item.name!r}")
         seen.add(item.name)
+
+
+def _resolve_hf_folders(model: ModelSpec, base: Path) -> None:
+    """Local folders in an hf entry (weights in ``arch``, ``config``, ``processor``) are relative to the suite
+    file like every other path; a value naming no such folder stays as written (a hub name)."""
+    if model.pretrained and (base / model.architecture).is_dir():
+        model.arch = str((base / model.architecture).resolve())
+    for key in ("config", "processor"):
+        value = getattr(model, key)
+        if isinstance(value, str) and (base / value).is_dir():
+            setattr(model, key, str((base / value).resolve()))
 
 
 def _check_torchvision_arch(arch: str, where: Where) -> None:

@@ -172,3 +172,29 @@ def test_hf_entries_need_weights_or_a_config(write_suite):
              "datasets": [{"name": "s", "kind": "scenes", "split": "test"}], "tasks": [{"kind": "detection"}]}
     with pytest.raises(SuiteError, match="needs 'pretrained: true'"):
         load_suite(str(write_suite(suite)))
+
+
+def test_a_saved_hf_folder_loads_offline_relative_to_the_suite(tmp_path, write_suite, images, one_thread):
+    """``pretrained: true`` with a ``save_pretrained`` folder: the real from_pretrained path, offline; the
+    folder is relative to the suite file and its contents are the weights' identity in the cache key."""
+    from harness.runner import weights_identity
+
+    torch.manual_seed(0)
+    original = load_model(spec(tiny_hf("detr", "detr")))
+    original.module.net.save_pretrained(tmp_path / "detr-folder")
+    original.module.processor.save_pretrained(tmp_path / "detr-folder")
+    suite = {"name": "t", "version": 1, "models": [{"name": "d", "source": "hf", "arch": "detr-folder",
+                                                    "pretrained": True}],
+             "datasets": [{"name": "s", "kind": "scenes", "split": "test"}], "tasks": [{"kind": "detection"}]}
+    entry = load_suite(str(write_suite(suite))).spec.models[0]
+    assert entry.architecture == str((tmp_path / "detr-folder").resolve())
+    loaded = load_model(entry)
+    assert loaded.weights == f"hf:{entry.architecture}" and loaded.weights_sha256
+    assert loaded.pipeline["size"] == original.pipeline["size"]
+    with torch.no_grad():
+        ours, theirs = loaded.module(images), original.module(images)
+    for a, b in zip(ours, theirs):
+        assert torch.equal(a.boxes, b.boxes) and torch.equal(a.scores, b.scores)
+    before = weights_identity(entry)
+    (tmp_path / "detr-folder" / "note.txt").write_text("changed")
+    assert weights_identity(entry) != before
