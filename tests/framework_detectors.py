@@ -47,6 +47,10 @@ HF_CONFIGS: dict[str, dict[str, Any]] = {
                 "encoder_hidden_dim": 16, "encoder_in_channels": [16, 16, 16], "decoder_in_channels": [16, 16, 16],
                 "d_model": 32, "encoder_ffn_dim": 32, "decoder_ffn_dim": 32, "encoder_layers": 1, "decoder_layers": 1,
                 "encoder_attention_heads": 2, "decoder_attention_heads": 2, "decoder_n_points": 2, "num_queries": 12},
+    "mask2former": {"model_type": "mask2former", "use_timm_backbone": False, "use_pretrained_backbone": False,
+                    "backbone_config": {**_RESNET, "out_features": ["stage1", "stage2", "stage3", "stage4"]},
+                    "hidden_dim": 32, "mask_feature_size": 32, "feature_size": 32, "num_queries": 10, "encoder_layers": 1,
+                    "decoder_layers": 2, "dim_feedforward": 32, "num_attention_heads": 2, "encoder_feedforward_dim": 32},
     "yolos": {"model_type": "yolos", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
               "intermediate_size": 32, "num_detection_tokens": 12, "image_size": [64, 64], "patch_size": 16},
 }

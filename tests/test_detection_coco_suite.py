@@ -15,7 +15,7 @@ from harness.schema import SuiteError
 from harness.suite import SUITES_DIR, load_suite
 
 HF_TYPES = {"detr-resnet-50": "detr", "deformable-detr": "deformable_detr", "rtdetr-r50vd": "rt_detr",
-            "yolos-small": "yolos"}
+            "yolos-small": "yolos", "mask2former-swin-small": "mask2former"}
 N_IMAGES = 6
 
 
@@ -52,7 +52,8 @@ def test_detection_coco_suite_on_a_miniature_coco(coco_root, tmp_path, one_threa
     assert not outcome.failed, outcome.failed
     frame = outcome.frame
     maps = frame[frame["metric"] == "map"]
-    expected = {(m["name"], "bbox") for m in suite["models"]} | {("maskrcnn_resnet50_fpn_v2", "segm")}
+    expected = {(m["name"], "bbox") for m in suite["models"]}
+    expected |= {("maskrcnn_resnet50_fpn_v2", "segm"), ("mask2former-swin-small", "segm")}
     assert {(r.model, r.params["iou_type"]) for r in maps.itertuples()} == expected
     assert (maps["n"] == N_IMAGES).all() and maps["value"].between(-1, 1).all()  # -1: no match at all (COCO)
     ground_truth = COCO(str(coco_root / "annotations" / "instances_val2017.json"))
@@ -66,7 +67,8 @@ def test_detection_coco_suite_on_a_miniature_coco(coco_root, tmp_path, one_threa
         elif row.model.startswith("ssdlite"):
             assert pipeline["fixed_size"] == [320, 320]
         else:
-            assert pipeline["adapter"] == "hf" and pipeline["size"]
+            assert pipeline["adapter"] == "hf"
+            assert pipeline["size"] in ({"shortest_edge": 64, "longest_edge": 128}, {"height": 64, "width": 64})
         records = read_records(tmp_path / "out" / "samples" / f"{row.job_key}.jsonl.gz")
         results = [r for passes in records.records.values() for record in passes.values() for r in record["results"]]
         assert results, row.model
@@ -77,7 +79,7 @@ def test_detection_coco_suite_on_a_miniature_coco(coco_root, tmp_path, one_threa
             width, height = sizes[result["image_id"]]
             x, y, w, h = result["bbox"]
             assert result["category_id"] in ground_truth.getCatIds()
-            if pipeline["adapter"] == "torchvision":  # clipped to the original image by torchvision
+            if pipeline["adapter"] == "torchvision" or row.model.startswith("mask2former"):  # inside the image
                 assert -1e-3 <= x <= x + w <= width + 1e-3 and -1e-3 <= y <= y + h <= height + 1e-3
                 right_edges.append((x + w) / width)
             else:  # DETR-style boxes are not clipped; their centres lie in the original image

@@ -1,6 +1,9 @@
 """Hugging Face ``transformers`` detectors (DETR, Deformable DETR, Conditional DETR, RT-DETR, YOLOS, ...) as
 ``detections`` models, through ``AutoModelForObjectDetection`` and the image processor's own
-``post_process_object_detection``. Optional: ``pip install -e ".[hf]"``.
+``post_process_object_detection``; instance segmenters (Mask2Former, MaskFormer) through
+``AutoModelForUniversalSegmentation`` and ``post_process_instance_segmentation`` (binary masks at the
+original size; each box is its mask's extent, right/bottom edges exclusive as COCO's). Optional:
+``pip install -e ".[hf]"``.
 
 A ``source: hf`` entry is built one of three ways:
 - ``pretrained: true``: ``from_pretrained(arch)`` for model and image processor; ``arch`` is a hub name
@@ -27,24 +30,27 @@ from torch import nn
 
 from harness.evaluation.outputs import Detections
 from harness.models.detection_adapter import DetectorAdapter
+from harness.models.family import family_from_name, infer_family
 from harness.models.wrapper import LoadedModel, Preprocess
 from harness.specs import ModelSpec
 
 INSTALL_HINT = 'source hf needs the transformers package: pip install -e ".[hf]"'
 DEFAULT_THRESHOLD = 0.0
 # model_type -> family: the DETR family puts a CNN backbone under a transformer encoder-decoder
+INSTANCE_SEGMENTERS = ("mask2former", "maskformer")  # model types scored as instance segmentation
 FAMILIES = {"detr": "hybrid", "deformable_detr": "hybrid", "conditional_detr": "hybrid", "dab_detr": "hybrid",
             "rt_detr": "hybrid", "rt_detr_v2": "hybrid", "d_fine": "hybrid", "yolos": "transformer"}
 
 
 class HFDetector(DetectorAdapter):
-    """An ``AutoModelForObjectDetection`` model and its image processor."""
+    """An ``AutoModelForObjectDetection`` (or instance-segmentation) model and its image processor."""
 
     def __init__(self, net: nn.Module, processor: Any, name: str, threshold: float) -> None:
         config = net.config
         super().__init__(net, name, {int(k): v for k, v in config.id2label.items()}, first_label=0,
                          num_labels=int(config.num_labels))
         self.processor, self.threshold = processor, threshold
+        self.instances = config.model_type in INSTANCE_SEGMENTERS
 
     def raw(self, images: list[torch.Tensor]) -> Any:
         """The model's own output for a list of [0, 1] images (resized, normalised and padded by the processor)."""
@@ -54,6 +60,10 @@ class HFDetector(DetectorAdapter):
 
     def decode(self, outputs: Any, sizes: list[tuple[int, int]]) -> list[Detections]:
         """The processor's post-processing, boxes at ``sizes`` (H, W), as ``Detections`` with the model's labels."""
+        if self.instances:
+            results = self.processor.post_process_instance_segmentation(
+                outputs, threshold=self.threshold, target_sizes=sizes, return_binary_maps=True)
+            return [instance_detections(r, size) for r, size in zip(results, sizes)]
         results = self.processor.post_process_object_detection(outputs, threshold=self.threshold,
                                                                target_sizes=sizes)
         return [Detections(boxes=r["boxes"].float(), scores=r["scores"].float(), labels=r["labels"].long())
@@ -61,6 +71,20 @@ class HFDetector(DetectorAdapter):
 
     def detect(self, images: list[torch.Tensor]) -> list[Detections]:
         return self.decode(self.raw(images), [tuple(image.shape[-2:]) for image in images])
+
+
+def instance_detections(result: dict[str, Any], size: tuple[int, int]) -> Detections:
+    """One image of ``post_process_instance_segmentation(..., return_binary_maps=True)`` as ``Detections``."""
+    from torchvision.ops import masks_to_boxes
+
+    info = result["segments_info"]
+    if not info:  # the processor then returns its (H, W) map of -1
+        return Detections(boxes=torch.zeros(0, 4), scores=torch.zeros(0), labels=torch.zeros(0, dtype=torch.int64),
+                          masks=torch.zeros(0, *size, dtype=torch.bool))
+    masks = result["segmentation"] > 0.5
+    boxes = masks_to_boxes(masks) + torch.tensor([0.0, 0.0, 1.0, 1.0], device=masks.device)  # inclusive -> COCO extent
+    return Detections(boxes=boxes, scores=torch.tensor([s["score"] for s in info], dtype=torch.float32),
+                      labels=torch.tensor([s["label_id"] for s in info], dtype=torch.int64), masks=masks)
 
 
 def import_transformers() -> Any:
@@ -122,20 +146,35 @@ def _processor_policy(processor: Any) -> dict[str, Any]:
     return {"processor": type(processor).__name__, **{k: settings[k] for k in keys if k in settings}}
 
 
+def _auto_class(transformers: Any, config: Any) -> Any:
+    if config.model_type in INSTANCE_SEGMENTERS:
+        return transformers.AutoModelForUniversalSegmentation
+    return transformers.AutoModelForObjectDetection
+
+
+def _family(config: Any, net: nn.Module) -> str:
+    """The DETR family is a CNN under a transformer; Mask2Former / MaskFormer follow their backbone."""
+    if config.model_type in INSTANCE_SEGMENTERS:
+        backbone = getattr(getattr(config, "backbone_config", None), "model_type", "") or ""
+        return "transformer" if family_from_name(backbone) == "transformer" else "hybrid"
+    return FAMILIES.get(config.model_type) or infer_family(config.model_type, net)
+
+
 def load_hf_detector(spec: ModelSpec) -> LoadedModel:
     """Build the detector a ``source: hf`` entry describes, in eval mode."""
     transformers = import_transformers()
     from harness.models.checkpoint import load_weights, state_dict_sha256
-    from harness.models.family import infer_family
 
     if spec.pretrained:
         kwargs = dict(spec.kwargs)
         if spec.num_classes is not None:
             kwargs["num_labels"] = spec.num_classes
-        net = transformers.AutoModelForObjectDetection.from_pretrained(spec.architecture, **kwargs)
+        config = transformers.AutoConfig.from_pretrained(spec.architecture, **kwargs)
+        net = _auto_class(transformers, config).from_pretrained(spec.architecture, config=config)
         weights, sha = f"hf:{spec.architecture}", state_dict_sha256(net)
     else:
-        net = transformers.AutoModelForObjectDetection.from_config(build_config(spec))
+        config = build_config(spec)
+        net = _auto_class(transformers, config).from_config(config)
         weights, sha = "random-init", None
     if spec.checkpoint is not None:
         sha = load_weights(net, spec.checkpoint, spec.trust_pickle)
@@ -145,10 +184,12 @@ def load_hf_detector(spec: ModelSpec) -> LoadedModel:
     threshold = DEFAULT_THRESHOLD if spec.score_threshold is None else spec.score_threshold
     module = HFDetector(net, processor, spec.name, threshold)
     model_type = net.config.model_type
-    pipeline = {"adapter": "hf", "model_type": model_type, **_processor_policy(processor), "score_threshold": threshold,
+    post_process = "post_process_instance_segmentation" if module.instances else "post_process_object_detection"
+    pipeline = {"adapter": "hf", "model_type": model_type, **_processor_policy(processor), "post_process": post_process,
+                "score_threshold": threshold,
                 "labels": "id2label names matched to category names, else index k -> k-th dataset category"}
     return LoadedModel(name=spec.name, source="hf", arch=spec.architecture,
-                       family=spec.family or FAMILIES.get(model_type) or infer_family(model_type, net), module=module,
+                       family=spec.family or _family(net.config, net), module=module,
                        preprocess=_preprocess(processor), num_classes=int(net.config.num_labels), weights=weights,
                        weights_sha256=sha, tag=getattr(net.config, "_name_or_path", None) or None,
                        output_kind="detections", pipeline=pipeline)
