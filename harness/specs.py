@@ -62,8 +62,8 @@ class PreprocessSpec:
 @dataclass
 class ModelSpec:
     name: str
-    source: Literal["timm", "zoo", "torchvision", "checkpoint"] = "timm"
-    arch: str | None = None  # defaults to name (timm / torchvision architecture, or zoo model name)
+    source: Literal["timm", "zoo", "torchvision", "checkpoint", "hf"] = "timm"
+    arch: str | None = None  # defaults to name (timm / torchvision architecture, zoo model name, HF hub name or folder)
     pretrained: bool | str = False  # true, or a pretrained tag such as "a1_in1k"
     checkpoint: Path | None = None
     trust_pickle: bool = False
@@ -73,6 +73,11 @@ class ModelSpec:
     # timm "arch.tag" whose pretrained config (preprocessing, class count) describes local weights; no download
     pretrained_cfg: str | None = None
     preprocess: PreprocessSpec | None = None
+    # source hf: the model config for random init - config kwargs (with ``model_type``) or a local folder - and
+    # image-processor overrides (kwargs, or a folder holding preprocessor_config.json)
+    config: dict | str | None = None
+    processor: dict | str | None = None
+    score_threshold: float | None = None  # detectors: keep detections scoring at least this
 
     @property
     def architecture(self) -> str:
@@ -88,6 +93,11 @@ class ModelSpec:
             raise where.error("'pretrained_cfg' names a timm config; it applies to sources timm and checkpoint")
         if self.num_classes is not None and self.num_classes < 1:
             raise where.error("'num_classes' must be positive")
+        if (self.config is not None or self.processor is not None) and self.source != "hf":
+            raise where.error("'config' and 'processor' apply to source hf")
+        if self.source == "hf" and not self.pretrained and self.config is None:
+            raise where.error("source hf needs 'pretrained: true' (hub or folder weights) or a 'config' to build "
+                              "a random-init model from")
 
 
 @dataclass

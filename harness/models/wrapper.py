@@ -5,7 +5,7 @@ thing for every model in a suite.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -111,6 +111,8 @@ class LoadedModel:
     weights_sha256: str | None = None
     tag: str | None = None
     output_kind: str = "logits"  # the canonical output it returns (harness/evaluation/outputs.py)
+    # how a framework adapter gets from pixels to that output (resize policy, thresholds, label rule)
+    pipeline: dict[str, Any] = field(default_factory=dict)
 
     def to_device(self, device: torch.device) -> "LoadedModel":
         self.module.to(device)
@@ -127,4 +129,5 @@ class LoadedModel:
             "weights_sha256": self.weights_sha256,
             "num_params": sum(p.numel() for p in self.module.net.parameters()),
             "preprocess": self.preprocess.to_dict(),
+            **({"pipeline": self.pipeline} if self.pipeline else {}),
         }
