@@ -62,7 +62,7 @@ class PreprocessSpec:
 @dataclass
 class ModelSpec:
     name: str
-    source: Literal["timm", "zoo", "torchvision", "checkpoint"] = "timm"
+    source: Literal["timm", "zoo", "torchvision", "checkpoint", "predictions"] = "timm"
     arch: str | None = None  # defaults to name (timm / torchvision architecture, or zoo model name)
     pretrained: bool | str = False  # true, or a pretrained tag such as "a1_in1k"
     checkpoint: Path | None = None
@@ -73,6 +73,9 @@ class ModelSpec:
     # timm "arch.tag" whose pretrained config (preprocessing, class count) describes local weights; no download
     pretrained_cfg: str | None = None
     preprocess: PreprocessSpec | None = None
+    # source predictions: saved outputs scored without a forward pass (docs/predictions.md): a COCO results json,
+    # a COCO-panoptic json (PNGs in the folder of the same name) or a folder of label PNGs; may use {data_root}
+    path: str | None = None
 
     @property
     def architecture(self) -> str:
@@ -88,6 +91,11 @@ class ModelSpec:
             raise where.error("'pretrained_cfg' names a timm config; it applies to sources timm and checkpoint")
         if self.num_classes is not None and self.num_classes < 1:
             raise where.error("'num_classes' must be positive")
+        if (self.path is not None) != (self.source == "predictions"):
+            raise where.error("source 'predictions' needs a 'path' (saved outputs), and 'path' is for that source only")
+        if self.source == "predictions" and (self.pretrained or self.checkpoint or self.family is None):
+            raise where.error("source 'predictions' takes no weights ('pretrained', 'checkpoint') and needs 'family' "
+                              "(cnn, transformer or hybrid: saved outputs do not say which camp made them)")
 
 
 @dataclass
