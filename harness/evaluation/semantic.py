@@ -1,7 +1,8 @@
 """Semantic segmentation scoring with mmsegmentation's conventions (``mmseg/evaluation/metrics/iou_metric.py``).
 
 - Logits at any resolution are resized bilinearly (``align_corners=False``) to each image's label size,
-  then argmax'd; pixels equal to the target's ``ignore_index`` are dropped.
+  then argmax'd; pixels equal to the target's ``ignore_index`` are dropped. Label maps (``LabelMap``, e.g.
+  saved PNGs) are scored as they are and must have the label's size.
 - Intersection and union are summed over the whole dataset (one confusion matrix), never averaged per
   image. IoU of a class = intersection / union; a class with zero union (absent from labels and
   predictions) is NaN and left out of the mean; a class predicted but absent from the labels has IoU 0.
