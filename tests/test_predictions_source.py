@@ -21,6 +21,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from harness.cli import main
 from harness.data.loader import make_loader
 from harness.data.scenes import ScenesSource
 from harness.evaluation.detection import STAT_NAMES
@@ -75,7 +76,7 @@ def first_batch(source, size: int):
 
 
 # --- detection ---------------------------------------------------------------------------------------------
-def test_saved_detections_score_exactly_what_the_detector_scores(tmp_path, scenes_coco):
+def test_saved_detections_score_exactly_what_the_detector_scores(tmp_path, scenes_coco, capsys):
     detector = {"name": "zoo", "source": "zoo", "arch": "centernet_resnet_scenes"}
     ran = run_suite(write(tmp_path / "zoo.yaml", suite_of([detector], scenes_coco)), out=tmp_path / "zoo",
                     progress=False, report=False)
@@ -93,6 +94,9 @@ def test_saved_detections_score_exactly_what_the_detector_scores(tmp_path, scene
     row = scored.frame.iloc[0]
     assert row["weights"] == f"predictions:{tmp_path / 'dets.json'}" and row["family"] == "cnn"
     assert row["weights_sha256"] == content_sha256(tmp_path / "dets.json")
+
+    assert main(["rescore", str(tmp_path / "out")]) == 0  # records as any model's: rescored identically
+    assert "identical" in capsys.readouterr().out
 
     # the cache key holds the predictions' content: the same file is cached, an edited one is scored again
     assert run_suite(path, out=tmp_path / "out", progress=False, report=False).cached == 1
@@ -333,6 +337,20 @@ def test_tasks_that_need_a_forward_pass_refuse_saved_predictions(tmp_path, task)
     with pytest.raises(SuiteError, match=rf"s\.yaml:\d+: tasks\[0\]\.kind: model saved is precomputed predictions; "
                                          rf"task {task['kind']} needs a forward pass"):
         load_suite(str(path))
+
+
+def test_the_loop_never_feeds_saved_predictions_to_a_forward_pass_task(tmp_path):
+    """Outside a suite too (``run_task``): a task without a ``prediction_kind`` refuses the model."""
+    from harness.data.digits import DigitsSource
+    from harness.evaluation.loop import run_task
+    from harness.tasks.classification import ClassificationTask
+
+    (tmp_path / "dets.json").write_text("[]")
+    model = load_model(ModelSpec(**saved(str(tmp_path / "dets.json"))))
+    ctx = JobContext(model, DigitsSource(split="test"), torch.device("cpu"), 8, 0, show_progress=False)
+    with pytest.raises(ValueError, match="model saved is precomputed predictions; task classification needs a "
+                                         "forward pass"):
+        run_task(ClassificationTask(ClassificationTask.Params()), ctx)
 
 
 def test_a_task_restricted_to_other_models_accepts_the_suite(tmp_path):

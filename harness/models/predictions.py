@@ -106,13 +106,18 @@ def _field(entry: Any, key: str, kind: type | tuple[type, ...], where: str) -> A
     return value
 
 
-def _dataset_checked(reader: Any, source: ImageSource) -> ImageSource | None:
-    """The dataset behind ``source`` when ``reader`` has not been checked against it yet, else None."""
-    base, _ = base_and_indices(source)
-    if reader.checked_against is base:
-        return None
-    reader.checked_against = base
-    return base
+class _CheckedOnce:
+    """A reader whose whole file is checked against each dataset it is scored on, once (on the first batch)."""
+
+    checked_against: ImageSource | None = None
+
+    def unchecked_dataset(self, source: ImageSource) -> ImageSource | None:
+        """The dataset behind ``source`` (the whole file's, not a subset) when not checked yet, else None."""
+        base, _ = base_and_indices(source)
+        if self.checked_against is base:
+            return None
+        self.checked_against = base
+        return base
 
 
 def _refuse_unknown(path: Path, entries: list[tuple[str, int]], known: set[int], what: str, dataset: str,
@@ -123,13 +128,13 @@ def _refuse_unknown(path: Path, entries: list[tuple[str, int]], known: set[int],
             raise PredictionsError(f"{path}: {where}: {what} {value} is not in dataset {dataset} ({hint})")
 
 
-class DetectionPredictions:
+class DetectionPredictions(_CheckedOnce):
     """COCO detection results, grouped by image."""
 
     kind = "detections"
 
     def __init__(self, path: Path, results: list[Any]) -> None:
-        self.path, self.results, self.checked_against = path, results, None
+        self.path, self.results = path, results
         self.with_masks = bool(results) and isinstance(results[0], dict) and "segmentation" in results[0]
         self.by_image: dict[int, list[int]] = {}
         for i, result in enumerate(results):
@@ -152,7 +157,7 @@ class DetectionPredictions:
             self.by_image.setdefault(image_id, []).append(i)
 
     def outputs(self, batch: Batch, source: ImageSource) -> list[Detections]:
-        if (dataset := _dataset_checked(self, source)) is not None:
+        if (dataset := self.unchecked_dataset(source)) is not None:
             truth = dataset.coco_ground_truth()
             fields = [(f"[{i}].image_id", r["image_id"]) for i, r in enumerate(self.results)]
             _refuse_unknown(self.path, fields, {im["id"] for im in truth["images"]}, "image_id", dataset.name,
@@ -215,13 +220,13 @@ class SemanticPredictions:
         return found
 
 
-class PanopticPredictions:
+class PanopticPredictions(_CheckedOnce):
     """COCO-panoptic predictions: ``annotations`` (``image_id``, ``file_name``, ``segments_info``) and PNGs."""
 
     kind = "panoptic"
 
     def __init__(self, path: Path, data: dict[str, Any]) -> None:
-        self.path, self.folder, self.checked_against = path, path.with_suffix(""), None
+        self.path, self.folder = path, path.with_suffix("")
         if not self.folder.is_dir():
             raise PredictionsError(f"{path}: no PNG folder {self.folder} (COCO-panoptic layout: the json's path "
                                    f"without .json)")
@@ -240,7 +245,7 @@ class PanopticPredictions:
             self.by_image[image_id] = (i, annotation)
 
     def outputs(self, batch: Batch, source: ImageSource) -> list[PanopticPrediction]:
-        if (dataset := _dataset_checked(self, source)) is not None:
+        if (dataset := self.unchecked_dataset(source)) is not None:
             fields = [(f"annotations[{i}].image_id", image_id) for image_id, (i, _) in self.by_image.items()]
             _refuse_unknown(self.path, fields, {dataset.image_id(k) for k in range(len(dataset))}, "image_id",
                             dataset.name, "refused: predictions of another split or dataset?")
