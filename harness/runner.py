@@ -132,6 +132,10 @@ def weights_identity(model: ModelSpec) -> str:
     if model.source == "zoo":
         entry = DETECTORS.get(model.architecture) or ZOO_MODELS.get(model.architecture)
         return file_sha256(entry.weights_file)
+    if model.source == "predictions":
+        from harness.models.predictions import content_sha256
+
+        return content_sha256(Path(model.path))
     if model.checkpoint is not None:
         return file_sha256(model.checkpoint)
     if model.source == "hf" and model.pretrained and Path(model.architecture).is_dir():  # save_pretrained folder

@@ -62,7 +62,7 @@ class PreprocessSpec:
 @dataclass
 class ModelSpec:
     name: str
-    source: Literal["timm", "zoo", "torchvision", "checkpoint", "hf"] = "timm"
+    source: Literal["timm", "zoo", "torchvision", "checkpoint", "hf", "predictions"] = "timm"
     arch: str | None = None  # defaults to name (timm / torchvision architecture, zoo model name, HF hub name or folder)
     pretrained: bool | str = False  # true, or a pretrained tag such as "a1_in1k"
     checkpoint: Path | None = None
@@ -78,6 +78,9 @@ class ModelSpec:
     config: dict | str | None = None
     processor: dict | str | None = None
     score_threshold: float | None = None  # detectors: keep detections scoring at least this
+    # source predictions: saved outputs scored without a forward pass (docs/predictions.md): a COCO results json,
+    # a COCO-panoptic json (PNGs in the folder of the same name) or a folder of label PNGs; may use {data_root}
+    path: str | None = None
 
     @property
     def architecture(self) -> str:
@@ -98,6 +101,11 @@ class ModelSpec:
         if self.source == "hf" and not self.pretrained and self.config is None:
             raise where.error("source hf needs 'pretrained: true' (hub or folder weights) or a 'config' to build "
                               "a random-init model from")
+        if (self.path is not None) != (self.source == "predictions"):
+            raise where.error("source 'predictions' needs a 'path' (saved outputs), and 'path' is for that source only")
+        if self.source == "predictions" and (self.pretrained or self.checkpoint or self.family is None):
+            raise where.error("source 'predictions' takes no weights ('pretrained', 'checkpoint') and needs 'family' "
+                              "(cnn, transformer or hybrid: saved outputs do not say which camp made them)")
 
 
 @dataclass

@@ -82,6 +82,8 @@ def output_dir_for(suite_name: str) -> Path:
 def load_suite(name_or_path: str, data_root: str | None = None, check_files: bool = True) -> Suite:
     """Parse and validate a suite; raises SuiteError with a one-line message on any problem."""
     import harness.plugins  # noqa: F401  (registers every dataset kind and task)
+    from harness.class_counts import matching
+    from harness.tasks.base import forward_pass_needed
     from harness.registry import DATASETS, TASKS, ZOO_MODELS
     from harness.zoo.detectors import DETECTORS
 
@@ -118,6 +120,10 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
             _check_pretrained_cfg(model, where("models", i, "pretrained_cfg"))
         if model.checkpoint is not None:
             model.checkpoint = _existing(base, model.checkpoint, where("models", i, "checkpoint"), check_files)
+        if model.path is not None:
+            model.path = expand_data_root(model.path, spec.defaults.data_root, base)
+            if check_files and not Path(model.path).exists():
+                raise where("models", i, "path").error(f"no such file or folder {model.path}")
     for i, data in enumerate(spec.datasets):
         if data.kind not in DATASETS:
             raise where("datasets", i, "kind").error(
@@ -148,6 +154,11 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
         params = build(task_cls.Params, raw["tasks"][i].get("params") or LineDict(), params_where)
         task = task_cls(params, label=task_spec.label)
         task.check_suite(spec, params_where)
+        if task.prediction_kind is None:
+            saved = matching([m.name for m in spec.models if m.source == "predictions"], task_spec.models)
+            if saved:
+                raise where("tasks", i, "models" if task_spec.models else "kind").error(
+                    f"{forward_pass_needed(saved[0], task_spec.label)} (list the models it runs under 'models:')")
         tasks.append(task)
         for key, known in (("models", model_names), ("datasets", data_names)):
             import fnmatch

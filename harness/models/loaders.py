@@ -19,6 +19,10 @@ from harness.zoo.detectors import DETECTORS
 
 def load_model(spec: ModelSpec, num_classes: int | None = None) -> LoadedModel:
     """Build the model a suite entry describes, in eval mode, wrapped to take [0, 1] pixels."""
+    if spec.source == "predictions":
+        from harness.models.predictions import load_predictions_model
+
+        return load_predictions_model(spec)
     if spec.source == "zoo" and spec.architecture in DETECTORS:
         return load_zoo_detector(spec)
     if spec.source == "hf":

@@ -104,7 +104,7 @@ class LoadedModel:
     source: str
     arch: str
     family: str
-    module: PixelModel
+    module: PixelModel | None  # None for saved predictions
     preprocess: Preprocess
     num_classes: int
     weights: str  # where the weights came from: zoo, hub tag, checkpoint path or random-init
@@ -113,9 +113,12 @@ class LoadedModel:
     output_kind: str = "logits"  # the canonical output it returns (harness/evaluation/outputs.py)
     # how a framework adapter gets from pixels to that output (resize policy, thresholds, label rule)
     pipeline: dict[str, Any] = field(default_factory=dict)
+    # source predictions: saved outputs looked up by sample instead of a forward pass (harness/models/predictions.py)
+    predictions: Any = None
 
     def to_device(self, device: torch.device) -> "LoadedModel":
-        self.module.to(device)
+        if self.module is not None:
+            self.module.to(device)
         return self
 
     def provenance(self) -> dict[str, Any]:
@@ -127,7 +130,7 @@ class LoadedModel:
             "family": self.family,
             "weights": self.weights,
             "weights_sha256": self.weights_sha256,
-            "num_params": sum(p.numel() for p in self.module.net.parameters()),
+            "num_params": sum(p.numel() for p in self.module.net.parameters()) if self.module is not None else None,
             "preprocess": self.preprocess.to_dict(),
             **({"pipeline": self.pipeline} if self.pipeline else {}),
         }

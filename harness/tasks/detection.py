@@ -37,6 +37,7 @@ class DetectionTask(Task):
     kind = "detection"
     target_kind = "detection"
     output_kind = "detections"
+    prediction_kind = "detections"
 
     @dataclass
     class Params:
