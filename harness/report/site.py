@@ -1,0 +1,319 @@
+"""The published site: every run folder under a reports folder as static, self-contained pages.
+
+```
+SITE/index.html                      suites and models
+SITE/suites/<slug>/index.html        leaderboard: latest result of each job, one table per task x dataset
+SITE/suites/<slug>/history.html      every stored run: runs table, each headline metric over runs
+SITE/models/<model>.html             one model's numbers across suites, its weights and preprocessing
+SITE/data/<table>.{csv,json,md,tex}  every table's exports
+SITE/assets/site.{css,js}            shipped once; no page loads anything from the network
+```
+Links are relative, so the folder works from file:// and on any static host (GitHub Pages).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+from markupsafe import Markup
+
+from harness.report.analysis import suite_analysis
+from harness.report.collect import PublishedRun, read_runs, slugify
+from harness.report.datatable import (TIE_RULE, Cell, Column, Row, Table, drop_empty_columns, format_value,
+                                      leaderboard_table, metric_cell, model_sizes, size_bucket)
+from harness.report.exports import FORMATS, export
+from harness.report.history import history_figures, history_rows, run_order
+from harness.report.protocol import protocol_facts, suite_protocol
+from harness.report.tables import ok_rows, provenance_summary
+from harness.version import __version__
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@dataclass
+class SuitePage:
+    run: PublishedRun
+    tables: list[Table]
+    protocols: dict[str, list[tuple[str, str]]]  # table id -> facts
+    failures: list[dict[str, Any]]
+    sizes: dict[str, float]
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> facts for its page
+
+
+@dataclass
+class SiteSummary:
+    out: Path
+    pages: list[Path]
+    tables: int
+    seconds: float
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["num"] = format_value
+    env.filters["attr_value"] = lambda v: "" if v is None else repr(v) if isinstance(v, float) else str(v)
+    return env
+
+
+def model_slug(model: str) -> str:
+    return slugify(model)
+
+
+def build_suite(run: PublishedRun) -> SuitePage:
+    rows = ok_rows(run.latest) if not run.latest.empty else run.latest
+    sizes = model_sizes(run.latest) if not run.latest.empty else {}
+    failed_jobs = run.latest[run.latest["status"] != "ok"].drop_duplicates(["model", "dataset", "task"])
+    hrefs = {m: f"../../models/{model_slug(m)}.html" for m in run.latest["model"].dropna().unique()}
+    tables, protocols = [], {}
+    groups = rows.groupby(["task", "dataset"], sort=False) if not rows.empty else []
+    for (task, dataset), part in groups:
+        table_id = slugify(f"{run.slug}--{task}--{dataset}")
+        failed = {r.model: r.error for r in failed_jobs.itertuples() if r.task == task and r.dataset == dataset}
+        if part["headline"].fillna(True).astype(bool).any():
+            table = drop_empty_columns(leaderboard_table(part, table_id, sizes, hrefs, failed))
+            table.meta.update({"suite": run.suite, "folder": str(run.folder)})
+            tables.append(table)
+            protocols[table_id] = protocol_facts(part)
+    failures = failed_jobs[["model", "dataset", "task", "error"]].to_dict("records")
+    return SuitePage(run, tables, protocols, failures, sizes)
+
+
+def history_table(run: PublishedRun, order: pd.DataFrame) -> Table:
+    columns = [Column("run", "run", numeric=False), Column("started", "started", numeric=False),
+               Column("jobs", "jobs stored"), Column("git_commit", "git commit", numeric=False),
+               Column("harness_version", "harness", numeric=False), Column("argv", "command", numeric=False)]
+    rows = []
+    for r in order.itertuples():
+        rows.append(Row({"run": Cell(r.run_id, str(r.run_id)), "started": Cell(r.started_at, str(r.started_at)),
+                         "jobs": Cell(float(r.jobs), f"{r.jobs:,}"), "git_commit": Cell(r.git_commit, str(r.git_commit or "–")[:12]),
+                         "harness_version": Cell(r.harness_version, str(r.harness_version or "–")),
+                         "argv": Cell(r.argv, str(r.argv or "–"))}, {"complete": "1"}, anchor=f"run-{r.run_id}"))
+    return Table(slugify(f"{run.slug}--runs"), f"{run.suite}: runs", columns, rows, meta={"suite": run.suite})
+
+
+def history_values(run: PublishedRun, rows: pd.DataFrame, order: pd.DataFrame) -> Table:
+    """Every stored headline number (long format), for the history page's downloads."""
+    started = dict(zip(order["run_id"], order["started_at"]))
+    columns = [Column(k, k, numeric=False) for k in ("run", "started", "model", "family", "task", "dataset",
+                                                     "metric")] + [Column("value", "value")]
+    out = []
+    for r in rows.itertuples():
+        cells = {"run": Cell(r.run_id, str(r.run_id)), "started": Cell(started.get(r.run_id), str(started.get(r.run_id))),
+                 "model": Cell(r.model, r.model), "family": Cell(r.family, str(r.family)),
+                 "task": Cell(r.task, r.task), "dataset": Cell(r.dataset, r.dataset),
+                 "metric": Cell(r.column, r.column), "value": metric_cell(r.value, r.n, r.ci_low, r.ci_high, r.metric)}
+        out.append(Row(cells))
+    return Table(slugify(f"{run.slug}--history"), f"{run.suite}: every stored number", columns, out,
+                 meta={"suite": run.suite})
+
+
+def model_facts(run: PublishedRun, model: str, sizes: dict[str, float]) -> dict[str, Any]:
+    """What the model page says about a model's weights and preprocessing in one suite."""
+    rows = run.latest[run.latest["model"] == model]
+    first = rows.iloc[0]
+    provenance = next((json.loads(p) for p in rows["provenance"] if isinstance(p, str) and "model" in json.loads(p)),
+                      {})
+    loaded = provenance.get("model", {})
+    flops = rows[rows["metric"] == "gflops"]["value"].dropna()
+    facts = {"family": first["family"], "architecture": first["arch"], "source": loaded.get("model_source", "–"),
+             "tag": first.get("model_tag") or "–", "weights": first.get("weights") or "–",
+             "weights sha256": first.get("weights_sha256") or "–",
+             "parameters": f"{sizes[model]:.3f} M" if model in sizes else "–",
+             "GFLOPs / image": f"{flops.iloc[0]:.4f}" if len(flops) else "not measured (no latency task)",
+             "preprocessing": ", ".join(f"{k} {v}" for k, v in (loaded.get("preprocess") or {}).items()) or "–"}
+    return {k: str(v) for k, v in facts.items()}
+
+
+def model_table(model: str, entries: list[tuple[SuitePage, Table, Row]], frames: list[tuple[SuitePage, pd.DataFrame]]
+                ) -> Table:
+    """All of one model's numbers: headline cells as ranked in their suite table, then every detail metric."""
+    columns = [Column("suite", "suite", numeric=False), Column("task", "task", numeric=False),
+               Column("dataset", "dataset", numeric=False), Column("metric", "metric", numeric=False),
+               Column("value", "value"), Column("rank", "rank", numeric=False)]
+    rows, caveats = [], {}
+    for page, table, row in entries:
+        ranked = [c for c in table.columns if c.numeric and c.direction in ("higher", "lower")]
+        for column in table.columns:
+            if not column.numeric or column.key in ("n", "params_m"):
+                continue
+            cell = row.cells[column.key]
+            rank = "–"
+            if column in ranked and cell.value is not None:
+                sign = 1 if column.direction == "higher" else -1
+                values = [r.cells[column.key].value for r in table.rows if r.cells[column.key].value is not None]
+                rank = f"{1 + sum(sign * v > sign * cell.value for v in values)} of {len(values)}"
+            marks = cell.marks + column.marks
+            caveats.update({m: table.caveats[m] for m in marks if m in table.caveats})
+            value = Cell(**{**cell.__dict__, "marks": marks})
+            rows.append(Row({"suite": Cell(page.run.suite, page.run.suite, href=f"../suites/{page.run.slug}/index.html#{row.anchor}"),
+                             "task": Cell(table.meta["task"], table.meta["task"]),
+                             "dataset": Cell(table.meta["dataset"], table.meta["dataset"]),
+                             "metric": Cell(column.key, column.key), "value": value, "rank": Cell(rank, rank)},
+                            {"task": table.meta["task"], "dataset": table.meta["dataset"], "suite": page.run.suite,
+                             "complete": "0" if cell.value is None else "1", "kind": "headline"}))
+    for page, frame in frames:
+        detail = frame[(frame["model"] == model) & ~frame["headline"].fillna(True).astype(bool)]
+        for r in detail.itertuples():
+            value = metric_cell(r.value, r.n, r.ci_low, r.ci_high, r.metric)
+            rows.append(Row({"suite": Cell(page.run.suite, page.run.suite), "task": Cell(r.task, r.task),
+                             "dataset": Cell(r.dataset, r.dataset), "metric": Cell(r.column, r.column),
+                             "value": value, "rank": Cell("detail", "detail")},
+                            {"task": r.task, "dataset": r.dataset, "suite": page.run.suite,
+                             "complete": "0" if value.value is None else "1", "kind": "detail"}))
+    return Table(slugify(f"model--{model}"), f"{model}: every number", columns, rows, dict(sorted(caveats.items())),
+                 {"model": model})
+
+
+def publish_site(root: Path, out: Path) -> SiteSummary:
+    """Write the site for every run folder under ``root`` into ``out`` (replacing earlier pages)."""
+    started = time.perf_counter()
+    runs = read_runs(root)
+    out = Path(out)
+    for sub in ("suites", "models", "data", "assets"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+    for sub in ("models", "data", "assets"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    for asset in ASSETS.iterdir():
+        shutil.copyfile(asset, out / "assets" / asset.name)
+    published_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    snapshot = f"published {published_at} by visionbench {__version__}"
+    env = _env()
+    pages: list[Path] = []
+    tables_written = 0
+    suite_pages = [build_suite(run) for run in runs]
+    by_model: dict[str, list[tuple[SuitePage, Table, Row]]] = defaultdict(list)
+    frames: dict[str, list[tuple[SuitePage, pd.DataFrame]]] = defaultdict(list)
+
+    def write_exports(table: Table, run_ids: str) -> dict[str, str]:
+        nonlocal tables_written
+        table.meta["snapshot"] = f"{snapshot}; runs {run_ids}" if run_ids else snapshot
+        links = {}
+        for fmt, extension in FORMATS.items():
+            name = f"{table.id}.{extension}"
+            (out / "data" / name).write_text(export(table, fmt), encoding="utf-8")
+            links[fmt] = name
+        tables_written += 1
+        return links
+
+    def render(template: str, path: Path, depth: int, **context: Any) -> None:
+        prefix = "../" * depth
+        html = env.get_template(template).render(prefix=prefix, tie_rule=TIE_RULE, snapshot=snapshot,
+                                                 harness_version=__version__, **context)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(html, encoding="utf-8")
+        pages.append(path)
+
+    index_suites = []
+    for page in suite_pages:
+        run = page.run
+        folder = out / "suites" / run.slug
+        run_ids = ", ".join(sorted(set(run.latest["run_id"].dropna())))
+        downloads = {t.id: write_exports(t, run_ids) for t in page.tables}
+        for table in page.tables:
+            for row in table.rows:
+                if row.attrs.get("family"):
+                    by_model[row.attrs["model"]].append((page, table, row))
+        latest_rows = ok_rows(run.latest) if not run.latest.empty else run.latest
+        if not latest_rows.empty:
+            for model in latest_rows["model"].unique():
+                frames[model].append((page, latest_rows))
+        analysis = [(title, Markup(html)) for title, html in suite_analysis(run.latest, _records_dir(run.folder))]
+        provenance = provenance_summary(run.latest) if not run.latest.empty else {}
+        protocol = suite_protocol(latest_rows) if not latest_rows.empty else []
+        render("site/suite.html.j2", folder / "index.html", 2, title=f"{run.suite} — leaderboard", run=run,
+               tables=page.tables, protocols=page.protocols, downloads=downloads, analysis=analysis,
+               failures=page.failures, provenance=provenance, protocol=protocol, filters=_filters(page.tables),
+               notes=run.notes)
+        order = run_order(run.history, run.runs) if not run.history.empty else pd.DataFrame(
+            columns=["run_id", "started_at", "git_commit", "harness_version", "argv", "jobs"])
+        values = history_rows(run.history) if not run.history.empty else run.history
+        runs_table = history_table(run, order)
+        values_table = history_values(run, values, order)
+        history_downloads = {runs_table.id: write_exports(runs_table, ""),
+                             values_table.id: write_exports(values_table, "")}
+        figures = [(t, Markup(svg)) for t, svg in history_figures(values, order)] if not values.empty else []
+        render("site/history.html.j2", folder / "history.html", 2, title=f"{run.suite} — history", run=run,
+               runs_table=runs_table, values_table=values_table, downloads=history_downloads, figures=figures,
+               provenance=provenance, protocol=protocol, filters={})
+        index_suites.append({"run": run, "models": int(run.latest["model"].nunique()),
+                             "jobs": int(run.latest.drop_duplicates(["model", "dataset", "task"]).shape[0]),
+                             "runs": len(order), "tables": len(page.tables), "protocol": protocol,
+                             "latest": str(run.latest["finished_at"].max()) if not run.latest.empty else "–"})
+    model_rows = []
+    for model in sorted(set(by_model) | set(frames)):
+        entries = by_model.get(model, [])
+        table = model_table(model, entries, frames.get(model, []))
+        downloads = {table.id: write_exports(table, "")}
+        facts = [(page.run.suite, page.run.slug, model_facts(page.run, model, page.sizes))
+                 for page, _ in frames.get(model, [])]
+        protocols = [(page.run.suite, t.title, page.protocols[t.id]) for page, t, _ in entries]
+        render("site/model.html.j2", out / "models" / f"{model_slug(model)}.html", 1, title=f"{model} — model",
+               model=model, table=table, downloads=downloads, facts=facts, protocols=protocols,
+               filters=_filters([table]), provenance={"model": model, "suites": ", ".join(f[0] for f in facts)})
+        first = facts[0][2] if facts else {}
+        sizes = [p.sizes[model] for p, _ in frames.get(model, []) if model in p.sizes]
+        model_rows.append(Row({"model": Cell(model, model, href=f"models/{model_slug(model)}.html"),
+                               "family": Cell(first.get("family"), first.get("family", "–")),
+                               "arch": Cell(first.get("architecture"), first.get("architecture", "–")),
+                               "params_m": metric_cell(sizes[0] if sizes else None),
+                               "suites": Cell(len(facts), ", ".join(f[0] for f in facts))},
+                              {"model": model, "family": first.get("family", ""),
+                               "size": size_bucket(sizes[0] if sizes else None), "complete": "1"},
+                              anchor=f"model-{model_slug(model)}"))
+    models_table = drop_empty_columns(Table("models", "Models", [
+        Column("model", "model", numeric=False), Column("family", "family", numeric=False),
+        Column("arch", "arch", numeric=False), Column("params_m", "params (M)", unit="M"),
+        Column("suites", "suites", numeric=False)], model_rows))
+    downloads = {models_table.id: write_exports(models_table, "")}
+    render("site/index.html.j2", out / "index.html", 0, title="visionbench results", suites=index_suites,
+           models_table=models_table, downloads=downloads, filters=_filters([models_table]),
+           provenance={"published": published_at, "harness": __version__,
+                       "sources": ", ".join(str(r.folder) for r in runs)})
+    return SiteSummary(out, pages, tables_written, time.perf_counter() - started)
+
+
+def _records_dir(folder: Path) -> Path | None:
+    samples = folder / "samples"
+    return samples if samples.is_dir() else None
+
+
+def _filters(tables: list[Table]) -> dict[str, list[str]]:
+    """Filter choices present in these tables' rows (a filter with one choice is not offered)."""
+    choices: dict[str, list[str]] = {}
+    for key in ("family", "task", "dataset", "size", "suite"):
+        values = sorted({r.attrs[key] for t in tables for r in t.rows if r.attrs.get(key)})
+        if len(values) > 1:
+            choices[key] = values
+    return choices
+
+
+def publish_text(root: Path, fmt: str, pattern: str | None = None) -> str:
+    """The leaderboard tables of every run folder under ``root`` as one Markdown / LaTeX / JSON document (or
+    one CSV table): what ``visionbench publish DIR --format FMT`` prints."""
+    import fnmatch
+
+    from harness.schema import UsageError
+
+    tables = [t for run in read_runs(root) for t in build_suite(run).tables
+              if pattern is None or fnmatch.fnmatchcase(t.id, pattern)]
+    if not tables:
+        raise UsageError(f"{root}: no table{' matches --table ' + pattern if pattern else ''}")
+    if fmt == "csv" and len(tables) > 1:
+        raise UsageError(f"--format csv holds one table; pick one with --table (tables: {', '.join(t.id for t in tables)})")
+    snapshot = f"published {time.strftime('%Y-%m-%dT%H:%M:%S%z')} by visionbench {__version__} from {root}"
+    for table in tables:
+        table.meta["snapshot"] = snapshot
+    if fmt == "json":
+        from harness.report.exports import to_records
+
+        return json.dumps([to_records(t) for t in tables], indent=1, default=str, ensure_ascii=False) + "\n"
+    return "\n".join(export(t, fmt) for t in tables)
