@@ -51,9 +51,9 @@ def latest_attempts(history: pd.DataFrame) -> pd.DataFrame:
     """The rows of each job's most recent attempt (rows come in store order, oldest attempt first)."""
     if history.empty:
         return history
-    instances = history[[*JOB_IDENTITY, *INSTANCE]].astype(str).agg("\x1f".join, axis=1)
-    last = instances.groupby([history[c].astype(str) for c in JOB_IDENTITY], sort=False).transform("last")
-    return history[instances == last].reset_index(drop=True)
+    instance = history.groupby(INSTANCE, sort=False, dropna=False).ngroup()  # numbered in store order
+    last = instance.groupby([history[c] for c in JOB_IDENTITY], sort=False, dropna=False).transform("max")
+    return history[instance == last].reset_index(drop=True)
 
 
 def read_run(folder: Path, slug: str) -> PublishedRun:

@@ -169,10 +169,10 @@ def leaderboard_table(part: pd.DataFrame, table_id: str, sizes: dict[str, float]
         columns.append(column)
     columns.append(Column("n", "n"))
     cells_of = {(r.model, r.column): r for r in shown.itertuples()}
+    weights = dict(zip(part["model"], part["weights"]))
     rows, trusted = [], {}
     for i, record in enumerate(wide.to_dict("records")):
         model = record["model"]
-        first = part[part["model"] == model].iloc[0]
         cells = {"model": Cell(model, model, href=model_href.get(model)),
                  "family": Cell(record["family"], str(record["family"])),
                  "arch": Cell(record["arch"], str(record["arch"])),
@@ -195,7 +195,7 @@ def leaderboard_table(part: pd.DataFrame, table_id: str, sizes: dict[str, float]
         ns = {c.n for k, c in cells.items() if k in metric_keys and c.n is not None}
         cells["n"] = Cell(float(max(ns)) if ns else None, f"{max(ns):,}" if len(ns) == 1 else
                           (f"{min(ns):,}–{max(ns):,}" if ns else "–"))
-        if first.get("weights") == "random-init":
+        if weights.get(model) == "random-init":
             cells["model"].marks += "‡"
             caveats["‡"] = CAVEATS["‡"]
         if missing:

@@ -13,12 +13,16 @@ Links are relative, so the folder works from file:// and on any static host (Git
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import shutil
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import jinja2
 import pandas as pd
@@ -29,6 +33,7 @@ from harness.report.collect import PublishedRun, read_runs, slugify
 from harness.report.datatable import (TIE_RULE, Cell, Column, Row, Table, drop_empty_columns, format_value,
                                       leaderboard_table, metric_cell, model_sizes, size_bucket)
 from harness.report.exports import FORMATS, export
+from harness.report.htmltable import table_html
 from harness.report.history import history_figures, history_rows, run_order
 from harness.report.protocol import protocol_facts, suite_protocol
 from harness.report.tables import ok_rows, provenance_summary
@@ -45,7 +50,7 @@ class SuitePage:
     protocols: dict[str, list[tuple[str, str]]]  # table id -> facts
     failures: list[dict[str, Any]]
     sizes: dict[str, float]
-    models: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> facts for its page
+    rows: pd.DataFrame  # the latest finished metric rows, with column labels (tables.ok_rows)
 
 
 @dataclass
@@ -60,7 +65,7 @@ def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = format_value
-    env.filters["attr_value"] = lambda v: "" if v is None else repr(v) if isinstance(v, float) else str(v)
+    env.globals["table_html"] = table_html
     return env
 
 
@@ -84,7 +89,7 @@ def build_suite(run: PublishedRun) -> SuitePage:
             tables.append(table)
             protocols[table_id] = protocol_facts(part)
     failures = failed_jobs[["model", "dataset", "task", "error"]].to_dict("records")
-    return SuitePage(run, tables, protocols, failures, sizes)
+    return SuitePage(run, tables, protocols, failures, sizes, rows)
 
 
 def history_table(run: PublishedRun, order: pd.DataFrame) -> Table:
@@ -100,26 +105,24 @@ def history_table(run: PublishedRun, order: pd.DataFrame) -> Table:
     return Table(slugify(f"{run.slug}--runs"), f"{run.suite}: runs", columns, rows, meta={"suite": run.suite})
 
 
-def history_values(run: PublishedRun, rows: pd.DataFrame, order: pd.DataFrame) -> Table:
-    """Every stored headline number (long format), for the history page's downloads."""
+HISTORY_COLUMNS = ["run_id", "started_at", "model", "family", "task", "dataset", "column", "metric", "value",
+                   "ci_low", "ci_high", "n"]
+
+
+def write_history_values(rows: pd.DataFrame, order: pd.DataFrame, path: Path) -> dict[str, str]:
+    """Every stored headline number of every run (long format) as CSV and JSON beside the history page."""
     started = dict(zip(order["run_id"], order["started_at"]))
-    columns = [Column(k, k, numeric=False) for k in ("run", "started", "model", "family", "task", "dataset",
-                                                     "metric")] + [Column("value", "value")]
-    out = []
-    for r in rows.itertuples():
-        cells = {"run": Cell(r.run_id, str(r.run_id)), "started": Cell(started.get(r.run_id), str(started.get(r.run_id))),
-                 "model": Cell(r.model, r.model), "family": Cell(r.family, str(r.family)),
-                 "task": Cell(r.task, r.task), "dataset": Cell(r.dataset, r.dataset),
-                 "metric": Cell(r.column, r.column), "value": metric_cell(r.value, r.n, r.ci_low, r.ci_high, r.metric)}
-        out.append(Row(cells))
-    return Table(slugify(f"{run.slug}--history"), f"{run.suite}: every stored number", columns, out,
-                 meta={"suite": run.suite})
+    long = rows.assign(started_at=rows["run_id"].map(started))
+    long = long.reindex(columns=HISTORY_COLUMNS)
+    long.to_csv(path.with_suffix(".csv"), index=False)
+    long.to_json(path.with_suffix(".json"), orient="records", indent=0)
+    return {"csv": path.with_suffix(".csv").name, "json": path.with_suffix(".json").name}
 
 
-def model_facts(run: PublishedRun, model: str, sizes: dict[str, float]) -> dict[str, Any]:
-    """What the model page says about a model's weights and preprocessing in one suite."""
-    rows = run.latest[run.latest["model"] == model]
+def model_facts(rows: pd.DataFrame, sizes: dict[str, float]) -> dict[str, str]:
+    """What the model page says about a model's weights and preprocessing in one suite (``rows``: its rows)."""
     first = rows.iloc[0]
+    model = first["model"]
     provenance = next((json.loads(p) for p in rows["provenance"] if isinstance(p, str) and "model" in json.loads(p)),
                       {})
     loaded = provenance.get("model", {})
@@ -212,49 +215,53 @@ def publish_site(root: Path, out: Path) -> SiteSummary:
         path.write_text(html, encoding="utf-8")
         pages.append(path)
 
-    index_suites = []
-    for page in suite_pages:
-        run = page.run
-        folder = out / "suites" / run.slug
-        run_ids = ", ".join(sorted(set(run.latest["run_id"].dropna())))
-        downloads = {t.id: write_exports(t, run_ids) for t in page.tables}
-        for table in page.tables:
-            for row in table.rows:
-                if row.attrs.get("family"):
-                    by_model[row.attrs["model"]].append((page, table, row))
-        latest_rows = ok_rows(run.latest) if not run.latest.empty else run.latest
-        if not latest_rows.empty:
-            for model in latest_rows["model"].unique():
-                frames[model].append((page, latest_rows))
-        analysis = [(title, Markup(html)) for title, html in suite_analysis(run.latest, _records_dir(run.folder))]
-        provenance = provenance_summary(run.latest) if not run.latest.empty else {}
-        protocol = suite_protocol(latest_rows) if not latest_rows.empty else []
-        render("site/suite.html.j2", folder / "index.html", 2, title=f"{run.suite} — leaderboard", run=run,
-               tables=page.tables, protocols=page.protocols, downloads=downloads, analysis=analysis,
-               failures=page.failures, provenance=provenance, protocol=protocol, filters=_filters(page.tables),
-               notes=run.notes)
-        order = run_order(run.history, run.runs) if not run.history.empty else pd.DataFrame(
-            columns=["run_id", "started_at", "git_commit", "harness_version", "argv", "jobs"])
-        values = history_rows(run.history) if not run.history.empty else run.history
-        runs_table = history_table(run, order)
-        values_table = history_values(run, values, order)
-        history_downloads = {runs_table.id: write_exports(runs_table, ""),
-                             values_table.id: write_exports(values_table, "")}
-        figures = [(t, Markup(svg)) for t, svg in history_figures(values, order)] if not values.empty else []
-        render("site/history.html.j2", folder / "history.html", 2, title=f"{run.suite} — history", run=run,
-               runs_table=runs_table, values_table=values_table, downloads=history_downloads, figures=figures,
-               provenance=provenance, protocol=protocol, filters={})
-        index_suites.append({"run": run, "models": int(run.latest["model"].nunique()),
-                             "jobs": int(run.latest.drop_duplicates(["model", "dataset", "task"]).shape[0]),
-                             "runs": len(order), "tables": len(page.tables), "protocol": protocol,
-                             "latest": str(run.latest["finished_at"].max()) if not run.latest.empty else "–"})
+    histories = {page.run.slug: history_data(page.run) for page in suite_pages}
+    with figure_workers(len(histories)) as pool:
+        # history figures are drawn in a worker process while this one renders the pages
+        drawing = {slug: pool.submit(history_figures, values, order) if pool else history_figures(values, order)
+                   for slug, (order, values) in histories.items()}
+        index_suites = []
+        for page in suite_pages:
+            run = page.run
+            folder = out / "suites" / run.slug
+            run_ids = ", ".join(sorted(set(run.latest["run_id"].dropna())))
+            downloads = {t.id: write_exports(t, run_ids) for t in page.tables}
+            for table in page.tables:
+                for row in table.rows:
+                    if row.attrs.get("family"):
+                        by_model[row.attrs["model"]].append((page, table, row))
+            latest_rows = page.rows
+            if not latest_rows.empty:
+                for model, rows_of_model in latest_rows.groupby("model", sort=False):
+                    frames[model].append((page, rows_of_model))
+            analysis = [(title, Markup(html)) for title, html in suite_analysis(run.latest, _records_dir(run.folder))]
+            provenance = provenance_summary(run.latest) if not run.latest.empty else {}
+            protocol = suite_protocol(latest_rows) if not latest_rows.empty else []
+            render("site/suite.html.j2", folder / "index.html", 2, title=f"{run.suite} — leaderboard", run=run,
+                   tables=page.tables, protocols=page.protocols, downloads=downloads, analysis=analysis,
+                   failures=page.failures, provenance=provenance, protocol=protocol, filters=_filters(page.tables),
+                   notes=run.notes)
+            order, values = histories[run.slug]
+            runs_table = history_table(run, order)
+            history_downloads = {runs_table.id: write_exports(runs_table, "")}
+            values_files = write_history_values(values, order, out / "data" / slugify(f"{run.slug}--history"))
+            drawn = drawing[run.slug]
+            figures = [(t, Markup(svg)) for t, svg in (drawn.result() if isinstance(drawn, Future) else drawn)]
+            render("site/history.html.j2", folder / "history.html", 2, title=f"{run.suite} — history", run=run,
+                   runs_table=runs_table, values_files=values_files,
+                   families=sorted(set(values["family"].dropna())) if not values.empty else [],
+                   values_count=len(values), downloads=history_downloads, figures=figures, provenance=provenance,
+                   protocol=protocol, filters={})
+            index_suites.append({"run": run, "models": int(run.latest["model"].nunique()),
+                                 "jobs": int(run.latest.drop_duplicates(["model", "dataset", "task"]).shape[0]),
+                                 "runs": len(order), "tables": len(page.tables), "protocol": protocol,
+                                 "latest": str(run.latest["finished_at"].max()) if not run.latest.empty else "–"})
     model_rows = []
     for model in sorted(set(by_model) | set(frames)):
         entries = by_model.get(model, [])
         table = model_table(model, entries, frames.get(model, []))
         downloads = {table.id: write_exports(table, "")}
-        facts = [(page.run.suite, page.run.slug, model_facts(page.run, model, page.sizes))
-                 for page, _ in frames.get(model, [])]
+        facts = [(page.run.suite, page.run.slug, model_facts(rows, page.sizes)) for page, rows in frames.get(model, [])]
         protocols = [(page.run.suite, t.title, page.protocols[t.id]) for page, t, _ in entries]
         render("site/model.html.j2", out / "models" / f"{model_slug(model)}.html", 1, title=f"{model} — model",
                model=model, table=table, downloads=downloads, facts=facts, protocols=protocols,
@@ -279,6 +286,26 @@ def publish_site(root: Path, out: Path) -> SiteSummary:
            provenance={"published": published_at, "harness": __version__,
                        "sources": ", ".join(str(r.folder) for r in runs)})
     return SiteSummary(out, pages, tables_written, time.perf_counter() - started)
+
+
+def history_data(run: PublishedRun) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs in order, headline rows of every run) for a suite's history page."""
+    if run.history.empty:
+        return pd.DataFrame(columns=["run_id", "started_at", "git_commit", "harness_version", "argv", "jobs",
+                                     "label"]), run.history
+    return run_order(run.history, run.runs), history_rows(run.history)
+
+
+@contextmanager
+def figure_workers(suites: int) -> Iterator[ProcessPoolExecutor | None]:
+    """A worker process for the history figures where there are spare cores and fork (cheap: the harness is
+    already imported); None otherwise, and the figures are drawn in this process."""
+    cores = os.cpu_count() or 1
+    if suites < 1 or cores < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        yield None
+        return
+    with ProcessPoolExecutor(max_workers=cores - 1, mp_context=multiprocessing.get_context("fork")) as pool:
+        yield pool
 
 
 def _records_dir(folder: Path) -> Path | None:
