@@ -42,6 +42,7 @@ class Column:
     unit: str = ""
     description: str = ""
     marks: str = ""  # caveat symbols on the heading (e.g. § for a derived metric)
+    metric: bool = False  # a measured number (with interval, n, best/tied); else a descriptive one (size, n)
 
 
 @dataclass
@@ -154,7 +155,7 @@ def leaderboard_table(part: pd.DataFrame, table_id: str, sizes: dict[str, float]
     metric_keys = [c for c in wide.columns if c not in ("model", "family", "arch", "dataset", "n")]
     by_column = {c: g for c, g in shown.groupby("column", sort=False)}
     columns = [Column("model", "model", numeric=False), Column("family", "family", numeric=False),
-               Column("arch", "arch", numeric=False), Column("params_m", "params (M)", unit="M")]
+               Column("arch", "arch", numeric=False), Column("size", "params (M)", unit="M")]
     caveats: dict[str, str] = {}
     for key in metric_keys:
         rows_of = by_column[key]
@@ -163,7 +164,7 @@ def leaderboard_table(part: pd.DataFrame, table_id: str, sizes: dict[str, float]
         derived = bool(rows_of.get("derived", pd.Series([False])).fillna(False).astype(bool).any())
         column = Column(key, key, direction=str(rows_of["direction"].iloc[0] or "none"),
                         unit=str(rows_of["unit"].iloc[0] or ""), description=info.description if info else "",
-                        marks="§" if derived else "")
+                        marks="§" if derived else "", metric=True)
         if derived:
             caveats["§"] = CAVEATS["§"].format(detail=f"{metric}: {column.description or 'cross-job metric'}")
         columns.append(column)
@@ -176,7 +177,7 @@ def leaderboard_table(part: pd.DataFrame, table_id: str, sizes: dict[str, float]
         cells = {"model": Cell(model, model, href=model_href.get(model)),
                  "family": Cell(record["family"], str(record["family"])),
                  "arch": Cell(record["arch"], str(record["arch"])),
-                 "params_m": metric_cell(sizes.get(model))}
+                 "size": metric_cell(sizes.get(model))}
         flags = unreliable.get((model, dataset, task))
         missing = []
         for key in metric_keys:
@@ -205,7 +206,7 @@ def leaderboard_table(part: pd.DataFrame, table_id: str, sizes: dict[str, float]
         rows.append(Row(cells, attrs, anchor=f"{table_id}--{model}"))
     for model, error in (failed or {}).items():
         cells = {"model": Cell(model, model, href=model_href.get(model), marks="*"),
-                 "family": Cell(None, "–"), "arch": Cell(None, "–"), "params_m": metric_cell(sizes.get(model))}
+                 "family": Cell(None, "–"), "arch": Cell(None, "–"), "size": metric_cell(sizes.get(model))}
         cells.update({key: Cell(None, "failed") for key in metric_keys})
         cells["n"] = Cell(None, "–")
         caveats["*"] = CAVEATS["*"].format(detail="– marks a metric this job did not produce; failed jobs "
@@ -219,7 +220,7 @@ def leaderboard_table(part: pd.DataFrame, table_id: str, sizes: dict[str, float]
     return table
 
 
-def drop_empty_columns(table: Table, keys: tuple[str, ...] = ("params_m",)) -> Table:
+def drop_empty_columns(table: Table, keys: tuple[str, ...] = ("size",)) -> Table:
     """Leave out optional columns no row has a value in."""
     empty = {k for k in keys if all(r.cells.get(k, Cell()).value is None for r in table.rows)}
     if empty:

@@ -26,7 +26,7 @@ def flat_columns(table: Table) -> list[tuple[str, str, str]]:
     out = []
     for column in table.columns:
         out.append((column.key, column.key, "value"))
-        if column.numeric and column.key not in ("n", "params_m"):
+        if column.metric:
             out += [(f"{column.key} {a}", column.key, a) for a in ("ci_low", "ci_high", "n") if _has(table, column.key, a)]
     return out
 
@@ -58,7 +58,7 @@ def to_records(table: Table) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for column in table.columns:
             cell = row.cells.get(column.key, Cell())
-            if not column.numeric or column.key in ("n", "params_m"):
+            if not column.metric:
                 out[column.key] = cell.value
                 continue
             out[column.key] = {"value": cell.value, "ci_low": cell.ci_low, "ci_high": cell.ci_high, "n": cell.n,
@@ -66,7 +66,7 @@ def to_records(table: Table) -> dict[str, Any]:
                                "caveats": [table.caveats[m] for m in cell.marks if m in table.caveats]}
         out["caveats"] = _caveat_words(row.cells, table)
         rows.append(out)
-    columns = [{"key": c.key, "numeric": c.numeric, "direction": c.direction, "unit": c.unit,
+    columns = [{"key": c.key, "numeric": c.numeric, "metric": c.metric, "direction": c.direction, "unit": c.unit,
                 "description": c.description} for c in table.columns]
     return {"table": table.id, "title": table.title, "meta": table.meta, "tie_rule": TIE_RULE,
             "caveats": table.caveats, "columns": columns, "rows": rows}
@@ -76,12 +76,12 @@ def to_json(table: Table) -> str:
     return json.dumps(to_records(table), indent=1, default=str, ensure_ascii=False)
 
 
-def cell_text(cell: Cell, numeric: bool, interval: bool = True) -> str:
+def cell_text(cell: Cell, metric: bool) -> str:
     """What Markdown and LaTeX show in a cell, before their own escaping and emphasis."""
-    if not numeric or cell.value is None:
+    if not metric or cell.value is None:
         return f"{cell.text}{cell.marks}"
     text = cell.text
-    if interval and cell.ci_low is not None and cell.ci_high is not None:
+    if cell.ci_low is not None and cell.ci_high is not None:
         text += f" [{cell.ci_low:.4f}, {cell.ci_high:.4f}]"
     return text + (" ★" if cell.best else " =" if cell.tied else "") + cell.marks
 
@@ -105,7 +105,7 @@ def to_markdown(table: Table) -> str:
         cells = []
         for column in table.columns:
             cell = row.cells.get(column.key, Cell())
-            text = escape(cell_text(cell, column.numeric and column.key not in ("n", "params_m")))
+            text = escape(cell_text(cell, column.metric))
             cells.append(f"**{text}**" if cell.best or cell.tied else text)
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
@@ -119,7 +119,9 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
 
 
 def latex_escape(text: str) -> str:
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+    """Text as LaTeX typesets it literally (a hyphen before a hyphen gets ``{}`` so ``--`` stays two)."""
+    return "".join("-{}" if ch == "-" and text[i + 1:i + 2] == "-" else _LATEX_SPECIAL.get(ch, ch)
+                   for i, ch in enumerate(text))
 
 
 def to_latex(table: Table) -> str:
@@ -131,7 +133,7 @@ def to_latex(table: Table) -> str:
         cells = []
         for column in table.columns:
             cell = row.cells.get(column.key, Cell())
-            text = latex_escape(cell_text(cell, column.numeric and column.key not in ("n", "params_m")))
+            text = latex_escape(cell_text(cell, column.metric))
             cells.append(rf"\textbf{{{text}}}" if cell.best or cell.tied else text)
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}",

@@ -141,12 +141,12 @@ def model_table(model: str, entries: list[tuple[SuitePage, Table, Row]], frames:
     """All of one model's numbers: headline cells as ranked in their suite table, then every detail metric."""
     columns = [Column("suite", "suite", numeric=False), Column("task", "task", numeric=False),
                Column("dataset", "dataset", numeric=False), Column("metric", "metric", numeric=False),
-               Column("value", "value"), Column("rank", "rank", numeric=False)]
+               Column("value", "value", metric=True), Column("rank", "rank", numeric=False)]
     rows, caveats = [], {}
     for page, table, row in entries:
         ranked = [c for c in table.columns if c.numeric and c.direction in ("higher", "lower")]
         for column in table.columns:
-            if not column.numeric or column.key in ("n", "params_m"):
+            if not column.metric:
                 continue
             cell = row.cells[column.key]
             rank = "–"
@@ -271,14 +271,14 @@ def publish_site(root: Path, out: Path) -> SiteSummary:
         model_rows.append(Row({"model": Cell(model, model, href=f"models/{model_slug(model)}.html"),
                                "family": Cell(first.get("family"), first.get("family", "–")),
                                "arch": Cell(first.get("architecture"), first.get("architecture", "–")),
-                               "params_m": metric_cell(sizes[0] if sizes else None),
-                               "suites": Cell(len(facts), ", ".join(f[0] for f in facts))},
+                               "size": metric_cell(sizes[0] if sizes else None),
+                               "suites": Cell(", ".join(f[0] for f in facts), ", ".join(f[0] for f in facts))},
                               {"model": model, "family": first.get("family", ""),
                                "size": size_bucket(sizes[0] if sizes else None), "complete": "1"},
                               anchor=f"model-{model_slug(model)}"))
     models_table = drop_empty_columns(Table("models", "Models", [
         Column("model", "model", numeric=False), Column("family", "family", numeric=False),
-        Column("arch", "arch", numeric=False), Column("params_m", "params (M)", unit="M"),
+        Column("arch", "arch", numeric=False), Column("size", "params (M)", unit="M"),
         Column("suites", "suites", numeric=False)], model_rows))
     downloads = {models_table.id: write_exports(models_table, "")}
     render("site/index.html.j2", out / "index.html", 0, title="visionbench results", suites=index_suites,
