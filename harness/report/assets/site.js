@@ -97,7 +97,7 @@
     if (form && (target.hidden || (target.closest("[hidden]")))) { resetFilters(form); }
     document.querySelectorAll(".targeted").forEach(function (el) { el.classList.remove("targeted"); });
     target.classList.add("targeted");
-    target.scrollIntoView();
+    target.scrollIntoView({block: "center"});  /* not under the sticky filter bar */
   }
 
   document.querySelectorAll("table.data").forEach(function (table) {
