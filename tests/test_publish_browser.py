@@ -2,13 +2,14 @@
 choice, "complete results only", permalinks and downloads; a screenshot of each page type, checked non-blank."""
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from chromium import start_chromium
 
 from harness.report.site import publish_site
 from publish_fixtures import write_reports
@@ -24,22 +25,8 @@ def downloads(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(downloads):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.skip("chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1280,1400"):
-        options.add_argument(flag)
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False,
-                                              # several downloads from one page without asking
-                                              "profile.default_content_setting_values.automatic_downloads": 1})
-    from selenium.webdriver.chrome.service import Service
-
-    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    driver = start_chromium(downloads)
+    driver.set_window_size(1280, 1400)
     yield driver
     driver.quit()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any
+from typing import Any, Callable
 
 from harness.report.datatable import TIE_RULE, Cell, Table
 
@@ -86,6 +86,19 @@ def cell_text(cell: Cell, metric: bool) -> str:
     return text + (" ★" if cell.best else " =" if cell.tied else "") + cell.marks
 
 
+def _text_rows(table: Table, escape: Callable[[str], str], emphasis: str) -> list[list[str]]:
+    """Each row's cells as Markdown or LaTeX show them: escaped, best and tied entries emphasised."""
+    out = []
+    for row in table.rows:
+        cells = []
+        for column in table.columns:
+            cell = row.cells.get(column.key, Cell())
+            text = escape(cell_text(cell, column.metric))
+            cells.append(emphasis.format(text) if cell.best or cell.tied else text)
+        out.append(cells)
+    return out
+
+
 def _caption(table: Table) -> list[str]:
     lines = [f"{m} {text}" for m, text in table.caveats.items()]
     snapshot = table.meta.get("snapshot")
@@ -101,13 +114,7 @@ def to_markdown(table: Table) -> str:
     headers = [c.label + (c.marks and f" {c.marks}") for c in table.columns]
     lines = [f"**{escape(table.title)}**", "", "| " + " | ".join(escape(h) for h in headers) + " |",
              "|" + "|".join("---:" if c.numeric else ":---" for c in table.columns) + "|"]
-    for row in table.rows:
-        cells = []
-        for column in table.columns:
-            cell = row.cells.get(column.key, Cell())
-            text = escape(cell_text(cell, column.metric))
-            cells.append(f"**{text}**" if cell.best or cell.tied else text)
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["| " + " | ".join(cells) + " |" for cells in _text_rows(table, escape, "**{}**")]
     lines.append("")
     lines += [escape(line) + "  " for line in _caption(table)]
     return "\n".join(lines).rstrip() + "\n"
@@ -129,16 +136,10 @@ def to_latex(table: Table) -> str:
     spec = "".join("r" if c.numeric else "l" for c in table.columns)
     lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
              " & ".join(latex_escape(c.label + c.marks) for c in table.columns) + r" \\", r"\midrule"]
-    for row in table.rows:
-        cells = []
-        for column in table.columns:
-            cell = row.cells.get(column.key, Cell())
-            text = latex_escape(cell_text(cell, column.metric))
-            cells.append(rf"\textbf{{{text}}}" if cell.best or cell.tied else text)
-        lines.append(" & ".join(cells) + r" \\")
+    lines += [" & ".join(cells) + r" \\" for cells in _text_rows(table, latex_escape, r"\textbf{{{}}}")]
     lines += [r"\bottomrule", r"\end{tabular}",
               rf"\caption{{{latex_escape(table.title)}. {latex_escape(' '.join(_caption(table)))}}}",
-              rf"\label{{tab:{latex_escape(table.id)}}}", r"\end{table}"]
+              rf"\label{{tab:{table.id}}}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 
