@@ -157,6 +157,7 @@ def leaderboard_table(part: pd.DataFrame, table_id: str, sizes: dict[str, float]
     columns = [Column("model", "model", numeric=False), Column("family", "family", numeric=False),
                Column("arch", "arch", numeric=False), Column("size", "params (M)", unit="M")]
     caveats: dict[str, str] = {}
+    derived_notes: list[str] = []
     for key in metric_keys:
         rows_of = by_column[key]
         metric = rows_of["metric"].iloc[0]
@@ -166,8 +167,10 @@ def leaderboard_table(part: pd.DataFrame, table_id: str, sizes: dict[str, float]
                         unit=str(rows_of["unit"].iloc[0] or ""), description=info.description if info else "",
                         marks="§" if derived else "", metric=True)
         if derived:
-            caveats["§"] = CAVEATS["§"].format(detail=f"{metric}: {column.description or 'cross-job metric'}")
+            derived_notes.append(f"{key}: {column.description or 'cross-job metric'}")
         columns.append(column)
+    if derived_notes:
+        caveats["§"] = CAVEATS["§"].format(detail="; ".join(derived_notes))
     columns.append(Column("n", "n"))
     cells_of = {(r.model, r.column): r for r in shown.itertuples()}
     weights = dict(zip(part["model"], part["weights"]))

@@ -32,7 +32,7 @@ def ok_rows(frame: pd.DataFrame) -> pd.DataFrame:
     rows["column"] = ""
     for _, part in rows.groupby(["task", "dataset"], sort=False):
         # label each distinct (metric, params) once: a history holds the same few thousand times
-        keys = [(m, json.dumps(p, sort_keys=True, default=str)) for m, p in zip(part["metric"], part["params"])]
+        keys = [(m, repr(p)) for m, p in zip(part["metric"], part["params"])]  # same dict, same key
         distinct = dict(zip(keys, part["params"]))
         shared = shared_params(pd.Series(list(distinct.values()), dtype=object))
         labels = {key: column_label(key[0], {k: v for k, v in p.items() if k not in shared})
