@@ -243,3 +243,7 @@ def test_publish_command_prints_markdown_and_names_bad_input(published, tmp_path
     assert "--format csv holds one table" in capsys.readouterr().err
     assert main(["publish", str(root / "suite1"), "--to", str(tmp_path / "site")]) == 0
     assert (tmp_path / "site" / "suites" / "suite1" / "index.html").is_file()
+    assert main(["publish", str(root / "suite1"), "--to", str(tmp_path / "site")]) == 0  # republished in place
+    (tmp_path / "mine" / "data").mkdir(parents=True)
+    assert main(["publish", str(root / "suite1"), "--to", str(tmp_path / "mine")]) == 2  # never deletes the user's
+    assert "did not write" in capsys.readouterr().err and (tmp_path / "mine" / "data").is_dir()

@@ -181,7 +181,8 @@ def publish_site(root: Path, out: Path) -> SiteSummary:
     started = time.perf_counter()
     runs = read_runs(root)
     out = Path(out)
-    for sub in ("suites", "models", "data", "assets"):
+    claim_site_folder(out)
+    for sub in SITE_PARTS:
         shutil.rmtree(out / sub, ignore_errors=True)
     for sub in ("models", "data", "assets"):
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -306,6 +307,24 @@ def figure_workers(suites: int) -> Iterator[ProcessPoolExecutor | None]:
         return
     with ProcessPoolExecutor(max_workers=cores - 1, mp_context=multiprocessing.get_context("fork")) as pool:
         yield pool
+
+
+SITE_PARTS = ("suites", "models", "data", "assets")
+SITE_MARKER = ".visionbench-site"
+
+
+def claim_site_folder(out: Path) -> None:
+    """Mark ``out`` as a published site; refuse a folder whose index.html or parts something else wrote
+    (republishing replaces them)."""
+    from harness.schema import UsageError
+
+    ours = (out / SITE_MARKER).is_file()
+    clashes = [p.name for p in (out / "index.html", *(out / sub for sub in SITE_PARTS)) if p.exists()]
+    if clashes and not ours:
+        raise UsageError(f"--to {out}: holds {clashes[0]} that visionbench publish did not write; "
+                         f"give an empty folder or an earlier site")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SITE_MARKER).write_text("written by visionbench publish; republishing replaces this site's pages\n")
 
 
 def _records_dir(folder: Path) -> Path | None:
