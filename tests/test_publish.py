@@ -247,3 +247,17 @@ def test_publish_command_prints_markdown_and_names_bad_input(published, tmp_path
     (tmp_path / "mine" / "data").mkdir(parents=True)
     assert main(["publish", str(root / "suite1"), "--to", str(tmp_path / "mine")]) == 2  # never deletes the user's
     assert "did not write" in capsys.readouterr().err and (tmp_path / "mine" / "data").is_dir()
+
+
+def test_publishing_reads_stores_without_changing_them(published, tmp_path, capsys):
+    import shutil
+    import sqlite3
+
+    old = tmp_path / "old"
+    shutil.copytree(published[2][0].folder, old)
+    with sqlite3.connect(old / "results.sqlite") as conn:
+        conn.execute("PRAGMA user_version = 1")
+    before = (old / "results.sqlite").read_bytes()
+    assert main(["publish", str(old), "--format", "md"]) == 2
+    assert "results store of schema 1" in capsys.readouterr().err
+    assert (old / "results.sqlite").read_bytes() == before and not list(old.glob("results.v*.sqlite"))

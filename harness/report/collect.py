@@ -92,11 +92,17 @@ def read_runs(root: Path) -> list[PublishedRun]:
 def _suite_names(folder: Path) -> str:
     import sqlite3
 
-    with sqlite3.connect(f"file:{folder / STORE_NAME}?mode=ro", uri=True) as conn:
+    from harness.store import SCHEMA_VERSION
+
+    with sqlite3.connect(f"file:{folder / STORE_NAME}?mode=ro", uri=True) as conn:  # publishing changes no store
         try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
             names = sorted({r[0] for r in conn.execute("SELECT DISTINCT suite FROM jobs") if r[0]})
         except sqlite3.DatabaseError:
             raise UsageError(f"{folder / STORE_NAME}: not a results store") from None
+    if version != SCHEMA_VERSION:
+        raise UsageError(f"{folder / STORE_NAME}: results store of schema {version}, this harness reads "
+                         f"{SCHEMA_VERSION} (rerun the suite with this harness to publish it)")
     return ", ".join(names) or folder.name
 
 
