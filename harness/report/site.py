@@ -164,7 +164,8 @@ def model_table(model: str, entries: list[tuple[SuitePage, Table, Row]], frames:
                             {"task": table.meta["task"], "dataset": table.meta["dataset"], "suite": page.run.suite,
                              "complete": "0" if cell.value is None else "1", "kind": "headline"}))
     for page, frame in frames:
-        detail = frame[(frame["model"] == model) & ~frame["headline"].fillna(True).astype(bool)]
+        detail = frame.loc[~frame["headline"].fillna(True).astype(bool),
+                           ["task", "dataset", "column", "metric", "value", "n", "ci_low", "ci_high"]]
         for r in detail.itertuples():
             value = metric_cell(r.value, r.n, r.ci_low, r.ci_high, r.metric)
             rows.append(Row({"suite": Cell(page.run.suite, page.run.suite), "task": Cell(r.task, r.task),
