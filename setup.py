@@ -6,6 +6,7 @@ from setuptools import find_packages, setup
 setup(
     packages=[*find_packages(include=["harness", "harness.*"]), "harness.suites"],
     package_dir={"harness.suites": "suites"},
-    package_data={"harness": ["zoo/*.safetensors", "zoo/*.json", "report/templates/*"],
+    package_data={"harness": ["zoo/*.safetensors", "zoo/*.json", "report/templates/*", "report/templates/site/*",
+                             "report/assets/*"],
                   "harness.suites": ["*.yaml", "maps/*.txt", "ids/*.txt"]},
 )

@@ -1,7 +1,7 @@
 """Command line: argument parsing only; the work happens in harness.runner and friends.
 
 ``visionbench [--suite ...]`` (also ``python run_bench.py``) runs a suite; subcommands work on finished
-runs: ``rescore DIR``, ``merge OUT IN...``.
+runs: ``rescore DIR``, ``merge OUT IN...``, ``gate DIR BASELINE``, ``publish DIR``.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from harness.schema import SuiteError, UsageError
 
 LISTABLE = ("suites", "models", "datasets", "tasks")
-SUBCOMMANDS = ("rescore", "merge", "gate")
+SUBCOMMANDS = ("rescore", "merge", "gate", "publish")
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -210,13 +210,42 @@ def save_baseline_file(run_dir: Path, path: Path, policy) -> int:
     return 0
 
 
+def publish_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="visionbench publish",
+                                     description="Publish finished runs: a static site, or tables as text (docs/publishing.md).")
+    parser.add_argument("reports", type=Path, help="a run folder, or a folder holding run folders (e.g. reports/)")
+    parser.add_argument("--to", type=Path, metavar="PATH", help="the site folder (--format site), else a file (default: stdout)")
+    parser.add_argument("--format", choices=("site", "md", "latex", "csv", "json"), default="site")
+    parser.add_argument("--table", metavar="PATTERN", help="text formats: only tables whose id matches (fnmatch)")
+    args = parser.parse_args(argv)
+    if args.format == "site":
+        if args.to is None:
+            parser.error("--to SITE_DIR is needed to publish a site (or give --format md|latex|csv|json)")
+        check_output_dir(args.to, "--to")
+        from harness.report.site import publish_site
+
+        summary = publish_site(args.reports, args.to)
+        print(f"{len(summary.pages)} pages, {summary.tables} tables -> {args.to / 'index.html'} ({summary.seconds:.1f} s)")
+        return 0
+    from harness.report.site import publish_text
+
+    text = publish_text(args.reports, args.format, args.table)
+    if args.to is None:
+        sys.stdout.write(text)
+    else:
+        check_output_dir(args.to.parent, "--to")
+        args.to.write_text(text, encoding="utf-8")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
 
         try:
-            return {"rescore": rescore_main, "merge": merge_main, "gate": gate_main}[argv[0]](argv[1:])
-        except SuiteError as exc:
+            return {"rescore": rescore_main, "merge": merge_main, "gate": gate_main,
+                    "publish": publish_main}[argv[0]](argv[1:])
+        except (SuiteError, UsageError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     args = parse_args(argv)

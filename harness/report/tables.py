@@ -32,9 +32,13 @@ def ok_rows(frame: pd.DataFrame) -> pd.DataFrame:
     rows = with_metric_info(frame[(frame["status"] == "ok") & frame["metric"].notna()].copy())
     rows["column"] = ""
     for _, part in rows.groupby(["task", "dataset"], sort=False):
-        shared = shared_params(part["params"])
-        rows.loc[part.index, "column"] = [column_label(m, {k: v for k, v in p.items() if k not in shared})
-                                          for m, p in zip(part["metric"], part["params"])]
+        # label each distinct (metric, params) once: a history holds the same few thousand times
+        keys = [(m, repr(p)) for m, p in zip(part["metric"], part["params"])]  # same dict, same key
+        distinct = dict(zip(keys, part["params"]))
+        shared = shared_params(pd.Series(list(distinct.values()), dtype=object))
+        labels = {key: column_label(key[0], {k: v for k, v in p.items() if k not in shared})
+                  for key, p in distinct.items()}
+        rows.loc[part.index, "column"] = [labels[key] for key in keys]
     return rows
 
 

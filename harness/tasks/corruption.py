@@ -277,12 +277,16 @@ class CorruptionTask(Task):
 
     @staticmethod
     def _profile(rows: pd.DataFrame) -> ErrorProfile:
-        clean = rows[rows["metric"] == "clean_acc"]["value"]
+        # plain arrays, not filtered copies of the (wide) frame: publishing derives this for every model
+        clean: float | None = None
         by_corruption: dict[str, dict[int, float]] = {}
-        for row in rows[rows["metric"] == "corruption_acc"].itertuples():
-            if row.value is not None and not math.isnan(row.value):
-                by_corruption.setdefault(row.params["corruption"], {})[int(row.params["severity"])] = 1 - row.value
-        return ErrorProfile(1 - float(clean.iloc[0]) if len(clean) else None, by_corruption)
+        for metric, value, params in zip(rows["metric"].to_numpy(), rows["value"].to_numpy(dtype=float),
+                                         rows["params"].to_numpy()):
+            if metric == "clean_acc" and clean is None:
+                clean = 1 - float(value)
+            elif metric == "corruption_acc" and not math.isnan(value):
+                by_corruption.setdefault(params["corruption"], {})[int(params["severity"])] = 1 - value
+        return ErrorProfile(clean, by_corruption)
 
 
 
