@@ -8,4 +8,4 @@ from harness.tasks import classification  # noqa: F401
 from harness.tasks import adversarial  # noqa: F401
 from harness.tasks import corruption  # noqa: F401
 from harness.tasks import latency  # noqa: F401
-from harness.tasks import detection, segmentation  # noqa: F401
+from harness.tasks import detection, panoptic, segmentation  # noqa: F401

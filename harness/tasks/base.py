@@ -81,6 +81,7 @@ class Task(ABC):
     performance: ClassVar[bool] = False  # timing tasks run in a separate pass, after accuracy tasks
     target_kind: ClassVar[str] = "class"  # the dataset targets an accuracy task scores (evaluation/samples.py)
     output_kind: ClassVar[str] = "logits"  # the canonical model output it needs (evaluation/outputs.py)
+    output_kinds: ClassVar[tuple[str, ...]] = ()  # when set, every output it accepts (it converts the others)
     # attacks average their loss over the batch, so float rounding can flip a near-zero gradient sign:
     # for such tasks the batch size is part of the cache key
     batch_size_matters: ClassVar[bool] = False
@@ -103,8 +104,9 @@ class Task(ABC):
         if ctx.source.target_kind != self.target_kind:
             raise ValueError(f"dataset {ctx.source.name!r} has {ctx.source.target_kind} targets, not "
                              f"{self.target_kind} (task {self.label})")
-        if ctx.model.output_kind != self.output_kind:
-            raise ValueError(f"model {ctx.model.name} returns {ctx.model.output_kind}, not {self.output_kind} "
+        accepted = self.output_kinds or (self.output_kind,)
+        if ctx.model.output_kind not in accepted:
+            raise ValueError(f"model {ctx.model.name} returns {ctx.model.output_kind}, not {' or '.join(accepted)} "
                              f"(task {self.label})")
         return ctx.sample(getattr(self.params, "n", None))
 
