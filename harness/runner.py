@@ -134,6 +134,10 @@ def weights_identity(model: ModelSpec) -> str:
         return file_sha256(entry.weights_file)
     if model.checkpoint is not None:
         return file_sha256(model.checkpoint)
+    if model.source == "hf":
+        from harness.models.hf_segmentation import hf_weights_identity
+
+        return hf_weights_identity(model)
     if model.pretrained:
         versions = library_versions()
         library = "timm" if model.source == "timm" else "torchvision"

@@ -62,7 +62,7 @@ class PreprocessSpec:
 @dataclass
 class ModelSpec:
     name: str
-    source: Literal["timm", "zoo", "torchvision", "checkpoint"] = "timm"
+    source: Literal["timm", "zoo", "torchvision", "checkpoint", "hf"] = "timm"
     arch: str | None = None  # defaults to name (timm / torchvision architecture, or zoo model name)
     pretrained: bool | str = False  # true, or a pretrained tag such as "a1_in1k"
     checkpoint: Path | None = None
@@ -73,6 +73,7 @@ class ModelSpec:
     # timm "arch.tag" whose pretrained config (preprocessing, class count) describes local weights; no download
     pretrained_cfg: str | None = None
     preprocess: PreprocessSpec | None = None
+    output: Literal["semantic_logits", "panoptic", "detections"] | None = None  # source hf: what the model returns
 
     @property
     def architecture(self) -> str:
@@ -88,6 +89,9 @@ class ModelSpec:
             raise where.error("'pretrained_cfg' names a timm config; it applies to sources timm and checkpoint")
         if self.num_classes is not None and self.num_classes < 1:
             raise where.error("'num_classes' must be positive")
+        if (self.source == "hf") != (self.output is not None):
+            raise where.error("source 'hf' needs 'output' (semantic_logits, panoptic or detections: what the model "
+                              "returns)" if self.source == "hf" else "'output' applies to source hf only")
 
 
 @dataclass

@@ -10,7 +10,7 @@ from torch import nn
 from harness.models.checkpoint import file_sha256, load_weights, state_dict_sha256
 from harness.models.family import infer_family
 from harness.models.wrapper import LoadedModel, PixelModel, Preprocess
-from harness.registry import MODEL_SOURCES, ZOO_MODELS
+from harness.registry import HF_ADAPTERS, MODEL_SOURCES, ZOO_MODELS
 import harness.zoo  # noqa: F401  (registers the embedded zoo)
 from harness.specs import ModelSpec
 from harness.zoo.detectors import DETECTORS
@@ -20,6 +20,8 @@ def load_model(spec: ModelSpec, num_classes: int | None = None) -> LoadedModel:
     """Build the model a suite entry describes, in eval mode, wrapped to take [0, 1] pixels."""
     if spec.source == "zoo" and spec.architecture in DETECTORS:
         return load_zoo_detector(spec)
+    if spec.source == "hf":  # transformers models: one adapter per canonical output (harness/models/hf_*.py)
+        return HF_ADAPTERS.get(spec.output)(spec)
     net, preprocess, weights, sha, tag = MODEL_SOURCES.get(spec.source)(spec, spec.num_classes or num_classes)
     if spec.preprocess is not None:
         preprocess = replace(preprocess, **spec.preprocess.overrides())
@@ -72,6 +74,8 @@ def torchvision_task(arch: str) -> str:
 
 def declared_output_kind(spec: ModelSpec) -> str:
     """The canonical output a suite entry's model returns (harness/evaluation/outputs.py)."""
+    if spec.source == "hf":
+        return spec.output
     if spec.source == "torchvision" and torchvision_task(spec.architecture) == "segmentation":
         return "semantic_logits"
     return "logits"
@@ -103,6 +107,9 @@ def declared_num_classes(spec: ModelSpec) -> int | None:
         return spec.num_classes
     if isinstance(spec.kwargs.get("num_classes"), int):
         return spec.kwargs["num_classes"]
+    if spec.source == "hf":  # random-init from kwargs.config: its label count; hub configs are not fetched here
+        config = spec.kwargs.get("config") or {}
+        return config.get("num_labels") or (len(config["id2label"]) if config.get("id2label") else None)
     if spec.source == "zoo":
         if spec.architecture in DETECTORS:
             return None  # detectors are scored by category, not checked against a class count
