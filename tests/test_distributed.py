@@ -1,4 +1,5 @@
-"""Data-parallel evaluation under torchrun (gloo, CPU): numbers identical to one process, every sample once."""
+"""Data-parallel evaluation under torchrun (gloo, CPU): numbers identical to one process, every sample once
+(classification, PGD, corruption, segmentation and panoptic)."""
 from __future__ import annotations
 
 import json
@@ -16,16 +17,24 @@ from harness.evaluation.state import read_records
 
 REPO = Path(__file__).resolve().parents[1]
 
+DIGITS = {"models": ["*_digits"], "datasets": ["digits-test"]}
 SUITE = {
     "name": "ddp", "version": 1, "defaults": {"batch_size": 8, "seed": 0},
-    "models": [{"name": "resnet_digits", "source": "zoo"}, {"name": "vit_digits", "source": "zoo"}],
-    "datasets": [{"name": "digits-test", "kind": "digits", "split": "test", "subset": {"n": 60, "seed": 3}}],
+    "models": [{"name": "resnet_digits", "source": "zoo"}, {"name": "vit_digits", "source": "zoo"},
+               {"name": "lraspp", "source": "torchvision", "arch": "lraspp_mobilenet_v3_large", "num_classes": 8,
+                "preprocess": {"input_size": 64}}],
+    "datasets": [{"name": "digits-test", "kind": "digits", "split": "test", "subset": {"n": 60, "seed": 3}},
+                 {"name": "scenes-semantic", "kind": "scenes", "target": "semantic", "subset": {"n": 20, "seed": 1}},
+                 {"name": "scenes-panoptic", "kind": "scenes", "target": "panoptic", "subset": {"n": 20, "seed": 1}}],
     "tasks": [
-        {"kind": "classification", "params": {"topk": [1, 5]}},
+        {"kind": "classification", "params": {"topk": [1, 5]}, **DIGITS},
         {"kind": "pgd", "params": {"eps": ["4/255", "8/255"], "steps": 3, "random_start": False, "n": 36,
-                                   "blackbox_n": 10, "blackbox_queries": 20}},
+                                   "blackbox_n": 10, "blackbox_queries": 20}, **DIGITS},
         {"kind": "corruption", "params": {"corruptions": ["gaussian_noise", "contrast"], "severities": [2],
-                                          "n": 28, "reference_model": "resnet_digits"}},
+                                          "n": 28, "reference_model": "resnet_digits"}, **DIGITS},
+        # dense: mIoU (a summed confusion matrix) and PQ (per-image segment matches), 3 batches over 2 ranks
+        {"kind": "segmentation", "models": ["lraspp"], "datasets": ["scenes-semantic"]},
+        {"kind": "panoptic", "models": ["lraspp"], "datasets": ["scenes-panoptic"], "params": {"min_area": 4}},
     ],
 }
 
@@ -60,6 +69,7 @@ def test_torchrun_two_processes_equal_one_process(tmp_path):
 
     single, parallel = _numbers(tmp_path / "one"), _numbers(tmp_path / "two")
     assert parallel == single and len(single) > 30
+    assert {metric for _, _, metric, _ in single} >= {"miou", "iou_class", "pq", "pq_things", "pq_stuff", "pq_class"}
     rows = json.loads((tmp_path / "two" / "results.json").read_text())
     assert {r["world_size"] for r in rows if r["status"] == "ok" and not r["derived"]} == {2}
     assert any(r["metric"] == "corruption_error" and r["derived"] for r in rows)  # across models, after gathering
@@ -76,7 +86,7 @@ def test_shards_merge_into_the_same_numbers_as_one_run(tmp_path, capsys):
 
     suite = tmp_path / "ddp.yaml"
     small = {**SUITE, "tasks": [SUITE["tasks"][0], {**SUITE["tasks"][2], "params": {**SUITE["tasks"][2]["params"],
-                                                                                  "n": 12}}]}
+                                                                                  "n": 12}}, SUITE["tasks"][4]]}
     suite.write_text(yaml.safe_dump(small, sort_keys=False))
     common = ["--suite", str(suite), "--no-progress"]
     assert main([*common, "--out", str(tmp_path / "one")]) == 0
