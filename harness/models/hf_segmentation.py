@@ -202,19 +202,20 @@ HF_ADAPTERS.register("panoptic")(load_hf_segmenter)
 
 def hf_weights_identity(spec: ModelSpec) -> str:
     """Known before loading: a local directory's files (sha256 of each), else the hub name + revision + the
-    transformers version that resolves it, or ``random-init`` (the config is part of the entry)."""
+    transformers version that resolves it; random weights (seeded; the config is part of the entry) name the
+    transformers version that initialises them."""
     folder = Path(spec.architecture)
     if folder.is_dir():
         digest = hashlib.sha256()
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             digest.update(f"{path.relative_to(folder).as_posix()}:{file_sha256(path)}\n".encode())
         return digest.hexdigest()
-    if spec.pretrained:
-        import transformers
+    import transformers
 
+    if spec.pretrained:
         revision = spec.pretrained if isinstance(spec.pretrained, str) else "main"
         return f"hf:{spec.architecture}@{revision}:transformers {transformers.__version__}"
-    return "random-init"
+    return f"random-init:transformers {transformers.__version__}"
 
 
 def _build(spec: ModelSpec) -> tuple[nn.Module, Any]:
