@@ -159,3 +159,22 @@ def test_entry_mistakes_are_one_line_suite_errors(write_suite, entry, message):
     with pytest.raises(SuiteError, match=message) as caught:
         load_suite(str(write_suite(suite)))
     assert "\n" not in str(caught.value) and "suite.yaml:" in str(caught.value)
+
+
+def test_weights_identity_is_known_before_loading(tmp_path):
+    import transformers
+
+    from harness.runner import weights_identity
+
+    folder = tmp_path / "saved"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    local = ModelSpec(name="m", source="hf", arch=str(folder), pretrained=True, output="panoptic")
+    before = weights_identity(local)
+    (folder / "model.safetensors").write_bytes(b"weights")
+    assert weights_identity(local) != before and len(before) == 64
+    hub = ModelSpec(name="m", source="hf", arch="facebook/mask2former-swin-tiny-coco-panoptic", pretrained="a1b2c3",
+                    output="panoptic")
+    assert weights_identity(hub) == (f"hf:facebook/mask2former-swin-tiny-coco-panoptic@a1b2c3:"
+                                     f"transformers {transformers.__version__}")
+    assert weights_identity(ModelSpec(name="m", source="hf", arch="x", output="panoptic")).startswith("random-init:")
