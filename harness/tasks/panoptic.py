@@ -79,14 +79,13 @@ class PanopticTask(Task):
 
     def prepare(self, ctx: JobContext) -> JobContext:
         ctx = super().prepare(ctx)
-        categories = dataset_categories(ctx.source)
         if ctx.model.output_kind == "semantic_logits":
             self.semantic_category_ids(ctx)  # refuse an unknown or mismatched mapping before any forward pass
             return ctx
         bind = getattr(ctx.model.module, "for_categories", None)
         if bind is None:
             return ctx
-        return replace(ctx, model=replace(ctx.model, module=bind(categories)))
+        return replace(ctx, model=replace(ctx.model, module=bind(dataset_categories(ctx.source))))
 
     def semantic_category_ids(self, ctx: JobContext) -> list[int]:
         """Semantic class index -> panoptic category id, checked against the model and the dataset."""
