@@ -36,15 +36,18 @@ def panoptic_from_semantic(labels: np.ndarray | torch.Tensor, category_ids: Sequ
     labels = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     if labels.ndim != 2:
         raise ValueError(f"a semantic label map is (H, W), got shape {labels.shape}")
-    present = np.unique(labels)
-    if present.size and (present[0] < 0 or present[-1] >= len(category_ids)):
-        raise ValueError(f"class index {int(present[-1] if present[-1] >= len(category_ids) else present[0])} has no "
-                         f"panoptic category ({len(category_ids)} classes are mapped)")
+    low, high = (int(labels.min()), int(labels.max())) if labels.size else (0, -1)
+    if low < 0 or high >= len(category_ids):
+        raise ValueError(f"class index {high if high >= len(category_ids) else low} has no panoptic category "
+                         f"({len(category_ids)} classes are mapped)")
     segment_map = np.zeros(labels.shape, dtype=np.int64)
     segments: list[dict[str, int]] = []
-    for index in present.tolist():
+    # each class's bounding box, all in one pass: the per-class work stays inside it
+    for index, box in enumerate(ndimage.find_objects(labels + 1)):
+        if box is None:
+            continue
         category = int(category_ids[index])
-        mask = labels == index
+        mask = labels[box] == index
         if isthing[category]:
             components, count = ndimage.label(mask, structure=EIGHT_CONNECTED)
             areas = np.bincount(components.ravel(), minlength=count + 1)
@@ -52,11 +55,11 @@ def panoptic_from_semantic(labels: np.ndarray | torch.Tensor, category_ids: Sequ
             # new ids for the kept components in one lookup: 0 (VOID) for background and dropped ones
             lookup = np.zeros(count + 1, dtype=np.int64)
             lookup[kept] = np.arange(len(segments) + 1, len(segments) + 1 + len(kept))
-            segment_map[mask] = lookup[components[mask]]
+            segment_map[box][mask] = lookup[components[mask]]
             segments += [{"id": int(lookup[k]), "category_id": category, "area": int(areas[k])} for k in kept]
         else:
             area = int(mask.sum())
             if area >= max(min_area, 1):
                 segments.append({"id": len(segments) + 1, "category_id": category, "area": area})
-                segment_map[mask] = len(segments)
+                segment_map[box][mask] = len(segments)
     return PanopticPrediction(torch.from_numpy(segment_map), segments)
