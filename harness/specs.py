@@ -172,12 +172,19 @@ class SuiteFile:
     description: str = ""
     defaults: Defaults = field(default_factory=Defaults)
     gate: dict | None = None  # regression-gate policy (harness/gate/policy.py, docs/gate.md)
+    pairs: list[list[str]] = field(default_factory=list)  # [[model, model], ...]: the report's matched pairs
 
     def validate(self, where: Where) -> None:
         if not NAME_PATTERN.fullmatch(self.name):
             raise where.at("name").error(
                 f"{self.name!r} is not a valid suite name (letters, digits, '-', '_', '.'; no path separators; "
                 "it names the output folder)")
+        names = {m.name for m in self.models}
+        for i, pair in enumerate(self.pairs):
+            unknown = [m for m in pair if m not in names]
+            if len(pair) != 2 or pair[0] == pair[1] or unknown:
+                problem = f"unknown model {unknown[0]!r}" if unknown else f"got {pair}"
+                raise where.at("pairs").error(f"pair {i} must name two different models of the suite ({problem})")
 
 
 def stable_hash(obj: Any) -> str:
