@@ -109,12 +109,16 @@ def test_semantic_segmenter_in_a_suite_scores_pq_and_rescores(tmp_path, capsys, 
                          "num_classes": 8, "preprocess": {"input_size": 64}}],
              "datasets": [{"name": "scenes", "kind": "scenes", "split": "test", "target": "panoptic",
                            "subset": {"n": 6, "seed": 0}}],
-             "tasks": [{"kind": "panoptic", "params": {"min_area": 4}}]}
+             "tasks": [{"kind": "panoptic", "params": {"min_area": 4}},
+                       {"kind": "corruption", "params": {"corruptions": ["gaussian_noise"], "severities": [3], "n": 4,
+                                                         "scoring": {"min_area": 4}}}]}
     path = tmp_path / "pan.yaml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False))
     outcome = run_suite(path, out=tmp_path / "out", progress=False)
     assert not outcome.failed, outcome.failed
-    rows = outcome.frame.set_index("metric")
+    corruption = outcome.frame[outcome.frame["task"] == "corruption"].set_index("metric")
+    assert {"mpc", "rpc", "corruption_score", "pq"} <= set(corruption.index)  # PQ under corruption (mPC, rPC)
+    rows = outcome.frame[outcome.frame["task"] == "panoptic"].set_index("metric")
     for name in ("pq", "sq", "rq", "pq_things", "pq_stuff"):
         assert rows.loc[name, "n"] == 6 and rows.loc[name, "direction"] == "higher"
     assert 0 <= rows.loc["pq", "value"] <= 1
