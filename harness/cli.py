@@ -113,7 +113,9 @@ def list_available(what: str) -> list[str]:
         zoo += [f"{name:28s} zoo  {entry.family:12s} (embedded detector, offline)" for name, entry in DETECTORS.items()]
         return zoo + ["timm:<arch>[.<tag>]           any timm architecture (timm.list_models)",
                       "torchvision:<arch>            any torchvision classification model",
-                      "checkpoint                    a timm architecture with local safetensors / .pt weights"]
+                      "checkpoint                    a timm architecture with local safetensors / .pt weights",
+                      "hf:<hub name or folder>       transformers SegFormer / UperNet / Mask2Former / OneFormer "
+                      "(output: semantic_logits | panoptic; the [hf] extra)"]
     registry = DATASETS if what == "datasets" else TASKS
     return [f"{name:28s} {(entry.__doc__ or '').strip().splitlines()[0] if entry.__doc__ else ''}"
             for name, entry in registry.items()]

@@ -59,3 +59,5 @@ DATASETS: Registry[Callable[..., Any]] = Registry("dataset kind")
 TASKS: Registry[Any] = Registry("task")
 # task kind -> callable(task_rows, all_rows) -> list[(title, safe svg/html)]: task-specific report figures
 REPORT_SECTIONS: Registry[Callable[..., Any]] = Registry("report section")
+# canonical output kind -> callable(ModelSpec) -> LoadedModel: the ``source: hf`` adapters (transformers)
+HF_ADAPTERS: Registry[Callable[..., Any]] = Registry("hf output")

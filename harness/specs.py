@@ -81,6 +81,7 @@ class ModelSpec:
     # source predictions: saved outputs scored without a forward pass (docs/predictions.md): a COCO results json,
     # a COCO-panoptic json (PNGs in the folder of the same name) or a folder of label PNGs; may use {data_root}
     path: str | None = None
+    output: Literal["semantic_logits", "panoptic", "detections"] | None = None  # source hf: what the model returns
 
     @property
     def architecture(self) -> str:
@@ -106,6 +107,9 @@ class ModelSpec:
         if self.source == "predictions" and (self.pretrained or self.checkpoint or self.family is None):
             raise where.error("source 'predictions' takes no weights ('pretrained', 'checkpoint') and needs 'family' "
                               "(cnn, transformer or hybrid: saved outputs do not say which camp made them)")
+        if (self.source == "hf") != (self.output is not None):
+            raise where.error("source 'hf' needs 'output' (semantic_logits, panoptic or detections: what the model "
+                              "returns)" if self.source == "hf" else "'output' applies to source hf only")
 
 
 @dataclass

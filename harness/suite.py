@@ -108,6 +108,13 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
             known = ", ".join([*ZOO_MODELS.list(), *DETECTORS])
             raise where("models", i, "arch" if model.arch else "name").error(
                 f"unknown zoo model {model.architecture!r} (known: {known})")
+        if model.source == "hf" and model.output in ("semantic_logits", "panoptic"):
+            from harness.models.hf_segmentation import check_entry
+
+            try:
+                check_entry(model)
+            except ValueError as exc:
+                raise where("models", i).error(str(exc)) from None
         if model.source in ("timm", "checkpoint"):
             _check_timm_arch(model.architecture, where("models", i, "arch" if model.arch else "name"))
         if model.source == "torchvision":
@@ -141,6 +148,8 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
                     raise where("datasets", i, "root").error(str(exc)) from None
         if data.class_map is not None:
             data.class_map = _existing(base, data.class_map, where("datasets", i, "class_map"), check_files)
+        if data.class_names is not None:  # like class_map: relative to the suite file
+            data.class_names = _existing(base, data.class_names, where("datasets", i, "class_names"), check_files)
         if data.subset is not None and data.subset.ids is not None:
             data.subset.ids = _existing(base, data.subset.ids, where("datasets", i, "subset").child("ids", raw["datasets"][i]["subset"]), check_files)
     tasks = []

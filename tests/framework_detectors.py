@@ -59,8 +59,8 @@ HF_CONFIGS: dict[str, dict[str, Any]] = {
 def tiny_hf(name: str, model_type: str, num_classes: int = len(THINGS)) -> dict[str, Any]:
     """A suite model entry: random init from a tiny config, the processor resizing to about 64 px."""
     size = {"height": 64, "width": 64} if model_type == "rt_detr" else {"shortest_edge": 64, "longest_edge": 128}
-    return {"name": name, "source": "hf", "config": HF_CONFIGS[model_type], "processor": {"size": size},
-            "num_classes": num_classes}
+    return {"name": name, "source": "hf", "output": "detections", "config": HF_CONFIGS[model_type],
+            "processor": {"size": size}, "num_classes": num_classes}
 
 
 # (width, height) the exported 128 x 128 scenes are rescaled to, in turn: landscape, portrait, square

@@ -154,3 +154,16 @@ def write_coco_panoptic(root: Path, photos: list[str] = PHOTOS[:3]) -> Path:
     (root / "annotations" / "panoptic_val2017.json").write_text(json.dumps(
         {"info": {}, "licenses": [], "images": images, "annotations": annotations, "categories": COCO_CATEGORIES}))
     return root
+
+
+def write_scenes_coco_panoptic(root: Path, size: int = 6) -> Path:
+    """The embedded scenes' test split exported (``ScenesSource.export``) and laid out as COCO panoptic val2017:
+    ``val2017/*.png`` + ``annotations/panoptic_val2017.json`` + ``annotations/panoptic_val2017/``; returns root."""
+    from harness.data.scenes import ScenesSource
+
+    paths = ScenesSource(split="test", target="panoptic", size=size).export(root / "export")
+    paths["images"].rename(root / "val2017")
+    (root / "annotations").mkdir(exist_ok=True)
+    paths["panoptic_pngs"].rename(root / "annotations" / "panoptic_val2017")
+    paths["panoptic"].rename(root / "annotations" / "panoptic_val2017.json")
+    return root

@@ -43,17 +43,19 @@ def _numbers(out: Path) -> dict:
             for r in rows if r["status"] == "ok"}
 
 
-# dense tasks: COCO mAP, mIoU and AP under corruption, whose dataset-level scores need every rank's records
+# dense tasks: COCO mAP, mIoU, PQ and AP under corruption, whose dataset-level scores need every rank's records
 DENSE_SUITE = {
     "name": "ddp-dense", "version": 1, "defaults": {"batch_size": 6, "seed": 0},
     "models": [{"name": "centernet_resnet_scenes", "source": "zoo"},
                {"name": "lraspp", "source": "torchvision", "arch": "lraspp_mobilenet_v3_large", "num_classes": 8,
                 "preprocess": {"input_size": 64}}],
     "datasets": [{"name": "boxes", "kind": "scenes", "split": "test", "target": "detection", "subset": {"n": 30}},
-                 {"name": "masks", "kind": "scenes", "split": "test", "target": "semantic", "subset": {"n": 20}}],
+                 {"name": "masks", "kind": "scenes", "split": "test", "target": "semantic", "subset": {"n": 20}},
+                 {"name": "segments", "kind": "scenes", "split": "test", "target": "panoptic", "subset": {"n": 20}}],
     "tasks": [
         {"kind": "detection", "models": ["centernet*"], "datasets": ["boxes"]},
         {"kind": "segmentation", "models": ["lraspp"], "datasets": ["masks"]},
+        {"kind": "panoptic", "models": ["lraspp"], "datasets": ["segments"], "params": {"min_area": 4}},
         {"kind": "corruption", "models": ["centernet*"], "datasets": ["boxes"],
          "params": {"corruptions": ["gaussian_noise"], "severities": [3], "n": 18}},
     ],
@@ -103,6 +105,7 @@ def test_torchrun_dense_tasks_equal_one_process(tmp_path):
     assert parallel == single
     metrics = {key[2] for key in single}
     assert {"map", "map_50", "ap_class", "miou", "iou_class", "corruption_score", "mpc", "rpc"} <= metrics
+    assert {"pq", "pq_things", "pq_stuff", "pq_class"} <= metrics
     _assert_same_records(one, two)
 
 

@@ -191,7 +191,8 @@ def test_hf_without_transformers_is_a_one_line_error_with_the_install_hint(write
 
 
 def test_hf_entries_need_weights_or_a_config(write_suite):
-    suite = {"name": "t", "version": 1, "models": [{"name": "d", "source": "hf", "arch": "facebook/detr-resnet-50"}],
+    suite = {"name": "t", "version": 1, "models": [{"name": "d", "source": "hf", "arch": "facebook/detr-resnet-50",
+                                                    "output": "detections"}],
              "datasets": [{"name": "s", "kind": "scenes", "split": "test"}], "tasks": [{"kind": "detection"}]}
     with pytest.raises(SuiteError, match="needs 'pretrained: true'"):
         load_suite(str(write_suite(suite)))
@@ -207,12 +208,12 @@ def test_a_saved_hf_folder_loads_offline_relative_to_the_suite(tmp_path, write_s
     original.module.net.save_pretrained(tmp_path / "detr-folder")
     original.module.processor.save_pretrained(tmp_path / "detr-folder")
     suite = {"name": "t", "version": 1, "models": [{"name": "d", "source": "hf", "arch": "detr-folder",
-                                                    "pretrained": True}],
+                                                    "pretrained": True, "output": "detections"}],
              "datasets": [{"name": "s", "kind": "scenes", "split": "test"}], "tasks": [{"kind": "detection"}]}
     entry = load_suite(str(write_suite(suite))).spec.models[0]
     assert entry.architecture == str((tmp_path / "detr-folder").resolve())
     loaded = load_model(entry)
-    assert loaded.weights == f"hf:{entry.architecture}" and loaded.weights_sha256
+    assert loaded.weights == f"hf-local:{entry.architecture}" and loaded.weights_sha256
     assert loaded.pipeline["size"] == original.pipeline["size"]
     with torch.no_grad():
         ours, theirs = loaded.module(images), original.module(images)

@@ -92,6 +92,11 @@ class CocoPanopticSource(ImageSource):
     def image_id(self, index: int) -> int:
         return self.annotations[index][0]
 
+    def semantic_category_ids(self) -> list[int]:
+        """The category id of each semantic class index: the json's category order, which is detectron2's
+        contiguous-id convention (and the label order of the COCO-panoptic models on the Hugging Face hub)."""
+        return [c["id"] for c in self._categories]
+
     def __len__(self) -> int:
         return len(self.annotations)
 

@@ -421,6 +421,14 @@ class ScenesSource(ImageSource):
                 + [{"id": c, "name": n, "supercategory": "background", "isthing": 0, "color": PALETTE[c]}
                    for c, n in STUFF.items()])
 
+    def categories(self) -> list[dict[str, Any]]:
+        """The panoptic categories (``id``, ``name``, ``isthing``), what ``PanopticEvaluator`` takes."""
+        return self.panoptic_categories()
+
+    def semantic_category_ids(self) -> list[int]:
+        """The panoptic category id of each semantic train id (a semantic model's channel order)."""
+        return list(SEMANTIC_CATEGORY_IDS)
+
     def semantic_categories(self) -> list[dict[str, Any]]:
         """Train id -> COCO category id and name (the semantic map's channel order)."""
         return [{"train_id": i, "id": c, "name": n}

@@ -5,14 +5,8 @@
 original size; each box is its mask's extent, right/bottom edges exclusive as COCO's). Optional:
 ``pip install -e ".[hf]"``.
 
-A ``source: hf`` entry is built one of three ways:
-- ``pretrained: true``: ``from_pretrained(arch)`` for model and image processor; ``arch`` is a hub name
-  (needs the network) or a local folder written by ``save_pretrained`` (offline).
-- ``config: {model_type: detr, ...}``: a random-init model from those config kwargs (offline); the image
-  processor is the model type's default one.
-- ``config: path/to/folder``: a random-init model from the folder's config.json.
-``processor`` overrides the image processor: kwargs (e.g. ``size: {shortest_edge: 800, longest_edge: 1333}``),
-or a folder holding preprocessor_config.json. ``kwargs`` go to the config; ``num_classes`` sets ``num_labels``.
+An entry (``output: detections``) is built as harness/models/hf_common.py describes; ``kwargs`` go to the
+config, e.g. ``processor: {size: {shortest_edge: 800, longest_edge: 1333}}`` sets the resize.
 
 Images go to the processor at their original size as [0, 1] tensors (``do_rescale=False``); it resizes,
 normalises and pads, and ``post_process_object_detection`` maps boxes back to the ``target_sizes`` given -
@@ -22,7 +16,6 @@ Labels: ``id2label`` names matched to the dataset's category names (harness/mode
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import torch
@@ -31,10 +24,11 @@ from torch import nn
 from harness.evaluation.outputs import Detections
 from harness.models.detection_adapter import DetectorAdapter
 from harness.models.family import family_from_name, infer_family
+from harness.models.hf_common import build_config, build_model, build_processor, import_transformers, processor_policy
 from harness.models.wrapper import LoadedModel, Preprocess
+from harness.registry import HF_ADAPTERS
 from harness.specs import ModelSpec
 
-INSTALL_HINT = 'source hf needs the transformers package: pip install -e ".[hf]"'
 DEFAULT_THRESHOLD = 0.0
 # model_type -> family: the DETR family puts a CNN backbone under a transformer encoder-decoder
 INSTANCE_SEGMENTERS = ("mask2former", "maskformer")  # model types scored as instance segmentation
@@ -87,47 +81,6 @@ def instance_detections(result: dict[str, Any], size: tuple[int, int]) -> Detect
                       labels=torch.tensor([s["label_id"] for s in info], dtype=torch.int64), masks=masks)
 
 
-def import_transformers() -> Any:
-    try:
-        import transformers
-    except ImportError:
-        raise ImportError(INSTALL_HINT) from None
-    return transformers
-
-
-def build_config(spec: ModelSpec) -> Any:
-    """The config a random-init entry describes (``config`` kwargs or folder, then ``kwargs``, ``num_classes``)."""
-    transformers = import_transformers()
-    overrides = dict(spec.kwargs)
-    if spec.num_classes is not None:
-        overrides["num_labels"] = spec.num_classes
-    if isinstance(spec.config, str):
-        return transformers.AutoConfig.from_pretrained(spec.config, **overrides)
-    kwargs = {**spec.config, **overrides}
-    model_type = kwargs.pop("model_type", None)
-    if model_type is None:
-        raise ValueError(f"model {spec.name}: config needs a model_type (e.g. detr, rt_detr, yolos)")
-    try:
-        return transformers.AutoConfig.for_model(model_type, **kwargs)
-    except ValueError as exc:  # unknown model_type
-        raise ValueError(f"model {spec.name}: {str(exc).splitlines()[0]}") from None
-
-
-def build_processor(spec: ModelSpec, config: Any) -> Any:
-    """The image processor: a folder, the pretrained model's, or the model type's default; ``processor``
-    kwargs override."""
-    transformers = import_transformers()
-    from transformers.models.auto.image_processing_auto import IMAGE_PROCESSOR_MAPPING
-
-    if isinstance(spec.processor, str):
-        return transformers.AutoImageProcessor.from_pretrained(spec.processor)
-    overrides = dict(spec.processor or {})
-    if spec.pretrained:
-        return transformers.AutoImageProcessor.from_pretrained(spec.architecture, **overrides)
-    classes = IMAGE_PROCESSOR_MAPPING[type(config)]  # {"torchvision": fast class, "pil": slow class}
-    return (classes.get("torchvision") or classes["pil"])(**overrides)
-
-
 def _preprocess(processor: Any) -> Preprocess:
     """Images are given at their original size (``crop_mode: none``); ``input_size`` is the processor's
     nominal resize target (used by latency and synthetic inputs)."""
@@ -138,12 +91,6 @@ def _preprocess(processor: Any) -> Preprocess:
     mean = tuple(processor.image_mean) if normalise else (0.0, 0.0, 0.0)
     std = tuple(processor.image_std) if normalise else (1.0, 1.0, 1.0)
     return Preprocess(input_size=(3, height, width), crop_pct=1.0, crop_mode="none", mean=mean, std=std)
-
-
-def _processor_policy(processor: Any) -> dict[str, Any]:
-    keys = ("size", "do_resize", "resample", "do_normalize", "image_mean", "image_std", "do_pad", "pad_size")
-    settings = json.loads(processor.to_json_string())  # JSON-safe (enums as values)
-    return {"processor": type(processor).__name__, **{k: settings[k] for k in keys if k in settings}}
 
 
 def _auto_class(transformers: Any, config: Any) -> Any:
@@ -161,31 +108,16 @@ def _family(config: Any, net: nn.Module) -> str:
 
 
 def load_hf_detector(spec: ModelSpec) -> LoadedModel:
-    """Build the detector a ``source: hf`` entry describes, in eval mode."""
+    """Build the detector a ``source: hf`` entry describes, in eval mode (``kwargs`` go to its config)."""
     transformers = import_transformers()
-    from harness.models.checkpoint import load_weights, state_dict_sha256
-
-    if spec.pretrained:
-        kwargs = dict(spec.kwargs)
-        if spec.num_classes is not None:
-            kwargs["num_labels"] = spec.num_classes
-        config = transformers.AutoConfig.from_pretrained(spec.architecture, **kwargs)
-        net = _auto_class(transformers, config).from_pretrained(spec.architecture, config=config)
-        weights, sha = f"hf:{spec.architecture}", state_dict_sha256(net)
-    else:
-        config = build_config(spec)
-        net = _auto_class(transformers, config).from_config(config)
-        weights, sha = "random-init", None
-    if spec.checkpoint is not None:
-        sha = load_weights(net, spec.checkpoint, spec.trust_pickle)
-        weights = f"checkpoint:{spec.checkpoint}"
-    net.eval()
+    config = build_config(spec, spec.kwargs)
+    net, weights, sha = build_model(spec, _auto_class(transformers, config), config)
     processor = build_processor(spec, net.config)
     threshold = DEFAULT_THRESHOLD if spec.score_threshold is None else spec.score_threshold
     module = HFDetector(net, processor, spec.name, threshold)
     model_type = net.config.model_type
     post_process = "post_process_instance_segmentation" if module.instances else "post_process_object_detection"
-    pipeline = {"adapter": "hf", "model_type": model_type, **_processor_policy(processor), "post_process": post_process,
+    pipeline = {"adapter": "hf", "model_type": model_type, **processor_policy(processor), "post_process": post_process,
                 "score_threshold": threshold,
                 "labels": "id2label names matched to category names, else index k -> k-th dataset category"}
     return LoadedModel(name=spec.name, source="hf", arch=spec.architecture,
@@ -193,3 +125,6 @@ def load_hf_detector(spec: ModelSpec) -> LoadedModel:
                        preprocess=_preprocess(processor), num_classes=int(net.config.num_labels), weights=weights,
                        weights_sha256=sha, tag=getattr(net.config, "_name_or_path", None) or None,
                        output_kind="detections", pipeline=pipeline)
+
+
+HF_ADAPTERS.register("detections")(load_hf_detector)

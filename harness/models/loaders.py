@@ -11,7 +11,7 @@ from torch import nn
 from harness.models.checkpoint import file_sha256, load_weights, state_dict_sha256
 from harness.models.family import infer_family
 from harness.models.wrapper import LoadedModel, PixelModel, Preprocess
-from harness.registry import MODEL_SOURCES, ZOO_MODELS
+from harness.registry import HF_ADAPTERS, MODEL_SOURCES, ZOO_MODELS
 import harness.zoo  # noqa: F401  (registers the embedded zoo)
 from harness.specs import ModelSpec
 from harness.zoo.detectors import DETECTORS
@@ -25,10 +25,8 @@ def load_model(spec: ModelSpec, num_classes: int | None = None) -> LoadedModel:
         return load_predictions_model(spec)
     if spec.source == "zoo" and spec.architecture in DETECTORS:
         return load_zoo_detector(spec)
-    if spec.source == "hf":
-        from harness.models.hf_detection import load_hf_detector
-
-        return load_hf_detector(spec)
+    if spec.source == "hf":  # transformers models: one adapter per canonical output (harness/models/hf_*.py)
+        return HF_ADAPTERS.get(spec.output)(spec)
     if declared_output_kind(spec) == "detections":
         from harness.models.torchvision_detection import load_torchvision_detector
 
@@ -85,6 +83,8 @@ def torchvision_task(arch: str) -> str:
 
 def declared_output_kind(spec: ModelSpec) -> str:
     """The canonical output a suite entry's model returns (harness/evaluation/outputs.py)."""
+    if spec.source == "hf":
+        return spec.output
     if spec.source == "torchvision" and torchvision_task(spec.architecture) == "segmentation":
         return "semantic_logits"
     if spec.source == "hf" or (spec.source == "torchvision" and torchvision_task(spec.architecture) == "detection"):
@@ -118,6 +118,9 @@ def declared_num_classes(spec: ModelSpec) -> int | None:
         return spec.num_classes
     if isinstance(spec.kwargs.get("num_classes"), int):
         return spec.kwargs["num_classes"]
+    if spec.source == "hf":  # random-init from a config mapping: its label count; hub configs are not fetched here
+        config = spec.config if isinstance(spec.config, dict) else {}
+        return config.get("num_labels") or (len(config["id2label"]) if config.get("id2label") else None)
     if spec.source == "zoo":
         if spec.architecture in DETECTORS:
             return None  # detectors are scored by category, not checked against a class count

@@ -45,7 +45,7 @@ from harness.data.loader import Batch
 from harness.data.segfolder import read_label_png
 from harness.evaluation.coco_format import decode_segmentation, rgb2id, xywh_to_xyxy
 from harness.evaluation.outputs import Detections, LabelMap, PanopticPrediction
-from harness.models.checkpoint import file_sha256
+from harness.models.checkpoint import file_sha256, folder_sha256
 from harness.models.wrapper import LoadedModel, Preprocess
 from harness.specs import ModelSpec
 
@@ -72,10 +72,9 @@ def content_sha256(path: Path) -> str:
     folder = path if path.is_dir() else path.with_suffix("")
     if not folder.is_dir():
         return file_sha256(path)
-    digest = hashlib.sha256(file_sha256(path).encode() if path.is_file() else b"")
-    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(f"{file.relative_to(folder).as_posix()}\t{file_sha256(file)}\n".encode())
-    return digest.hexdigest()
+    if not path.is_file():
+        return folder_sha256(folder)
+    return hashlib.sha256(f"{file_sha256(path)}\n{folder_sha256(folder)}".encode()).hexdigest()
 
 
 def open_predictions(path: Path) -> "DetectionPredictions | SemanticPredictions | PanopticPredictions":

@@ -83,6 +83,7 @@ class Task(ABC):
     output_kind: ClassVar[str] = "logits"  # the canonical model output it needs (evaluation/outputs.py)
     # the output kind of saved predictions (source: predictions) it scores; None: it needs a forward pass
     prediction_kind: ClassVar[str | None] = None
+    output_kinds: ClassVar[tuple[str, ...]] = ()  # when set, every output it accepts (it converts the others)
     # attacks average their loss over the batch, so float rounding can flip a near-zero gradient sign:
     # for such tasks the batch size is part of the cache key
     batch_size_matters: ClassVar[bool] = False
@@ -105,11 +106,14 @@ class Task(ABC):
         if ctx.source.target_kind != self.target_kind:
             raise ValueError(f"dataset {ctx.source.name!r} has {ctx.source.target_kind} targets, not "
                              f"{self.target_kind} (task {self.label})")
-        wanted = self.output_kind if ctx.model.predictions is None else self.prediction_kind
-        if wanted is None:
-            raise ValueError(forward_pass_needed(ctx.model.name, self.label))
-        if ctx.model.output_kind != wanted:
-            raise ValueError(f"model {ctx.model.name} returns {ctx.model.output_kind}, not {wanted} "
+        if ctx.model.predictions is not None:  # saved outputs: the kind of predictions the task scores
+            if self.prediction_kind is None:
+                raise ValueError(forward_pass_needed(ctx.model.name, self.label))
+            accepted = (self.prediction_kind,)
+        else:
+            accepted = self.output_kinds or (self.output_kind,)
+        if ctx.model.output_kind not in accepted:
+            raise ValueError(f"model {ctx.model.name} returns {ctx.model.output_kind}, not {' or '.join(accepted)} "
                              f"(task {self.label})")
         return ctx.sample(getattr(self.params, "n", None))
 
