@@ -97,6 +97,9 @@ class ModelSpec:
             raise where.error("'pretrained_cfg' names a timm config; it applies to sources timm and checkpoint")
         if self.num_classes is not None and self.num_classes < 1:
             raise where.error("'num_classes' must be positive")
+        if (self.source == "hf") != (self.output is not None):
+            raise where.error("source 'hf' needs 'output' (semantic_logits, panoptic or detections: what the model "
+                              "returns)" if self.source == "hf" else "'output' applies to source hf only")
         if (self.config is not None or self.processor is not None) and self.source != "hf":
             raise where.error("'config' and 'processor' apply to source hf")
         if self.source == "hf" and not self.pretrained and self.config is None:
@@ -107,9 +110,6 @@ class ModelSpec:
         if self.source == "predictions" and (self.pretrained or self.checkpoint or self.family is None):
             raise where.error("source 'predictions' takes no weights ('pretrained', 'checkpoint') and needs 'family' "
                               "(cnn, transformer or hybrid: saved outputs do not say which camp made them)")
-        if (self.source == "hf") != (self.output is not None):
-            raise where.error("source 'hf' needs 'output' (semantic_logits, panoptic or detections: what the model "
-                              "returns)" if self.source == "hf" else "'output' applies to source hf only")
 
 
 @dataclass

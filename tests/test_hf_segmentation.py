@@ -144,14 +144,15 @@ def test_label_mapping_by_names_order_or_ids():
 @pytest.mark.parametrize("entry, message", [
     ({"source": "hf", "arch": "x"}, "source 'hf' needs 'output'"),
     ({"source": "timm", "arch": "resnet18", "output": "panoptic"}, "'output' applies to source hf only"),
-    ({"source": "hf", "arch": "x", "output": "panoptic", "kwargs": {"thresh": 1}}, "unknown key 'thresh'"),
+    ({"source": "hf", "arch": "x", "output": "panoptic", "pretrained": True, "kwargs": {"thresh": 1}}, "unknown key 'thresh'"),
     ({"source": "hf", "arch": "x", "output": "panoptic", "config": {"num_labels": 3}},
      "config needs its model_type"),
     ({"source": "hf", "arch": "x", "output": "panoptic", "config": segformer(NAMES)},
      "segformer is a semantic segmenter: use output semantic_logits"),
-    ({"source": "hf", "arch": "x", "output": "panoptic", "kwargs": {"post_process": {"top_k": 3}}},
+    ({"source": "hf", "arch": "x", "output": "panoptic", "pretrained": True,
+      "kwargs": {"post_process": {"top_k": 3}}},
      "kwargs.post_process: unknown key 'top_k'"),
-    ({"source": "hf", "arch": "x", "output": "semantic_logits", "num_classes": 3}, "do not apply to hf segmenters"),
+    ({"source": "hf", "arch": "x", "output": "semantic_logits", "pretrained": True, "num_classes": 3}, "do not apply to hf segmenters"),
 ])
 def test_entry_mistakes_are_one_line_suite_errors(write_suite, entry, message):
     suite = {"name": "t", "version": 1, "models": [{"name": "m", **entry}],
