@@ -14,12 +14,15 @@ from harness.registry import MODEL_SOURCES, ZOO_MODELS
 import harness.zoo  # noqa: F401  (registers the embedded zoo)
 from harness.specs import ModelSpec
 from harness.zoo.detectors import DETECTORS
+from harness.zoo.segmenters import NUM_CLASSES as SEGMENTER_CLASSES, SEGMENTERS
 
 
 def load_model(spec: ModelSpec, num_classes: int | None = None) -> LoadedModel:
     """Build the model a suite entry describes, in eval mode, wrapped to take [0, 1] pixels."""
     if spec.source == "zoo" and spec.architecture in DETECTORS:
         return load_zoo_detector(spec)
+    if spec.source == "zoo" and spec.architecture in SEGMENTERS:
+        return load_zoo_segmenter(spec)
     net, preprocess, weights, sha, tag = MODEL_SOURCES.get(spec.source)(spec, spec.num_classes or num_classes)
     if spec.preprocess is not None:
         preprocess = replace(preprocess, **spec.preprocess.overrides())
@@ -60,6 +63,19 @@ def load_zoo_detector(spec: ModelSpec) -> LoadedModel:
                        weights_sha256=file_sha256(entry.weights_file), tag="scenes", output_kind="detections")
 
 
+def load_zoo_segmenter(spec: ModelSpec) -> LoadedModel:
+    """An embedded semantic segmenter (harness/zoo/segmenters.py): 128 x 128 inputs, ``semantic_logits`` over
+    the scenes' 8 semantic classes at the input's resolution (the task resizes them to each label's size)."""
+    from harness.zoo.segmenters import INPUT_SIZE, MEAN, STD
+
+    entry = SEGMENTERS[spec.architecture]
+    module = PixelModel(entry.load(), MEAN, STD, "semantic_logits").eval()
+    preprocess = Preprocess((3, INPUT_SIZE, INPUT_SIZE), crop_pct=1.0, crop_mode="squash", mean=MEAN, std=STD)
+    return LoadedModel(name=spec.name, source="zoo", arch=spec.architecture, family=spec.family or entry.family,
+                       module=module, preprocess=preprocess, num_classes=SEGMENTER_CLASSES, weights="zoo",
+                       weights_sha256=file_sha256(entry.weights_file), tag="scenes", output_kind="semantic_logits")
+
+
 def torchvision_task(arch: str) -> str:
     """'segmentation', 'detection' or 'classification': which torchvision model family ``arch`` belongs to."""
     import torchvision
@@ -73,6 +89,8 @@ def torchvision_task(arch: str) -> str:
 def declared_output_kind(spec: ModelSpec) -> str:
     """The canonical output a suite entry's model returns (harness/evaluation/outputs.py)."""
     if spec.source == "torchvision" and torchvision_task(spec.architecture) == "segmentation":
+        return "semantic_logits"
+    if spec.source == "zoo" and spec.architecture in SEGMENTERS:
         return "semantic_logits"
     return "logits"
 
@@ -106,6 +124,8 @@ def declared_num_classes(spec: ModelSpec) -> int | None:
     if spec.source == "zoo":
         if spec.architecture in DETECTORS:
             return None  # detectors are scored by category, not checked against a class count
+        if spec.architecture in SEGMENTERS:
+            return SEGMENTER_CLASSES
         entry = ZOO_MODELS.get(spec.architecture) if spec.architecture in ZOO_MODELS else None
         return entry.pretrained_cfg()["num_classes"] if entry else None
     if spec.source in ("timm", "checkpoint"):
