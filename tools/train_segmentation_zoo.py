@@ -15,9 +15,7 @@ semantic map, things as 8-connected components of each thing class).
 from __future__ import annotations
 
 import argparse
-import fcntl
 import hashlib
-import json
 import math
 import sys
 import time
@@ -34,6 +32,7 @@ from harness.data.scenes import (GENERATOR_VERSION, IGNORE_INDEX, SEMANTIC_CATEG
                                  ScenesSource)
 from harness.evaluation.panoptic import as_categories, pq_average, pq_image, pq_totals  # noqa: E402
 from harness.evaluation.semantic import confusion_matrix, scores_from_confusion  # noqa: E402
+from harness.zoo.files import save_half_weights, write_metadata  # noqa: E402
 from harness.zoo.segmenters import MEAN, METADATA_FILE, NUM_CLASSES, SEGMENTERS, STD  # noqa: E402
 
 DEFAULT_CACHE = Path.home() / ".cache" / "visionbench" / f"scenes_train_semantic_v{GENERATOR_VERSION}.pt"
@@ -146,9 +145,8 @@ def train(name: str, args: argparse.Namespace) -> dict:
         number += 1
     cpu_seconds, wall_seconds = time.process_time() - start_cpu, time.time() - start_wall
 
-    from safetensors.torch import save_file
     path = entry.weights_file
-    save_file({k: v.detach().half().contiguous() for k, v in model.state_dict().items()}, str(path))
+    save_half_weights(model, path)
     scores = score(entry.load())
     print(f"{name}: test {scores}", flush=True)
     return {"arch": entry.arch, "family": entry.family,
@@ -189,12 +187,7 @@ def main() -> None:
         entry = train(name, args)
         if args.dry_run:
             continue
-        with open(METADATA_FILE.with_suffix(".lock"), "w") as lock:  # parallel runs update one file
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            metadata = json.loads(METADATA_FILE.read_text()) if METADATA_FILE.exists() else {}
-            metadata[name] = entry
-            METADATA_FILE.write_text(json.dumps(metadata, indent=1, sort_keys=True) + "\n")
-        METADATA_FILE.with_suffix(".lock").unlink(missing_ok=True)
+        write_metadata(METADATA_FILE, name, entry)
 
 
 if __name__ == "__main__":

@@ -12,17 +12,15 @@ size). Output: (N, 8, H, W) logits over the scenes' semantic train ids (3 stuff 
 """
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
 import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-ZOO_DIR = Path(__file__).resolve().parent
+from harness.zoo.files import ZOO_DIR, BackboneEntry, load_half_weights
+
 METADATA_FILE = ZOO_DIR / "segmentation_zoo.json"
 INPUT_SIZE = 128
 NUM_CLASSES = 8  # harness/data/scenes.py SEMANTIC_CLASSES
@@ -83,33 +81,15 @@ def pvt_backbone() -> nn.Module:
                              depths=(1, 1, 2, 1), num_heads=(1, 2, 4, 6), mlp_ratios=(4, 4, 4, 4))
 
 
-@dataclass(frozen=True)
-class SegmenterEntry:
-    name: str
-    arch: str
-    family: str
-    backbone: Callable[[], nn.Module]
+class SegmenterEntry(BackboneEntry):
+    metadata_file = METADATA_FILE
 
     def build(self) -> Segmenter:
         return Segmenter(self.backbone())
 
-    @property
-    def weights_file(self) -> Path:
-        return ZOO_DIR / f"{self.name}.safetensors"
-
     def load(self) -> Segmenter:
         """The model with its shipped weights (stored as float16, loaded as float32), in eval mode."""
-        from safetensors.torch import load_file
-
-        model = self.build()
-        state = load_file(str(self.weights_file))
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-        return model.eval()
-
-    def metadata(self) -> dict[str, Any]:
-        """Recipe and test scores as written by tools/train_segmentation_zoo.py."""
-        return json.loads(METADATA_FILE.read_text(encoding="utf-8")).get(self.name, {}) \
-            if METADATA_FILE.exists() else {}
+        return load_half_weights(self.build(), self.weights_file).eval()
 
 
 SEGMENTERS: dict[str, SegmenterEntry] = {
