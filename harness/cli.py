@@ -108,9 +108,11 @@ def list_available(what: str) -> list[str]:
         return [f"{name:28s} {description}" for name, description in list_suites()]
     if what == "models":
         from harness.zoo.detectors import DETECTORS
+        from harness.zoo.segmenters import SEGMENTERS
 
         zoo = [f"{name:28s} zoo  {entry.family:12s} (embedded, offline)" for name, entry in ZOO_MODELS.items()]
         zoo += [f"{name:28s} zoo  {entry.family:12s} (embedded detector, offline)" for name, entry in DETECTORS.items()]
+        zoo += [f"{name:28s} zoo  {entry.family:12s} (embedded segmenter, offline)" for name, entry in SEGMENTERS.items()]
         return zoo + ["timm:<arch>[.<tag>]           any timm architecture (timm.list_models)",
                       "torchvision:<arch>            any torchvision classification model",
                       "checkpoint                    a timm architecture with local safetensors / .pt weights",

@@ -30,6 +30,7 @@ from harness.models.wrapper import LoadedModel
 from harness.progress import progress
 from harness.registry import ZOO_MODELS
 from harness.zoo.detectors import DETECTORS
+from harness.zoo.segmenters import SEGMENTERS
 from harness.class_counts import check_class_counts
 from harness.schema import SuiteError, UsageError
 from harness.seeding import seed_everything
@@ -130,7 +131,8 @@ def weights_identity(model: ModelSpec) -> str:
     """The weights' identity known before loading, so cached jobs never load their model: a file's sha256,
     or the hub name + tag + the library version that resolves it (hub tags are immutable releases)."""
     if model.source == "zoo":
-        entry = DETECTORS.get(model.architecture) or ZOO_MODELS.get(model.architecture)
+        entry = (DETECTORS.get(model.architecture) or SEGMENTERS.get(model.architecture)
+                 or ZOO_MODELS.get(model.architecture))
         return file_sha256(entry.weights_file)
     if model.source == "predictions":
         from harness.models.predictions import content_sha256

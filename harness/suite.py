@@ -86,6 +86,7 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
     from harness.tasks.base import forward_pass_needed
     from harness.registry import DATASETS, TASKS, ZOO_MODELS
     from harness.zoo.detectors import DETECTORS
+    from harness.zoo.segmenters import SEGMENTERS
 
     path = resolve_suite_path(name_or_path)
     raw = load_yaml(path)
@@ -104,8 +105,8 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
     _check_unique(spec.models, "models", where)
     _check_unique(spec.datasets, "datasets", where)
     for i, model in enumerate(spec.models):
-        if model.source == "zoo" and model.architecture not in ZOO_MODELS and model.architecture not in DETECTORS:
-            known = ", ".join([*ZOO_MODELS.list(), *DETECTORS])
+        if model.source == "zoo" and model.architecture not in {*ZOO_MODELS.list(), *DETECTORS, *SEGMENTERS}:
+            known = ", ".join([*ZOO_MODELS.list(), *DETECTORS, *SEGMENTERS])
             raise where("models", i, "arch" if model.arch else "name").error(
                 f"unknown zoo model {model.architecture!r} (known: {known})")
         if model.source == "hf" and model.output in ("semantic_logits", "panoptic"):

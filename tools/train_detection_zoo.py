@@ -10,9 +10,7 @@ test-split COCO scores of the SAVED weights to ``harness/zoo/detection_zoo.json`
 from __future__ import annotations
 
 import argparse
-import fcntl
 import hashlib
-import json
 import math
 import sys
 import time
@@ -26,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.data.scenes import THINGS, ScenesSource, coco_annotations  # noqa: E402
 from harness.evaluation.coco_format import xywh_to_xyxy  # noqa: E402
+from harness.zoo.files import save_half_weights, write_metadata  # noqa: E402
 from harness.zoo.detectors import DETECTORS, INPUT_SIZE, METADATA_FILE as METADATA, STRIDE, score_on_scenes  # noqa: E402,E501
 
 CATEGORY_IDS = list(THINGS)
@@ -153,10 +152,9 @@ def train(name: str, args: argparse.Namespace) -> dict:
             break
     cpu_seconds, wall_seconds = time.process_time() - start_cpu, time.time() - start_wall
 
-    from safetensors.torch import save_file
     entry = DETECTORS[name]
     path = entry.weights_file
-    save_file({k: v.detach().half().contiguous() for k, v in model.state_dict().items()}, str(path))
+    save_half_weights(model, path)
     scores = {k: round(v, 4) for k, v in score_on_scenes(entry.load(CATEGORY_IDS), ScenesSource("test")).items()}
     print(f"{name}: test {scores}", flush=True)
     return {"arch": entry.arch, "family": entry.family, "head": "centernet (stride 8)",
@@ -186,12 +184,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     for name in args.model or sorted(DETECTORS):
         entry = train(name, args)
-        with open(METADATA.with_suffix(".lock"), "w") as lock:  # parallel runs update one file
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            metadata = json.loads(METADATA.read_text()) if METADATA.exists() else {}
-            metadata[name] = entry
-            METADATA.write_text(json.dumps(metadata, indent=1, sort_keys=True) + "\n")
-        METADATA.with_suffix(".lock").unlink(missing_ok=True)
+        write_metadata(METADATA, name, entry)
 
 
 if __name__ == "__main__":

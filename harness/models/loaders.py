@@ -15,6 +15,7 @@ from harness.registry import HF_ADAPTERS, MODEL_SOURCES, ZOO_MODELS
 import harness.zoo  # noqa: F401  (registers the embedded zoo)
 from harness.specs import ModelSpec
 from harness.zoo.detectors import DETECTORS
+from harness.zoo.segmenters import NUM_CLASSES as SEGMENTER_CLASSES, SEGMENTERS
 
 
 def load_model(spec: ModelSpec, num_classes: int | None = None) -> LoadedModel:
@@ -25,6 +26,8 @@ def load_model(spec: ModelSpec, num_classes: int | None = None) -> LoadedModel:
         return load_predictions_model(spec)
     if spec.source == "zoo" and spec.architecture in DETECTORS:
         return load_zoo_detector(spec)
+    if spec.source == "zoo" and spec.architecture in SEGMENTERS:
+        return load_zoo_segmenter(spec)
     if spec.source == "hf":  # transformers models: one adapter per canonical output (harness/models/hf_*.py)
         return HF_ADAPTERS.get(spec.output)(spec)
     if declared_output_kind(spec) == "detections":
@@ -71,6 +74,19 @@ def load_zoo_detector(spec: ModelSpec) -> LoadedModel:
                        weights_sha256=file_sha256(entry.weights_file), tag="scenes", output_kind="detections")
 
 
+def load_zoo_segmenter(spec: ModelSpec) -> LoadedModel:
+    """An embedded semantic segmenter (harness/zoo/segmenters.py): 128 x 128 inputs, ``semantic_logits`` over
+    the scenes' 8 semantic classes at the input's resolution (the task resizes them to each label's size)."""
+    from harness.zoo.segmenters import INPUT_SIZE, MEAN, STD
+
+    entry = SEGMENTERS[spec.architecture]
+    module = PixelModel(entry.load(), MEAN, STD, "semantic_logits").eval()
+    preprocess = Preprocess((3, INPUT_SIZE, INPUT_SIZE), crop_pct=1.0, crop_mode="squash", mean=MEAN, std=STD)
+    return LoadedModel(name=spec.name, source="zoo", arch=spec.architecture, family=spec.family or entry.family,
+                       module=module, preprocess=preprocess, num_classes=SEGMENTER_CLASSES, weights="zoo",
+                       weights_sha256=file_sha256(entry.weights_file), tag="scenes", output_kind="semantic_logits")
+
+
 def torchvision_task(arch: str) -> str:
     """'segmentation', 'detection' or 'classification': which torchvision model family ``arch`` belongs to."""
     import torchvision
@@ -87,8 +103,10 @@ def declared_output_kind(spec: ModelSpec) -> str:
         return spec.output
     if spec.source == "torchvision" and torchvision_task(spec.architecture) == "segmentation":
         return "semantic_logits"
-    if spec.source == "hf" or (spec.source == "torchvision" and torchvision_task(spec.architecture) == "detection"):
+    if spec.source == "torchvision" and torchvision_task(spec.architecture) == "detection":
         return "detections"
+    if spec.source == "zoo" and spec.architecture in SEGMENTERS:
+        return "semantic_logits"
     return "logits"
 
 
@@ -124,6 +142,8 @@ def declared_num_classes(spec: ModelSpec) -> int | None:
     if spec.source == "zoo":
         if spec.architecture in DETECTORS:
             return None  # detectors are scored by category, not checked against a class count
+        if spec.architecture in SEGMENTERS:
+            return SEGMENTER_CLASSES
         entry = ZOO_MODELS.get(spec.architecture) if spec.architecture in ZOO_MODELS else None
         return entry.pretrained_cfg()["num_classes"] if entry else None
     if spec.source in ("timm", "checkpoint"):

@@ -12,12 +12,9 @@ Input: RGB in [0, 1] at 128 x 128 (the scenes size); normalisation is inside the
 """
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import timm
@@ -28,8 +25,8 @@ from torch import nn
 from harness.evaluation.detection import DetectionEvaluator
 from harness.evaluation.outputs import Detections
 from harness.evaluation.state import merge_all
+from harness.zoo.files import ZOO_DIR, BackboneEntry, load_half_weights
 
-ZOO_DIR = Path(__file__).resolve().parent
 METADATA_FILE = ZOO_DIR / "detection_zoo.json"
 INPUT_SIZE = 128
 STRIDE = 8
@@ -134,33 +131,15 @@ def vit_backbone() -> nn.Module:
                              mlp_ratio=2.0)
 
 
-@dataclass(frozen=True)
-class DetectorEntry:
-    name: str
-    arch: str
-    family: str
-    backbone: Callable[[], nn.Module]
+class DetectorEntry(BackboneEntry):
+    metadata_file = METADATA_FILE
 
     def build(self, category_ids: Sequence[int]) -> CenterNetDetector:
         return CenterNetDetector(self.backbone(), category_ids)
 
-    @property
-    def weights_file(self) -> Path:
-        return ZOO_DIR / f"{self.name}.safetensors"
-
     def load(self, category_ids: Sequence[int]) -> CenterNetDetector:
         """The model with its shipped weights (stored as float16, loaded as float32)."""
-        from safetensors.torch import load_file
-
-        model = self.build(category_ids)
-        state = load_file(str(self.weights_file))
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-        return model
-
-    def metadata(self) -> dict[str, Any]:
-        """Recipe and test scores as written by tools/train_detection_zoo.py."""
-        return json.loads(METADATA_FILE.read_text(encoding="utf-8")).get(self.name, {}) \
-            if METADATA_FILE.exists() else {}
+        return load_half_weights(self.build(category_ids), self.weights_file)
 
 
 def score_on_scenes(model: CenterNetDetector, source: Any, batch_size: int = 100) -> dict[str, float]:
