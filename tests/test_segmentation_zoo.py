@@ -3,9 +3,11 @@ the runner, and the offline ``segmentation`` suite end to end."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from harness.cli import main
 from harness.data.scenes import IGNORE_INDEX, ScenesSource
@@ -70,17 +72,35 @@ def test_trained_weights_clear_a_miou_floor_that_random_init_misses(name):
     assert trained >= MIOU_FLOOR > random_init + 0.15
 
 
+def _shipped_suite(tmp_path: Path, **corruption_params) -> Path:
+    """The shipped suite with the corruption task's grid cut to what a test can afford (or dropped: None)."""
+    raw = yaml.safe_load((SUITES_DIR / "segmentation.yaml").read_text())
+    tasks = [t for t in raw["tasks"] if t["kind"] != "corruption"]
+    if corruption_params:
+        corruption = next(t for t in raw["tasks"] if t["kind"] == "corruption")
+        tasks.append({**corruption, "params": {**corruption["params"], **corruption_params}})
+    path = tmp_path / "segmentation.yaml"
+    path.write_text(yaml.safe_dump({**raw, "tasks": tasks}, sort_keys=False))
+    return path
+
+
 def test_suite_validates_and_a_limited_run_scores_the_drawn_images(tmp_path):
     for name in NAMES:
         _shipped(name)
     suite = load_suite("segmentation")
     assert {m.name for m in suite.spec.models} == set(NAMES)
-    outcome = run_suite(SUITES_DIR / "segmentation.yaml", out=tmp_path / "out", limit=30, progress=False)
+    assert [t.kind for t in suite.tasks] == ["segmentation", "panoptic", "corruption"]
+    path = _shipped_suite(tmp_path, corruptions=["fog"], severities=[3])
+    outcome = run_suite(path, out=tmp_path / "out", limit=30, progress=False)
     assert not outcome.failed, outcome.failed
-    rows = outcome.frame[outcome.frame["metric"] == "miou"].set_index("model")
+    frame = outcome.frame
+    rows = frame[(frame["metric"] == "miou") & (frame["task"] == "segmentation")].set_index("model")
     assert set(rows.index) == set(NAMES) and (rows["n"] == 30).all()
     assert (rows["value"] >= MIOU_FLOOR).all(), rows["value"]
     assert dict(zip(rows.index, rows["family"])) == {n: SEGMENTERS[n].family for n in NAMES}
+    for metric in ("pq", "pq_things", "pq_stuff", "mpc", "rpc"):
+        values = frame[frame["metric"] == metric].set_index("model")["value"]
+        assert set(values.index) == set(NAMES) and values.between(0, 1.5).all(), (metric, values)
 
 
 @pytest.mark.slow
@@ -89,9 +109,9 @@ def test_segmentation_suite_reproduces_the_zoos_recorded_miou_and_rescores(tmp_p
     evaluator) gives the mIoU tools/train_segmentation_zoo.py recorded for each segmenter."""
     for name in NAMES:
         _shipped(name)
-    outcome = run_suite(SUITES_DIR / "segmentation.yaml", out=tmp_path / "out", progress=False)
+    outcome = run_suite(_shipped_suite(tmp_path), out=tmp_path / "out", progress=False)
     assert not outcome.failed, outcome.failed
-    frame = outcome.frame
+    frame = outcome.frame[outcome.frame["task"] == "segmentation"]
     for name in NAMES:
         recorded = SEGMENTERS[name].metadata()["test_semantic"]
         rows = frame[frame["model"] == name].set_index("metric")
