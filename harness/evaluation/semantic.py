@@ -10,7 +10,8 @@
 
 The state of a batch holds one C x C int64 confusion matrix per pass (``sums``, rows = label, columns =
 prediction) and, per image, the sparse per-class intersection / union / label area (``records``) from
-which the gate can bootstrap over images.
+which the gate can bootstrap over images; the first few samples' records also keep a small ``preview``
+(input, ground truth and prediction as PNGs; harness/evaluation/previews.py) for the report's overlays.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness.evaluation.previews import PREVIEW_COUNT, PREVIEW_KEY, preview, preview_positions
 from harness.evaluation.state import EvalState
 from harness.metrics import Metric, declare
 
@@ -103,10 +105,11 @@ def sliding_window_logits(model: Callable[[torch.Tensor], torch.Tensor], images:
 class SemanticEvaluator:
     """mIoU / mAcc / aAcc over a dataset; ``process`` per batch, ``compute`` pure on the merged state."""
 
-    def __init__(self, num_classes: int, class_names: Sequence[str] | None = None) -> None:
+    def __init__(self, num_classes: int, class_names: Sequence[str] | None = None,
+                 previews: int = PREVIEW_COUNT) -> None:
         if num_classes <= 0:
             raise ValueError(f"num_classes must be positive, got {num_classes}")
-        self.num_classes = num_classes
+        self.num_classes, self.previews = num_classes, previews
         self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
         if len(self.class_names) != num_classes:
             raise ValueError(f"{len(self.class_names)} class names for {num_classes} classes")
@@ -116,7 +119,8 @@ class SemanticEvaluator:
         ``SemanticTarget`` at the original image size."""
         state = EvalState()
         total = torch.zeros((self.num_classes, self.num_classes), dtype=torch.int64)
-        for sample_id, logits, target in zip(batch.ids, outputs, batch.targets, strict=True):
+        previewed = preview_positions(batch, self.previews)
+        for position, (sample_id, logits, target) in enumerate(zip(batch.ids, outputs, batch.targets, strict=True)):
             if logits.shape[0] != self.num_classes:
                 raise ValueError(f"sample {sample_id!r}: {logits.shape[0]} logit channels for "
                                  f"{self.num_classes} classes")
@@ -124,7 +128,10 @@ class SemanticEvaluator:
             prediction = predict_labels(logits, tuple(label.shape[-2:]))
             matrix = confusion_matrix(prediction, label, self.num_classes, target.ignore_index, sample_id).cpu()
             total += matrix
-            state.add_record(sample_id, pass_name, _sparse_record(matrix))
+            record = _sparse_record(matrix)
+            if position in previewed:
+                record[PREVIEW_KEY] = preview(batch, position, label, prediction)
+            state.add_record(sample_id, pass_name, record)
         state.add_sum(f"{pass_name}/{CONFUSION}", total.numpy())
         return state
 
@@ -174,7 +181,7 @@ def _scores(intersect: np.ndarray, union: np.ndarray, label: np.ndarray) -> dict
     return {"iou": iou, "acc": acc, "miou": _nanmean(iou), "macc": _nanmean(acc), "aacc": float(aacc)}
 
 
-def _sparse_record(matrix: torch.Tensor) -> dict[str, list[int]]:
+def _sparse_record(matrix: torch.Tensor) -> dict[str, Any]:
     """Per-class intersection, union and label area of one image, for the classes it involves."""
     intersect = torch.diagonal(matrix)
     label = matrix.sum(dim=1)
