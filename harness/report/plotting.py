@@ -53,3 +53,41 @@ def inline_svg(figure: Figure, hover_titles: Sequence[tuple[object, str]] = ()) 
         title = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         svg = svg.replace(f'<g id="hover-{index}">', f'<g id="hover-{index}"><title>{title}</title>', 1)
     return svg
+
+
+def heatmap(values: Sequence[Sequence[float | None]], row_labels: Sequence[str], col_labels: Sequence[str],
+            title: str, low: float = 0.0, high: float = 1.0, value_label: str = "") -> str:
+    """A matrix of values in [low, high] as coloured cells (missing values grey), each cell's value on hover
+    and, when the cells are wide enough, written inside. Returns the inline SVG."""
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    n_rows, n_cols = len(row_labels), len(col_labels)
+    width = min(12.0, 2.2 + 0.55 * n_cols)
+    figure, axes = new_figure(width, 0.9 + 0.32 * n_rows)
+    cmap = plt.get_cmap("Blues")
+    hover = []
+    for i, row in enumerate(values):
+        for j, value in enumerate(row):
+            missing = value is None or value != value
+            t = 0.0 if missing else min(1.0, max(0.0, (float(value) - low) / ((high - low) or 1.0)))
+            cell = Rectangle((j, i), 1, 1, facecolor="#e6e6e6" if missing else cmap(0.05 + 0.9 * t),
+                             edgecolor="white", linewidth=0.8)
+            axes.add_patch(cell)
+            shown = "no value" if missing else f"{float(value):.4f}"
+            hover.append((cell, f"{row_labels[i]} / {col_labels[j]}: {shown}"))
+            if not missing and width / max(n_cols, 1) >= 0.5:
+                axes.text(j + 0.5, i + 0.5, f"{float(value):.2f}", ha="center", va="center", fontsize=7,
+                          color="white" if t > 0.55 else "black")
+    axes.set_xlim(0, n_cols)
+    axes.set_ylim(n_rows, 0)
+    axes.set_xticks(np.arange(n_cols) + 0.5, list(col_labels), rotation=45 if n_cols > 6 else 0,
+                    ha="right" if n_cols > 6 else "center")
+    axes.set_yticks(np.arange(n_rows) + 0.5, list(row_labels))
+    axes.tick_params(length=0)
+    for side in ("left", "bottom"):
+        axes.spines[side].set_visible(False)
+    mappable = plt.cm.ScalarMappable(norm=matplotlib.colors.Normalize(low, high), cmap=cmap)
+    figure.colorbar(mappable, ax=axes, fraction=0.03, pad=0.01, label=value_label)
+    axes.set_title(title)
+    return inline_svg(figure, hover)

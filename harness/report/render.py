@@ -12,9 +12,11 @@ from markupsafe import Markup
 
 from harness.version import __version__
 from harness.registry import REPORT_SECTIONS
-from harness.report import corruption_figures, latency_figures, robustness_figures  # noqa: F401  (sections)
-from harness.report.tables import (column_directions, family_summary, format_param, leaderboard, ok_rows,
-                                   provenance_summary, shared_params, unreliable_jobs)
+from harness.report import (corruption_figures, detection_figures, latency_figures,  # noqa: F401  (sections)
+                            robustness_figures, segmentation_figures)
+from harness.report.samples import samples_from
+from harness.report.tables import (column_directions, family_summary, format_number, format_param, leaderboard,
+                                   ok_rows, provenance_summary, shared_params, unreliable_jobs)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -24,16 +26,6 @@ def _env() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = format_number
     return env
-
-
-def format_number(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if isinstance(value, (int,)) or (isinstance(value, float) and value.is_integer() and abs(value) >= 100):
-        return f"{int(value):,}"
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.2f}"
-    return str(value)
 
 
 def build_context(frame: pd.DataFrame, title: str) -> dict[str, Any]:
@@ -87,8 +79,10 @@ def _extra_sections(part: pd.DataFrame, all_rows: pd.DataFrame) -> list[tuple[st
                                       f"from the stored results ({message})</p>")]
 
 
-def render_html(frame: pd.DataFrame, title: str) -> str:
-    return _env().get_template("leaderboard.html.j2").render(**build_context(frame, title))
+def render_html(frame: pd.DataFrame, title: str, samples_dir: Path | None = None) -> str:
+    """The report page; figures drawn from per-sample records (segmentation overlays) read ``samples_dir``."""
+    with samples_from(samples_dir):
+        return _env().get_template("leaderboard.html.j2").render(**build_context(frame, title))
 
 
 def export_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -109,7 +103,7 @@ def write_report(frame: pd.DataFrame, out_dir: Path, suite: Any) -> Path:
     flat.to_csv(out_dir / "results.csv", index=False)
     (out_dir / "results.json").write_text(json.dumps(export_records(frame), indent=1, default=str), encoding="utf-8")
     html_path = out_dir / "index.html"
-    html_path.write_text(render_html(frame, title), encoding="utf-8")
+    html_path.write_text(render_html(frame, title, out_dir / "samples"), encoding="utf-8")
     return html_path
 
 
