@@ -43,11 +43,27 @@ def _numbers(out: Path) -> dict:
             for r in rows if r["status"] == "ok"}
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
-def test_torchrun_two_processes_equal_one_process(tmp_path):
+# dense tasks: COCO mAP, mIoU and AP under corruption, whose dataset-level scores need every rank's records
+DENSE_SUITE = {
+    "name": "ddp-dense", "version": 1, "defaults": {"batch_size": 6, "seed": 0},
+    "models": [{"name": "centernet_resnet_scenes", "source": "zoo"},
+               {"name": "lraspp", "source": "torchvision", "arch": "lraspp_mobilenet_v3_large", "num_classes": 8,
+                "preprocess": {"input_size": 64}}],
+    "datasets": [{"name": "boxes", "kind": "scenes", "split": "test", "target": "detection", "subset": {"n": 30}},
+                 {"name": "masks", "kind": "scenes", "split": "test", "target": "semantic", "subset": {"n": 20}}],
+    "tasks": [
+        {"kind": "detection", "models": ["centernet*"], "datasets": ["boxes"]},
+        {"kind": "segmentation", "models": ["lraspp"], "datasets": ["masks"]},
+        {"kind": "corruption", "models": ["centernet*"], "datasets": ["boxes"],
+         "params": {"corruptions": ["gaussian_noise"], "severities": [3], "n": 18}},
+    ],
+}
+
+
+def _run_one_and_two_processes(tmp_path: Path, content: dict) -> tuple[Path, Path]:
+    """The suite run by one process and by torchrun with two (gloo); returns both output dirs."""
     suite = tmp_path / "ddp.yaml"
-    suite.write_text(yaml.safe_dump(SUITE, sort_keys=False))
+    suite.write_text(yaml.safe_dump(content, sort_keys=False))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     common = ["--suite", str(suite), "--no-progress"]
     one = subprocess.run([sys.executable, str(REPO / "run_bench.py"), *common, "--out", str(tmp_path / "one")],
@@ -57,18 +73,37 @@ def test_torchrun_two_processes_equal_one_process(tmp_path):
                           "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env, timeout=900)
     assert two.returncode == 0, two.stderr[-2000:]
     assert two.stdout.count("job(s) run") == 1  # only rank 0 prints the summary
+    return tmp_path / "one", tmp_path / "two"
 
-    single, parallel = _numbers(tmp_path / "one"), _numbers(tmp_path / "two")
-    assert parallel == single and len(single) > 30
-    rows = json.loads((tmp_path / "two" / "results.json").read_text())
-    assert {r["world_size"] for r in rows if r["status"] == "ok" and not r["derived"]} == {2}
-    assert any(r["metric"] == "corruption_error" and r["derived"] for r in rows)  # across models, after gathering
 
-    for path in (tmp_path / "two" / "samples").glob("*.jsonl.gz"):
-        twin = tmp_path / "one" / "samples" / path.name
-        parallel_state, single_state = read_records(path), read_records(twin)
+def _assert_same_records(one: Path, two: Path) -> None:
+    for path in (two / "samples").glob("*.jsonl.gz"):
+        parallel_state, single_state = read_records(path), read_records(one / "samples" / path.name)
         assert list(parallel_state.records) == list(single_state.records)  # every sample once, in order
         assert parallel_state.records == single_state.records
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
+def test_torchrun_two_processes_equal_one_process(tmp_path):
+    one, two = _run_one_and_two_processes(tmp_path, SUITE)
+    single, parallel = _numbers(one), _numbers(two)
+    assert parallel == single and len(single) > 30
+    rows = json.loads((two / "results.json").read_text())
+    assert {r["world_size"] for r in rows if r["status"] == "ok" and not r["derived"]} == {2}
+    assert any(r["metric"] == "corruption_error" and r["derived"] for r in rows)  # across models, after gathering
+    _assert_same_records(one, two)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
+def test_torchrun_dense_tasks_equal_one_process(tmp_path):
+    one, two = _run_one_and_two_processes(tmp_path, DENSE_SUITE)
+    single, parallel = _numbers(one), _numbers(two)
+    assert parallel == single
+    metrics = {key[2] for key in single}
+    assert {"map", "map_50", "ap_class", "miou", "iou_class", "corruption_score", "mpc", "rpc"} <= metrics
+    _assert_same_records(one, two)
 
 
 def test_shards_merge_into_the_same_numbers_as_one_run(tmp_path, capsys):

@@ -1,5 +1,8 @@
 """Corruption robustness (ImageNet-C style): accuracy per corruption x severity, and CE / mCE across models.
 
+On detection, segmentation and panoptic data the images are corrupted and the targets kept; each cell is scored
+by that task's own evaluator, and mPC / rPC summarise them (harness/robustness/mpc.py). Otherwise (class targets):
+
 Two modes, labelled in every row's params: ``generated`` corrupts the job's dataset on the fly at its native
 resolution (imagecorruptions, seeded per sample; see harness/robustness/corruptions.py); ``canonical`` reads
 the precomputed ImageNet-C folders or CIFAR-10-C arrays for the job's dataset's samples (harness/data/
@@ -28,7 +31,9 @@ from harness.evaluation.state import EvalState
 from harness.evaluation.topk import restrict_to
 from harness.metrics import Metric, declare, proportion
 from harness.models.wrapper import Preprocess, ResizeInput
-from harness.registry import TASKS
+from harness.registry import TASKS, UnknownNameError
+from harness.robustness.mpc import HEADLINE_METRIC, PerformanceUnderCorruption
+from harness.schema import SuiteError, Where, build
 from harness.robustness.corruptions import (
     REFERENCE_TABLES, SEVERITIES, Corruptor, FillOnceCache, expand_names, resize_crop,
 )
@@ -42,6 +47,8 @@ declare("corruption_error", "lower", headline=False, description="CE_c: errors r
 declare("relative_corruption_error", "lower", headline=False, description="relative CE_c (Hendrycks & Dietterich)")
 declare("mce", "lower", description="mean corruption error relative to the reference (ImageNet-C's mCE)")
 declare("relative_mce", "lower", description="relative mCE")
+# target kind -> the task that scores one pass over such data
+SCORING_TASK = {"detection": "detection", "semantic": "segmentation", "panoptic": "panoptic"}
 
 
 @dataclass
@@ -93,6 +100,8 @@ class CorruptionTask(Task):
         precrop: list[int] | None = None  # [resize, crop] before corrupting, e.g. ImageNet-C's [256, 224]
         n: int | None = None  # evaluate only the first n samples
         cache_mb: int = 512  # corrupted images kept in memory for the next models (generated mode)
+        # dense data: params of the task that scores each cell, e.g. {iou_types: [bbox, segm]} for detection
+        scoring: dict[str, Any] = field(default_factory=dict)
 
         def validate(self, where) -> None:
             try:
@@ -125,8 +134,11 @@ class CorruptionTask(Task):
     def __init__(self, params: Any, label: str | None = None) -> None:
         super().__init__(params, label)
         self.cache = FillOnceCache(params.cache_mb * 2**20)  # shared by this run's jobs, i.e. across models
+        self._scorers: dict[str, Task] = {}
 
     def check_suite(self, suite: Any, where: Any) -> None:
+        if self.params.scoring:
+            self._check_scoring(where)
         names = [m.name for m in suite.models]
         if self.params.reference_model is not None and self.params.reference_model not in names:
             raise where.error(f"reference_model: {self.params.reference_model!r} is not a model of this suite "
@@ -136,6 +148,31 @@ class CorruptionTask(Task):
                                                Path(where.file).resolve().parent)
             if not Path(self.params.root).is_dir():
                 raise where.error(f"root: no such directory {self.params.root}")
+
+    def _check_scoring(self, where: Any) -> None:
+        """``scoring`` must suit the scoring task of at least one dense target kind (which one a job uses
+        depends on its dataset, known only then)."""
+        errors = []
+        for target_kind in SCORING_TASK:
+            try:
+                self.scorer(target_kind, where.child("scoring", self.params.scoring))
+                return
+            except SuiteError as exc:
+                errors.append(exc)
+            except UnknownNameError:
+                continue
+        raise errors[0]
+
+    def scorer(self, target_kind: str, where: Any = None) -> Task:
+        """The task that scores this dataset's targets on each pass (detection, segmentation, panoptic)."""
+        if target_kind not in SCORING_TASK:
+            raise ValueError(f"the corruption task scores class, {', '.join(SCORING_TASK)} targets, "
+                             f"not {target_kind}")
+        if target_kind not in self._scorers:
+            task_cls = TASKS.get(SCORING_TASK[target_kind])
+            where = where or Where(Path("<suite>"), 0, "corruption.scoring")
+            self._scorers[target_kind] = task_cls(build(task_cls.Params, dict(self.params.scoring), where))
+        return self._scorers[target_kind]
 
     def fingerprint(self) -> dict[str, Any]:
         fingerprint = super().fingerprint()
@@ -154,6 +191,15 @@ class CorruptionTask(Task):
         if p.mode == "canonical" and p.layout == "imagenet-c":
             return Preprocess((3, 224, 224), crop_mode="none")
         return None
+
+    def prepare(self, ctx: JobContext) -> JobContext:
+        target_kind = ctx.source.target_kind
+        if target_kind == "class":
+            return super().prepare(ctx)
+        if self.params.mode != "generated" or self.params.precrop:
+            raise ValueError(f"dataset {ctx.source.name!r}: canonical corruption folders and precrop are for "
+                             f"classification; {target_kind} data is corrupted on the fly (mode: generated)")
+        return self.scorer(target_kind).prepare(ctx).sample(self.params.n)
 
     def passes(self, ctx: JobContext) -> list[Pass]:
         p = self.params
@@ -174,15 +220,28 @@ class CorruptionTask(Task):
                     passes.append(Pass(name, pixel_op=corruptor, preprocess=space))
         return passes
 
-    def infer(self, ctx: JobContext, pass_: Pass, batch_index: int, batch: Batch) -> torch.Tensor:
+    def infer(self, ctx: JobContext, pass_: Pass, batch_index: int, batch: Batch) -> Any:
+        if ctx.source.target_kind != "class":
+            return self.scorer(ctx.source.target_kind).infer(ctx, pass_, batch_index, batch)
         space = self.crop_space()
         module = ctx.model.module
         if space is not None and tuple(space.input_size) != tuple(ctx.model.preprocess.input_size):
             module = ResizeInput(module, tuple(ctx.model.preprocess.input_size[1:]))
         return ctx.logits(batch.images, module)
 
+    def job_meta(self, ctx: JobContext) -> dict[str, Any]:
+        target_kind = ctx.source.target_kind
+        if target_kind == "class":
+            return super().job_meta(ctx)
+        return {**self.scorer(target_kind).job_meta(ctx), "target_kind": target_kind}
+
     def evaluator(self, meta: dict[str, Any]) -> Evaluator:
-        return CorruptionEvaluator(self.params, meta.get("valid_classes"))
+        target_kind = meta.get("target_kind", "class")
+        if target_kind == "class":
+            return CorruptionEvaluator(self.params, meta.get("valid_classes"))
+        cells = [f"{c}/{s}" for c in self.params.corruptions for s in self.params.severities]
+        return PerformanceUnderCorruption(self.scorer(target_kind).evaluator(meta), HEADLINE_METRIC[target_kind],
+                                          cells, self.params.mode)
 
 
     # --- across jobs ---------------------------------------------------------------------------------------
