@@ -57,10 +57,7 @@ for _name, _text in zip(STAT_NAMES, _STAT_TEXT):
     declare(_name, "higher", kind="dataset", description=f"COCO {_text} (COCOeval.stats; NaN where COCO gives -1)")
 declare("ap_class", "higher", headline=False, kind="dataset",
         description="COCO AP @ IoU 0.50:0.95 of one category (NaN when the category has no ground truth)")
-declare("pr_precision", "higher", headline=False, kind="dataset",
-        description="COCO's interpolated precision at one recall threshold and IoU (the PR curve: "
-                    "COCOeval.eval['precision'] averaged over categories with ground truth; all areas, 100 detections)")
-PR_IOUS = (0.5, 0.75)  # IoU thresholds whose precision-recall curve is kept as detail metrics
+PR_IOUS = (0.5, 0.75)  # IoU thresholds whose precision-recall curve a summary keeps (the report draws them)
 
 
 def detections_to_coco(image_id: int, detections: Detections, with_masks: bool = True) -> list[dict[str, Any]]:
@@ -121,9 +118,6 @@ class CocoSummary:
         out += [Metric("ap_class", ap, self.n_images,
                        {"iou_type": self.iou_type, "category": category_names.get(cat, str(cat))})
                 for cat, ap in self.category_ap.items()]
-        out += [Metric("pr_precision", float(p), self.n_images,
-                       {"iou_type": self.iou_type, "iou": iou, "recall": round(float(r), 2)})
-                for iou, curve in self.pr_curves.items() for r, p in zip(self.recall, curve)]
         return out
 
 

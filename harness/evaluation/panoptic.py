@@ -206,7 +206,7 @@ class PanopticEvaluator:
         """The state of one batch: ``outputs`` are ``PanopticPrediction``s, targets ``PanopticTarget``s,
         both at the original image size."""
         state = EvalState()
-        previewed = preview_positions(batch, self.previews)
+        previewed = preview_positions(pass_name, batch, self.previews)
         for position, (sample_id, prediction, target) in enumerate(zip(batch.ids, outputs, batch.targets,
                                                                        strict=True)):
             record: dict[str, Any] = pq_image(_numpy(target.segment_map), target.segments,

@@ -2,7 +2,9 @@
 
 Only the first ``PREVIEW_COUNT`` samples of the evaluated subset get one (positions in the job's source,
 ``batch.indices``): the subset is a seeded draw shared by every model of a dataset, so the previews of all
-models show the same images and line up side by side. A preview is a dict of base64 PNGs:
+models show the same images and line up side by side. Only the uncorrupted pass keeps previews
+(``PREVIEW_PASSES``: a task's ``main`` pass, the corruption task's ``clean`` one), so the 75 corrupted passes
+of a corruption run add no pictures to its records. A preview is a dict of base64 PNGs:
 ``image`` (what the model saw, at the original aspect, at most ``IMAGE_SIDE`` px), ``truth`` and
 ``prediction`` (class-index maps as palette PNGs, nearest-downscaled to at most ``LABEL_SIDE`` px; about
 1-2 kB each), coloured by class index with a fixed Cityscapes-like palette (ignored / VOID pixels black).
@@ -19,6 +21,7 @@ from PIL import Image
 
 PREVIEW_COUNT = 3
 PREVIEW_KEY = "preview"  # the record key a preview is kept under
+PREVIEW_PASSES = ("main", "clean")
 LABEL_SIDE = 128
 IMAGE_SIDE = 160
 UNLABELLED = 255  # palette index drawn black: ignored pixels, VOID
@@ -47,10 +50,10 @@ def _palette() -> list[int]:
 PALETTE = _palette()
 
 
-def preview_positions(batch: Any, count: int = PREVIEW_COUNT) -> set[int]:
+def preview_positions(pass_name: str, batch: Any, count: int = PREVIEW_COUNT) -> set[int]:
     """Positions within ``batch`` of the samples that get a preview (source positions below ``count``)."""
     indices = getattr(batch, "indices", None)
-    if indices is None or count <= 0:
+    if indices is None or count <= 0 or pass_name not in PREVIEW_PASSES:
         return set()
     return {i for i, position in enumerate(torch.as_tensor(indices).tolist()) if position < count}
 

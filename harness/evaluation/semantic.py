@@ -119,7 +119,7 @@ class SemanticEvaluator:
         ``SemanticTarget`` at the original image size."""
         state = EvalState()
         total = torch.zeros((self.num_classes, self.num_classes), dtype=torch.int64)
-        previewed = preview_positions(batch, self.previews)
+        previewed = preview_positions(pass_name, batch, self.previews)
         for position, (sample_id, logits, target) in enumerate(zip(batch.ids, outputs, batch.targets, strict=True)):
             if logits.shape[0] != self.num_classes:
                 raise ValueError(f"sample {sample_id!r}: {logits.shape[0]} logit channels for "

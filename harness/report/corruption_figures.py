@@ -1,4 +1,5 @@
-"""Report figures for the corruption task: accuracy heatmaps (models x corruptions, corruption x severity).
+"""Report figures for the corruption task: accuracy heatmaps (models x corruptions, corruption x severity);
+on dense data mPC / rPC by family (harness/report/dense_corruption_figures.py).
 
 mCE and relative mCE need no figure: they are derived metrics, so they land in the leaderboard as columns.
 """
@@ -30,8 +31,10 @@ def _cells(task_rows: pd.DataFrame) -> pd.DataFrame:
 @REPORT_SECTIONS.register("corruption")
 def corruption_sections(task_rows: pd.DataFrame, all_rows: pd.DataFrame) -> list[tuple[str, str]]:
     cells = _cells(task_rows)
-    if cells.empty:
-        return []
+    if cells.empty:  # dense data (detection, segmentation, panoptic): mPC / rPC
+        from harness.report.dense_corruption_figures import dense_corruption_sections
+
+        return dense_corruption_sections(task_rows)
     corruptions = list(dict.fromkeys(cells["corruption"]))
     severities = sorted(set(cells["severity"]))
     models = models_by_family(cells)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Sequence
+from typing import Any, Sequence
 
 import matplotlib
 
@@ -29,9 +29,10 @@ def family_colour(family: str | None) -> str:
     return FAMILY_COLOURS.get(family or "", OTHER_COLOUR)
 
 
-def new_figure(width: float = 7.2, height: float = 3.6) -> tuple[Figure, plt.Axes]:
-    """A figure and its axes, sized in inches (7.2 x 3.6 fits the report's column)."""
-    figure, axes = plt.subplots(figsize=(width, height), layout="constrained")
+def new_figure(width: float = 7.2, height: float = 3.6, ncols: int = 1) -> tuple[Figure, Any]:
+    """A figure and its axes (an array of ``ncols`` side by side when more than one), sized in inches
+    (7.2 x 3.6 fits the report's column)."""
+    figure, axes = plt.subplots(1, ncols, figsize=(width, height), layout="constrained")
     return figure, axes
 
 
@@ -63,8 +64,8 @@ def heatmap(values: Sequence[Sequence[float | None]], row_labels: Sequence[str],
     from matplotlib.patches import Rectangle
 
     n_rows, n_cols = len(row_labels), len(col_labels)
-    width = min(12.0, 2.2 + 0.55 * n_cols)
-    figure, axes = new_figure(width, 0.9 + 0.32 * n_rows)
+    width = min(12.0, max(7.2, 3.0 + 0.45 * n_cols))  # the report's column, wider for many columns
+    figure, axes = new_figure(width, 1.2 + 0.3 * n_rows + 0.06 * max(map(len, col_labels), default=0))
     cmap = plt.get_cmap("Blues")
     hover = []
     for i, row in enumerate(values):
@@ -76,13 +77,14 @@ def heatmap(values: Sequence[Sequence[float | None]], row_labels: Sequence[str],
             axes.add_patch(cell)
             shown = "no value" if missing else f"{float(value):.4f}"
             hover.append((cell, f"{row_labels[i]} / {col_labels[j]}: {shown}"))
-            if not missing and width / max(n_cols, 1) >= 0.5:
+            if not missing and width / max(n_cols, 1) >= 0.4:
                 axes.text(j + 0.5, i + 0.5, f"{float(value):.2f}", ha="center", va="center", fontsize=7,
                           color="white" if t > 0.55 else "black")
     axes.set_xlim(0, n_cols)
     axes.set_ylim(n_rows, 0)
-    axes.set_xticks(np.arange(n_cols) + 0.5, list(col_labels), rotation=45 if n_cols > 6 else 0,
-                    ha="right" if n_cols > 6 else "center")
+    crowded = sum(map(len, col_labels)) * 0.08 > width - 3  # labels wider than their cells: slant them
+    axes.set_xticks(np.arange(n_cols) + 0.5, list(col_labels), rotation=45 if crowded else 0,
+                    ha="right" if crowded else "center")
     axes.set_yticks(np.arange(n_rows) + 0.5, list(row_labels))
     axes.tick_params(length=0)
     for side in ("left", "bottom"):
