@@ -18,22 +18,17 @@ from markupsafe import escape
 from PIL import Image
 
 from harness.data.scenes import SEMANTIC_CLASSES, ScenesSource
+from harness.evaluation.detection import BACKENDS, coco_evaluate
 from harness.evaluation.panoptic import PanopticEvaluator, pq_average, pq_totals
 from harness.evaluation.previews import IMAGE_SIDE, LABEL_SIDE, PREVIEW_COUNT, PREVIEW_KEY, label_png
 from harness.evaluation.state import EvalState, read_meta, read_records, write_records
+from harness.report.detection_figures import job_pr_curves
 from harness.report.render import render_html
+from harness.report.samples import samples_from
 from harness.runner import run_suite
 
 TOL = 1e-9
 DETECTORS = [{"name": "centernet_resnet_scenes", "source": "zoo"}, {"name": "centernet_vit_scenes", "source": "zoo"}]
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def run(tmp_path_factory, name: str, suite: dict):
@@ -64,13 +59,13 @@ def decode_png(data: str) -> Image.Image:
 
 # --- detection ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def detection_run(tmp_path_factory, one_thread):
+def detection_run(tmp_path_factory, one_thread_module):
     return run(tmp_path_factory, "det", {
         "name": "det", "version": 1, "defaults": {"batch_size": 20, "seed": 0}, "models": DETECTORS,
         "datasets": [{"name": "scenes-test", "kind": "scenes", "split": "test", "target": "detection"}],
         "tasks": [{"kind": "detection", "params": {"iou_types": ["bbox"], "n": 40}},
                   {"kind": "corruption", "params": {"corruptions": ["gaussian_noise", "brightness"],
-                                                    "severities": [2], "n": 12}}]})
+                                                    "severities": [2], "n": 8}}]})
 
 
 def reference_eval(out, job_key: str):
@@ -94,6 +89,34 @@ def reference_eval(out, job_key: str):
     return evaluation, {c["id"]: c["name"] for c in truth["categories"]}
 
 
+def assert_curves_equal(recall: np.ndarray, curves: dict, ref) -> None:
+    """PR curves at IoU 0.5 and 0.75 equal COCOeval's precision (all areas, 100 detections) averaged over the
+    categories it is defined for, at each of its 101 recall thresholds."""
+    assert np.array_equal(recall, ref.params.recThrs) and sorted(curves) == [0.5, 0.75]
+    for iou, curve in curves.items():
+        t = int(np.flatnonzero(np.isclose(ref.params.iouThrs, iou))[0])
+        for r in range(len(recall)):
+            values = ref.eval["precision"][t, r, :, 0, -1]
+            values = values[values > -1]
+            if values.size:
+                assert abs(curve[r] - values.mean()) <= TOL, (iou, r)
+            else:
+                assert math.isnan(curve[r])
+
+
+@pytest.mark.parametrize("case", ["crowd, empty image, category without ground truth, > 100 detections",
+                                  "no detections"])
+def test_pr_curves_equal_pycocotools_on_edge_cases(tmp_path, case):
+    from test_detection_eval import _typed, edge_ground_truth, edge_results, reference
+
+    truth = edge_ground_truth()
+    results = [] if case == "no detections" else _typed(edge_results(truth), "bbox")
+    ref = reference(tmp_path, truth, results, "bbox")
+    for backend in BACKENDS:
+        summary = coco_evaluate(truth, results, [image["id"] for image in truth["images"]], "bbox", backend)
+        assert_curves_equal(summary.recall, summary.pr_curves, ref)
+
+
 def test_detection_report_pr_curves_and_class_ap_equal_pycocotools(detection_run):
     out, frame, html = detection_run
     rows = frame[(frame["task"] == "detection") & (frame["status"] == "ok")]
@@ -102,14 +125,9 @@ def test_detection_report_pr_curves_and_class_ap_equal_pycocotools(detection_run
         ref, names = reference_eval(out, job_key)
         precision = ref.eval["precision"]
         assert abs(part.loc[part["metric"] == "map", "value"].iloc[0] - ref.stats[0]) <= TOL
-        for iou in (0.5, 0.75):
-            t = int(np.flatnonzero(np.isclose(ref.params.iouThrs, iou))[0])
-            stored = {p["recall"]: v for p, v, m in zip(part["params"], part["value"], part["metric"])
-                      if m == "pr_precision" and p["iou"] == iou}
-            assert len(stored) == 101
-            for r, recall in enumerate(ref.params.recThrs):
-                values = precision[t, r, :, 0, -1]
-                assert abs(stored[round(float(recall), 2)] - values[values > -1].mean()) <= TOL
+        with samples_from(out / "samples"):  # what the report draws: the curves from the job's records
+            recall, curves = job_pr_curves(job_key, "bbox")
+        assert_curves_equal(recall, curves, ref)
         per_class = {p["category"]: v for p, v, m in zip(part["params"], part["value"], part["metric"])
                      if m == "ap_class"}
         for k, category in enumerate(ref.params.catIds):
@@ -167,7 +185,7 @@ def test_mpc_and_rpc_by_family_from_the_dense_corruption_task(detection_run):
 
 # --- semantic segmentation ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def segmentation_run(tmp_path_factory, one_thread):
+def segmentation_run(tmp_path_factory, one_thread_module):
     segmenter = {"source": "torchvision", "arch": "lraspp_mobilenet_v3_large", "num_classes": len(SEMANTIC_CLASSES),
                  "preprocess": {"input_size": 96}}
     return run(tmp_path_factory, "seg", {

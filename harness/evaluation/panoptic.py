@@ -27,7 +27,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from harness.evaluation.previews import PREVIEW_COUNT, PREVIEW_KEY, preview, preview_positions, segment_classes
+from harness.evaluation.previews import (PREVIEW_COUNT, PREVIEW_KEY, palette_of, preview, preview_positions,
+                                        segment_classes)
 from harness.evaluation.state import EvalState
 from harness.metrics import Metric, declare
 
@@ -195,11 +196,13 @@ class PanopticEvaluator:
     """PQ / SQ / RQ (all, things, stuff) and per-category PQ; ``process`` per batch, ``compute`` pure."""
 
     def __init__(self, categories: Iterable[Mapping[str, Any] | Category], previews: int = PREVIEW_COUNT) -> None:
+        categories = list(categories)
         self.categories = [c if isinstance(c, Category) else as_categories([c])[0] for c in categories]
         if not self.categories:
             raise ValueError("a panoptic evaluator needs the dataset's categories")
         self.category_ids = {c.id for c in self.categories}
-        self.class_index = {c.id: i for i, c in enumerate(self.categories)}  # preview colours
+        self.class_index = {c.id: i for i, c in enumerate(self.categories)}  # preview colours: the categories'
+        self.palette = palette_of([c.get("color") if isinstance(c, Mapping) else None for c in categories])
         self.previews = previews
 
     def process(self, pass_name: str, batch: Any, outputs: Sequence[Any]) -> EvalState:
@@ -215,7 +218,7 @@ class PanopticEvaluator:
             if position in previewed:
                 record[PREVIEW_KEY] = preview(
                     batch, position, segment_classes(target.segment_map, target.segments, self.class_index),
-                    segment_classes(prediction.segment_map, prediction.segments, self.class_index))
+                    segment_classes(prediction.segment_map, prediction.segments, self.class_index), self.palette)
             state.add_record(sample_id, pass_name, record)
         return state
 

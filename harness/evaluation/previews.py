@@ -7,7 +7,8 @@ models show the same images and line up side by side. Only the uncorrupted pass 
 of a corruption run add no pictures to its records. A preview is a dict of base64 PNGs:
 ``image`` (what the model saw, at the original aspect, at most ``IMAGE_SIDE`` px), ``truth`` and
 ``prediction`` (class-index maps as palette PNGs, nearest-downscaled to at most ``LABEL_SIDE`` px; about
-1-2 kB each), coloured by class index with a fixed Cityscapes-like palette (ignored / VOID pixels black).
+1-2 kB each), coloured by class index with the dataset's colours where it has them (the scenes palette, COCO
+panoptic ``color``), else a fixed Cityscapes-like palette (ignored / VOID pixels black).
 """
 from __future__ import annotations
 
@@ -50,6 +51,15 @@ def _palette() -> list[int]:
 PALETTE = _palette()
 
 
+def palette_of(colours: Sequence[Sequence[int] | None] | None = None) -> list[int]:
+    """The 256-entry flat palette with class ``i`` coloured ``colours[i]`` where given (the default elsewhere)."""
+    palette = list(PALETTE)
+    for index, colour in enumerate((colours or [])[:UNLABELLED]):
+        if colour is not None and len(colour) == 3:
+            palette[3 * index:3 * index + 3] = [int(v) for v in colour]
+    return palette
+
+
 def preview_positions(pass_name: str, batch: Any, count: int = PREVIEW_COUNT) -> set[int]:
     """Positions within ``batch`` of the samples that get a preview (source positions below ``count``)."""
     indices = getattr(batch, "indices", None)
@@ -69,12 +79,12 @@ def _fit(height: int, width: int, side: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def label_png(labels: np.ndarray | torch.Tensor, side: int = LABEL_SIDE) -> str:
+def label_png(labels: np.ndarray | torch.Tensor, side: int = LABEL_SIDE, palette: Sequence[int] = PALETTE) -> str:
     """An (H, W) class-index map as a base64 palette PNG of at most ``side`` px (values above 255 black)."""
     labels = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     labels = np.where((labels < 0) | (labels > UNLABELLED), UNLABELLED, labels).astype(np.uint8)
     image = Image.fromarray(labels, mode="P")
-    image.putpalette(PALETTE)
+    image.putpalette(list(palette))
     height, width = labels.shape
     if max(height, width) > side:
         image = image.resize(_fit(height, width, side)[::-1], Image.NEAREST)
@@ -106,11 +116,11 @@ def segment_classes(segment_map: np.ndarray | torch.Tensor, segments: Sequence[M
     return out
 
 
-def preview(batch: Any, position: int, truth: np.ndarray | torch.Tensor,
-            prediction: np.ndarray | torch.Tensor) -> dict[str, str]:
+def preview(batch: Any, position: int, truth: np.ndarray | torch.Tensor, prediction: np.ndarray | torch.Tensor,
+            palette: Sequence[int] = PALETTE) -> dict[str, str]:
     """The preview of the sample at ``position`` in ``batch``: its input image (when the batch has images)
-    and the class-index maps of the ground truth and the prediction."""
-    out = {"truth": label_png(truth), "prediction": label_png(prediction)}
+    and the class-index maps of the ground truth and the prediction (coloured by ``palette_of``'s palette)."""
+    out = {"truth": label_png(truth, palette=palette), "prediction": label_png(prediction, palette=palette)}
     images = getattr(batch, "images", None)
     if images is not None:
         original = tuple(truth.shape[-2:])

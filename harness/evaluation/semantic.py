@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.evaluation.previews import PREVIEW_COUNT, PREVIEW_KEY, preview, preview_positions
+from harness.evaluation.previews import PREVIEW_COUNT, PREVIEW_KEY, palette_of, preview, preview_positions
 from harness.evaluation.state import EvalState
 from harness.metrics import Metric, declare
 
@@ -106,10 +106,11 @@ class SemanticEvaluator:
     """mIoU / mAcc / aAcc over a dataset; ``process`` per batch, ``compute`` pure on the merged state."""
 
     def __init__(self, num_classes: int, class_names: Sequence[str] | None = None,
-                 previews: int = PREVIEW_COUNT) -> None:
+                 previews: int = PREVIEW_COUNT, colours: Sequence[Sequence[int]] | None = None) -> None:
+        """``previews``: how many of the first samples keep a preview; ``colours``: RGB per class for it."""
         if num_classes <= 0:
             raise ValueError(f"num_classes must be positive, got {num_classes}")
-        self.num_classes, self.previews = num_classes, previews
+        self.num_classes, self.previews, self.palette = num_classes, previews, palette_of(colours)
         self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
         if len(self.class_names) != num_classes:
             raise ValueError(f"{len(self.class_names)} class names for {num_classes} classes")
@@ -130,7 +131,7 @@ class SemanticEvaluator:
             total += matrix
             record = _sparse_record(matrix)
             if position in previewed:
-                record[PREVIEW_KEY] = preview(batch, position, label, prediction)
+                record[PREVIEW_KEY] = preview(batch, position, label, prediction, self.palette)
             state.add_record(sample_id, pass_name, record)
         state.add_sum(f"{pass_name}/{CONFUSION}", total.numpy())
         return state

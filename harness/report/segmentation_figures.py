@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import escape
 
-from harness.evaluation.previews import PALETTE, PREVIEW_KEY, PREVIEW_PASSES
+from harness.evaluation.previews import PREVIEW_KEY, PREVIEW_PASSES, palette_of
 from harness.registry import REPORT_SECTIONS
 from harness.report.model_table import model_table
 from harness.report.plotting import family_colour, inline_svg, new_figure
@@ -74,17 +74,21 @@ def _img(data: str | None, alt: str) -> str:
             f'style="height:128px;image-rendering:pixelated"></td>')
 
 
-def _legend(meta: dict) -> str:
-    names = meta.get("class_names") or [c.get("name", str(c.get("id"))) for c in meta.get("categories", [])]
+def _legend(meta: dict, panoptic: bool) -> str:
+    """Class names on their colours, as the evaluator coloured them (the job meta's colours, else the default)."""
+    categories = meta.get("categories", [])
+    names = meta.get("class_names") or [c.get("name", str(c.get("id"))) for c in categories]
+    palette = palette_of(meta.get("class_colours") or [c.get("color") for c in categories])
     if not names or len(names) > LEGEND_LIMIT:
-        return "<p class=\"sub\">Colours by class index (Cityscapes palette); black: ignored / void.</p>"
+        return "<p class=\"sub\">Colours by class index; black: ignored / void.</p>"
     swatches = "".join(f'<span style="display:inline-block;margin-right:.8rem"><span style="display:inline-block;'
-                       f'width:.9rem;height:.9rem;vertical-align:middle;background:rgb{tuple(PALETTE[3 * i:3 * i + 3])}">'
+                       f'width:.9rem;height:.9rem;vertical-align:middle;background:rgb{tuple(palette[3 * i:3 * i + 3])}">'
                        f"</span> {escape(name)}</span>" for i, name in enumerate(names))
-    return f'<p class="sub">{swatches}<span>black: ignored / void, and segment borders</span></p>'
+    black = "void and segment borders" if panoptic else "ignored pixels"
+    return f'<p class="sub">{swatches}<span>black: {black}</span></p>'
 
 
-def overlays(rows: pd.DataFrame) -> str:
+def overlays(rows: pd.DataFrame, panoptic: bool = False) -> str:
     """For the first samples of the evaluated subset: the input, the ground truth and each model's prediction."""
     jobs = rows[["model", "family", "job_key"]].drop_duplicates("job_key")
     order = {model: i for i, (model, _) in enumerate(models_by_family(jobs))}
@@ -118,7 +122,7 @@ def overlays(rows: pd.DataFrame) -> str:
         body.append(f'<tr data-sample="{escape(sample_id)}"><td class="text">{escape(sample_id)}</td>{"".join(cells)}</tr>')
     return (f'<div class="scroll"><table class="overlays"><thead><tr><th class="text">sample</th><th class="text">image'
             f'</th><th class="text">ground truth</th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
-            f"{_legend(meta or {})}")
+            f"{_legend(meta or {}, panoptic)}")
 
 
 @REPORT_SECTIONS.register("segmentation")
@@ -142,5 +146,5 @@ def panoptic_sections(task_rows: pd.DataFrame, all_rows: pd.DataFrame) -> list[t
     if table:
         sections.append(("Per-class PQ", table))
     sections.append(("Qualitative examples: input, ground truth and each model's panoptic prediction",
-                     overlays(task_rows)))
+                     overlays(task_rows, panoptic=True)))
     return sections
