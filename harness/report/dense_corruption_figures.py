@@ -48,7 +48,7 @@ def mpc_by_family(rows: pd.DataFrame, metric: str, variant: str) -> str | None:
                           f"{model} ({family}): rPC {rpc[model]:.4f}"))
     for family in dict.fromkeys(f for _, f in models):
         members = [i for i, (m, f) in enumerate(models) if f == family and m in rpc]
-        if members:
+        if len(members) > 1:  # a family of one: its mean is its bar
             mean = float(np.mean([rpc[models[i][0]] for i in members]))
             line = right.plot([min(members) - 0.4, max(members) + 0.4], [mean, mean], "--",
                               color=family_colour(family), linewidth=1.2)[0]

@@ -53,16 +53,17 @@ def things_stuff_by_family(rows: pd.DataFrame) -> str | None:
                 hover.append((bar, f"{model} ({family}): PQ {label} {values[(model, metric)]:.4f}"))
         for family in dict.fromkeys(f for _, f in models):
             members = [i for i, (m, f) in enumerate(models) if f == family and (m, metric) in values]
-            if members:
+            if len(members) > 1:  # a family of one: its mean is its bar
                 mean = float(np.mean([values[(models[i][0], metric)] for i in members]))
                 line = axes.plot([g - 0.4 + width * min(members), g - 0.4 + width * (max(members) + 1)], [mean, mean],
                                  "--", color="black", linewidth=1)[0]
                 hover.append((line, f"{family} mean PQ {label}: {mean:.4f} ({len(members)} models)"))
     axes.set_xticks(range(len(groups)), [f"PQ {label}" for _, label in groups])
-    axes.set_ylim(0, 1)
+    axes.set_ylim(0, 1.15)  # headroom for the legend
+    axes.set_yticks(np.linspace(0, 1, 6))
     axes.set_ylabel("PQ")
     axes.grid(axis="y", alpha=0.3)
-    axes.legend(fontsize=7, ncols=2)
+    axes.legend(fontsize=7, ncols=min(len(models), 4), loc="upper center")
     axes.set_title("panoptic quality, things vs stuff (bars: models, colour = family; dashed: family mean)")
     return inline_svg(figure, hover)
 
