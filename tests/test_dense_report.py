@@ -216,7 +216,8 @@ def test_segmentation_overlays_line_up_and_decode(segmentation_run):
     for sample, pngs in rows.items():
         assert len(pngs) == 4
         image, truth, *predictions = (decode_png(p) for p in pngs)
-        assert image.mode == "RGB" and max(image.size) <= IMAGE_SIDE and image.size == (128, 128)
+        assert image.mode == "P" and max(image.size) <= IMAGE_SIDE and image.size == (128, 128)
+        assert len(base64.b64decode(pngs[0])) < 12_000
         assert truth.mode == "P" and truth.size == (128, 128) and max(truth.size) <= LABEL_SIDE
         expected = source.target(index[sample]).mask.numpy()
         assert np.array_equal(np.asarray(truth), expected)  # the palette PNG holds the class indices themselves
