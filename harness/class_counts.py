@@ -64,8 +64,8 @@ def check_class_counts(suite: Any) -> None:
     for task_spec, task in zip(spec.tasks, suite.tasks):
         if getattr(task, "performance", False):
             continue
-        model_names = _matching([m.name for m in spec.models], task_spec.models)
-        data_names = _matching([d.name for d in spec.datasets], task_spec.datasets)
+        model_names = matching([m.name for m in spec.models], task_spec.models)
+        data_names = matching([d.name for d in spec.datasets], task_spec.datasets)
         for model_name in model_names:
             index, model_count = models[model_name]
             for data_name in data_names:
@@ -80,7 +80,7 @@ def check_class_counts(suite: Any) -> None:
                         f"({data.how}; task {task_spec.label}); set num_classes, pretrained_cfg or a class_map")
 
 
-def _matching(names: list[str], patterns: list[str] | None) -> list[str]:
+def matching(names: list[str], patterns: list[str] | None) -> list[str]:
     if not patterns:
         return names
     return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]

@@ -25,7 +25,7 @@ from harness.evaluation.loop import evaluate_shard, merge_pieces
 from harness.evaluation.partial import PartialStore
 from harness.evaluation.state import write_records
 from harness.metrics import Metric, declare
-from harness.models.checkpoint import file_sha256
+from harness.models.checkpoint import file_sha256, folder_sha256
 from harness.models.wrapper import LoadedModel
 from harness.progress import progress
 from harness.registry import ZOO_MODELS
@@ -132,11 +132,17 @@ def weights_identity(model: ModelSpec) -> str:
     if model.source == "zoo":
         entry = DETECTORS.get(model.architecture) or ZOO_MODELS.get(model.architecture)
         return file_sha256(entry.weights_file)
+    if model.source == "predictions":
+        from harness.models.predictions import content_sha256
+
+        return content_sha256(Path(model.path))
     if model.checkpoint is not None:
         return file_sha256(model.checkpoint)
+    if model.source == "hf" and model.pretrained and Path(model.architecture).is_dir():  # save_pretrained folder
+        return folder_sha256(Path(model.architecture))
     if model.pretrained:
         versions = library_versions()
-        library = "timm" if model.source == "timm" else "torchvision"
+        library = {"timm": "timm", "hf": "transformers"}.get(model.source, "torchvision")
         return f"{library}:{model.architecture}:{model.pretrained}@{versions.get(library)}"
     return "random-init"  # seeded: the run's seed is part of the key
 

@@ -62,8 +62,8 @@ class PreprocessSpec:
 @dataclass
 class ModelSpec:
     name: str
-    source: Literal["timm", "zoo", "torchvision", "checkpoint"] = "timm"
-    arch: str | None = None  # defaults to name (timm / torchvision architecture, or zoo model name)
+    source: Literal["timm", "zoo", "torchvision", "checkpoint", "hf", "predictions"] = "timm"
+    arch: str | None = None  # defaults to name (timm / torchvision architecture, zoo model name, HF hub name or folder)
     pretrained: bool | str = False  # true, or a pretrained tag such as "a1_in1k"
     checkpoint: Path | None = None
     trust_pickle: bool = False
@@ -73,6 +73,14 @@ class ModelSpec:
     # timm "arch.tag" whose pretrained config (preprocessing, class count) describes local weights; no download
     pretrained_cfg: str | None = None
     preprocess: PreprocessSpec | None = None
+    # source hf: the model config for random init - config kwargs (with ``model_type``) or a local folder - and
+    # image-processor overrides (kwargs, or a folder holding preprocessor_config.json)
+    config: dict | str | None = None
+    processor: dict | str | None = None
+    score_threshold: float | None = None  # detectors: keep detections scoring at least this
+    # source predictions: saved outputs scored without a forward pass (docs/predictions.md): a COCO results json,
+    # a COCO-panoptic json (PNGs in the folder of the same name) or a folder of label PNGs; may use {data_root}
+    path: str | None = None
 
     @property
     def architecture(self) -> str:
@@ -88,6 +96,16 @@ class ModelSpec:
             raise where.error("'pretrained_cfg' names a timm config; it applies to sources timm and checkpoint")
         if self.num_classes is not None and self.num_classes < 1:
             raise where.error("'num_classes' must be positive")
+        if (self.config is not None or self.processor is not None) and self.source != "hf":
+            raise where.error("'config' and 'processor' apply to source hf")
+        if self.source == "hf" and not self.pretrained and self.config is None:
+            raise where.error("source hf needs 'pretrained: true' (hub or folder weights) or a 'config' to build "
+                              "a random-init model from")
+        if (self.path is not None) != (self.source == "predictions"):
+            raise where.error("source 'predictions' needs a 'path' (saved outputs), and 'path' is for that source only")
+        if self.source == "predictions" and (self.pretrained or self.checkpoint or self.family is None):
+            raise where.error("source 'predictions' takes no weights ('pretrained', 'checkpoint') and needs 'family' "
+                              "(cnn, transformer or hybrid: saved outputs do not say which camp made them)")
 
 
 @dataclass
@@ -168,12 +186,19 @@ class SuiteFile:
     description: str = ""
     defaults: Defaults = field(default_factory=Defaults)
     gate: dict | None = None  # regression-gate policy (harness/gate/policy.py, docs/gate.md)
+    pairs: list[list[str]] = field(default_factory=list)  # [[model, model], ...]: the report's matched pairs
 
     def validate(self, where: Where) -> None:
         if not NAME_PATTERN.fullmatch(self.name):
             raise where.at("name").error(
                 f"{self.name!r} is not a valid suite name (letters, digits, '-', '_', '.'; no path separators; "
                 "it names the output folder)")
+        names = {m.name for m in self.models}
+        for i, pair in enumerate(self.pairs):
+            unknown = [m for m in pair if m not in names]
+            if len(pair) != 2 or pair[0] == pair[1] or unknown:
+                problem = f"unknown model {unknown[0]!r}" if unknown else f"got {pair}"
+                raise where.at("pairs").error(f"pair {i} must name two different models of the suite ({problem})")
 
 
 def stable_hash(obj: Any) -> str:

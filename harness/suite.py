@@ -9,6 +9,7 @@ command line (a command-line path, so relative to the current directory).
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -81,6 +82,8 @@ def output_dir_for(suite_name: str) -> Path:
 def load_suite(name_or_path: str, data_root: str | None = None, check_files: bool = True) -> Suite:
     """Parse and validate a suite; raises SuiteError with a one-line message on any problem."""
     import harness.plugins  # noqa: F401  (registers every dataset kind and task)
+    from harness.class_counts import matching
+    from harness.tasks.base import forward_pass_needed
     from harness.registry import DATASETS, TASKS, ZOO_MODELS
     from harness.zoo.detectors import DETECTORS
 
@@ -107,10 +110,20 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
                 f"unknown zoo model {model.architecture!r} (known: {known})")
         if model.source in ("timm", "checkpoint"):
             _check_timm_arch(model.architecture, where("models", i, "arch" if model.arch else "name"))
+        if model.source == "torchvision":
+            _check_torchvision_arch(model.architecture, where("models", i, "arch" if model.arch else "name"))
+        if model.source == "hf":
+            if importlib.util.find_spec("transformers") is None:
+                raise where("models", i, "source").error('source hf needs the transformers package: pip install -e ".[hf]"')
+            _resolve_hf_folders(model, base)
         if model.pretrained_cfg is not None:
             _check_pretrained_cfg(model, where("models", i, "pretrained_cfg"))
         if model.checkpoint is not None:
             model.checkpoint = _existing(base, model.checkpoint, where("models", i, "checkpoint"), check_files)
+        if model.path is not None:
+            model.path = expand_data_root(model.path, spec.defaults.data_root, base)
+            if check_files and not Path(model.path).exists():
+                raise where("models", i, "path").error(f"no such file or folder {model.path}")
     for i, data in enumerate(spec.datasets):
         if data.kind not in DATASETS:
             raise where("datasets", i, "kind").error(
@@ -141,6 +154,11 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
         params = build(task_cls.Params, raw["tasks"][i].get("params") or LineDict(), params_where)
         task = task_cls(params, label=task_spec.label)
         task.check_suite(spec, params_where)
+        if task.prediction_kind is None:
+            saved = matching([m.name for m in spec.models if m.source == "predictions"], task_spec.models)
+            if saved:
+                raise where("tasks", i, "models" if task_spec.models else "kind").error(
+                    f"{forward_pass_needed(saved[0], task_spec.label)} (list the models it runs under 'models:')")
         tasks.append(task)
         for key, known in (("models", model_names), ("datasets", data_names)):
             import fnmatch
@@ -174,16 +192,40 @@ def _check_unique(items: list[Any], section: str, where: Any) -> None:
         seen.add(item.name)
 
 
+def _resolve_hf_folders(model: ModelSpec, base: Path) -> None:
+    """Local folders in an hf entry (weights in ``arch``, ``config``, ``processor``) are relative to the suite
+    file like every other path; a value naming no such folder stays as written (a hub name)."""
+    if model.pretrained and (base / model.architecture).is_dir():
+        model.arch = str((base / model.architecture).resolve())
+    for key in ("config", "processor"):
+        value = getattr(model, key)
+        if isinstance(value, str) and (base / value).is_dir():
+            setattr(model, key, str((base / value).resolve()))
+
+
+def _check_torchvision_arch(arch: str, where: Where) -> None:
+    import torchvision
+
+    _check_known(arch, torchvision.models.list_models(), "torchvision", where)
+
+
 def _check_timm_arch(arch: str, where: Where) -> None:
     import timm
 
     base = arch.split(".", 1)[0]
     if not timm.is_model(base):
-        import difflib
+        _check_known(arch, timm.list_models(), "timm", where, base)
 
-        close = difflib.get_close_matches(base, timm.list_models(), n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise where.error(f"unknown timm architecture {arch!r}{hint}")
+
+def _check_known(arch: str, known: list[str], library: str, where: Where, base: str | None = None) -> None:
+    """A one-line error for an architecture ``library`` does not know, with the closest names as hints."""
+    import difflib
+
+    if (base or arch) in known:
+        return
+    close = difflib.get_close_matches(base or arch, known, n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise where.error(f"unknown {library} architecture {arch!r}{hint}")
 
 
 def _existing(base: Path, path: Path, where: Where, check: bool) -> Path:

@@ -1,6 +1,8 @@
 """Shared fixtures: real photos (scikit-image) laid out as a miniature ImageNet val folder, suite writers."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +88,15 @@ def resnet_digits():
     from harness.specs import ModelSpec
 
     return load_model(ModelSpec(name="resnet_digits", source="zoo"))
+
+
+@pytest.fixture(scope="session")
+def classification_run(tmp_path_factory) -> Path:
+    """The offline classification suite (4 zoo models on digits, --limit 60) run once per session through the
+    command line; its out folder (index.html, results.json, samples/). Shared: tests must not modify it."""
+    out = tmp_path_factory.mktemp("classification-run")
+    repo = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, str(repo / "run_bench.py"), "--suite", "classification", "--out", str(out),
+                             "--limit", "60", "--no-progress"], capture_output=True, text=True, cwd=repo)
+    assert result.returncode == 0, result.stderr
+    return out

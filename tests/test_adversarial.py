@@ -265,6 +265,8 @@ def test_cifar10_suite_tasks_run_on_digits_with_zoo_models(tmp_path):
 def test_report_draws_robust_accuracy_curves_per_model_and_per_family():
     import pandas as pd
 
+    import harness.report.robustness_figures  # noqa: F401  (registers the pgd sections)
+
     rows = []
     for model, family, accs in (("cnn_a", "cnn", (0.9, 0.5)), ("vit<b>", "transformer", (0.8, 0.1))):
         rows.append({"model": model, "family": family, "metric": "clean_acc", "params": {}, "value": 0.99})
@@ -274,7 +276,11 @@ def test_report_draws_robust_accuracy_curves_per_model_and_per_family():
     frame = pd.DataFrame(rows).assign(task="pgd", task_kind="pgd")
     sections = REPORT_SECTIONS.get("pgd")(frame, frame)
     (title, per_model), (_, per_family) = sections
-    assert "Linf" in title and per_model.count("<polyline") == 2 and per_family.count("<polyline") == 2
+    # one hoverable line per model / per family, each listing its points (eps 0 = clean accuracy)
+    assert "Linf" in title and per_model.count('<g id="hover-') == 2 and per_family.count('<g id="hover-') == 2
+    assert "<title>cnn_a (cnn) — 0: 0.9900, 2/255: 0.9000, 8/255: 0.5000</title>" in per_model
     assert "vit&lt;b&gt;" in per_model and "<b>" not in per_model  # names are escaped
-    assert "8/255" in per_model and 'data-family="transformer"' in per_family
+    assert ">8/255<" in per_model  # eps ticks as fractions of 255
+    assert "<title>transformer mean (1 models) (transformer) — 0: 0.9900, 2/255: 0.8000, 8/255: 0.1000</title>" \
+        in per_family and "stroke: #d62728" in per_family  # the transformer line in the family colour
     assert "cnn mean (1 models)" in per_family

@@ -74,4 +74,4 @@ def test_render_html(benchmark):
     frame = synthetic_results()
     html = benchmark(render_html, frame, "synthetic")
     assert html.count('data-model="model_') >= 2 * 40  # every model in both leaderboards
-    assert "Accuracy vs throughput" in html and 'class="pareto"' in html
+    assert "Accuracy vs throughput" in html and '<g id="pareto">' in html

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 import pandas as pd
+import pytest
 
 from harness.report.render import render_html
 from harness.report.tables import column_label, family_summary, leaderboard, ok_rows
@@ -42,8 +43,12 @@ def test_leaderboard_sorts_by_first_metric_and_summarises_families():
     families, summary = family_summary(rows)
     assert families == ["cnn", "transformer"]
     top1 = next(row for row in summary if row["column"] == "top1")
-    assert top1["cnn"] == {"mean": 0.75, "best": 0.8, "count": 2, "excluded": 0}
-    assert top1["transformer"]["count"] == 1 and top1["higher"]
+    cnn = top1["cnn"]
+    assert {k: cnn[k] for k in ("mean", "best", "count", "excluded")} == {"mean": 0.75, "best": 0.8, "count": 2,
+                                                                          "excluded": 0}
+    # percentile bootstrap of a two-model mean: resampled means are 0.7, 0.75 or 0.8
+    assert cnn["ci"] == pytest.approx((0.7, 0.8))
+    assert top1["transformer"]["count"] == 1 and top1["transformer"]["ci"] is None and top1["higher"]
 
 
 def test_column_labels_show_eps_as_fractions_of_255():

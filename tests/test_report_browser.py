@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.browser
 
 
@@ -31,12 +28,8 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("report")
-    result = subprocess.run([sys.executable, str(REPO / "run_bench.py"), "--suite", "classification", "--out", str(out),
-                             "--limit", "60", "--no-progress"], capture_output=True, text=True, cwd=REPO)
-    assert result.returncode == 0, result.stderr
-    return out / "index.html"
+def report(classification_run) -> Path:
+    return classification_run / "index.html"
 
 
 def test_leaderboard_renders_and_sorts_on_click(browser, report, tmp_path):
@@ -65,6 +58,11 @@ def test_leaderboard_renders_and_sorts_on_click(browser, report, tmp_path):
     values = [float(row.find_elements(By.TAG_NAME, "td")[column].get_attribute("data-value"))
               for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
     assert values == sorted(values)
+
+    # the CNN-vs-transformer analysis: cost-matched pair (convnext vs swin) and a findings paragraph
+    pairs = browser.find_element(By.ID, "matched-pairs")
+    assert pairs.is_displayed() and "convnext_digits" in pairs.text and "swin_digits" in pairs.text
+    assert "matched on parameters" in browser.find_element(By.CSS_SELECTOR, "p.findings").text
 
     footer = browser.find_element(By.TAG_NAME, "footer").text
     assert "Provenance" in footer and "suite_hash" in footer

@@ -85,6 +85,13 @@ class CocoPanopticSource(ImageSource):
         """The json's categories (``id``, ``name``, ``isthing``), what ``PanopticEvaluator`` takes."""
         return [dict(c) for c in self._categories]
 
+    def panoptic_categories(self) -> list[dict[str, Any]]:
+        """``categories`` under the name the scenes source gives them, so panoptic code asks any source alike."""
+        return self.categories()
+
+    def image_id(self, index: int) -> int:
+        return self.annotations[index][0]
+
     def __len__(self) -> int:
         return len(self.annotations)
 
@@ -104,7 +111,7 @@ class CocoPanopticSource(ImageSource):
         if segment_map.shape != (image.height, image.width):
             raise ValueError(f"{png_path}: panoptic PNG is {segment_map.shape[1]}x{segment_map.shape[0]} but image "
                              f"{image_file} is {image.width}x{image.height}")
-        target = PanopticTarget(torch.from_numpy(segment_map), [dict(s) for s in segments])
+        target = PanopticTarget(torch.from_numpy(segment_map), [dict(s) for s in segments], image_id)
         return Sample(self.sample_id(index), image, target)
 
     def describe(self) -> dict[str, Any]:

@@ -398,7 +398,7 @@ class ScenesSource(ImageSource):
                                   IGNORE_INDEX)
         if self.target_kind == "panoptic":
             segment_map, segments = scene.panoptic()
-            return PanopticTarget(torch.from_numpy(segment_map), segments)
+            return PanopticTarget(torch.from_numpy(segment_map), segments, self.image_id(index))
         return detection_target(scene, self.image_id(index))
 
     # --- whole-split ground truth -------------------------------------------------------------------------

@@ -51,8 +51,12 @@ def _evaluate_pass(task: Task, ctx: JobContext, evaluator: Evaluator, pass_index
                           todo) if todo else iter(())
     for b, batch in zip(todo, batches):
         with contextlib.nullcontext() if pass_.needs_grad else torch.inference_mode():
-            state = evaluator.process(pass_.name, batch, task.infer(ctx, pass_, b, batch)) if len(batch) \
-                else EvalState()
+            if not len(batch):
+                state = EvalState()
+            elif ctx.model.predictions is not None:  # saved outputs, looked up by sample: no forward pass
+                state = evaluator.process(pass_.name, batch, ctx.model.predictions.outputs(batch, source))
+            else:
+                state = evaluator.process(pass_.name, batch, task.infer(ctx, pass_, b, batch))
         if batch.skipped:
             state.add_sum(f"skipped_corrupt:{pass_.name}", len(batch.skipped))
         partial.save(pass_index, pass_.name, b, ids[b * size:(b + 1) * size], state)

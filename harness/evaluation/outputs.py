@@ -4,6 +4,9 @@ output to it; nothing downstream guesses from shapes.
 - ``logits``: (N, C) float tensor, one row per image.
 - ``detections``: one ``Detections`` per image, in the original image's pixel coordinates.
 - ``semantic_logits``: (N, C, h, w) float tensor at any resolution; the evaluator resizes to the label.
+- ``semantic_labels``: one ``LabelMap`` per image: classes already decided, at the label's size (saved
+  predictions). Scored as they are: no resize (which would invent labels at class borders) and no one-hot
+  detour (C x H x W floats per image to hand the argmax back what the file already says).
 - ``panoptic``: one ``PanopticPrediction`` per image, at the original image's size.
 """
 from __future__ import annotations
@@ -13,8 +16,8 @@ from typing import Any, Literal
 
 import torch
 
-OutputKind = Literal["logits", "detections", "semantic_logits", "panoptic"]
-OUTPUT_KINDS: tuple[str, ...] = ("logits", "detections", "semantic_logits", "panoptic")
+OutputKind = Literal["logits", "detections", "semantic_logits", "semantic_labels", "panoptic"]
+OUTPUT_KINDS: tuple[str, ...] = ("logits", "detections", "semantic_logits", "semantic_labels", "panoptic")
 
 # which canonical output scores which target kind
 OUTPUT_FOR_TARGET = {"class": "logits", "detection": "detections", "semantic": "semantic_logits",
@@ -29,6 +32,14 @@ class Detections:
     scores: torch.Tensor  # (K,) float
     labels: torch.Tensor  # (K,) int64
     masks: torch.Tensor | None = None  # (K, H, W) bool at the original size
+
+
+@dataclass
+class LabelMap:
+    """One image's predicted classes: (H, W) int64 train ids at the original image size."""
+
+    labels: torch.Tensor
+    origin: str = ""  # where it was read from (a file), named in errors
 
 
 @dataclass

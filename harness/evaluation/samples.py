@@ -45,6 +45,7 @@ class PanopticTarget:
 
     segment_map: torch.Tensor  # (H, W) int64 segment ids
     segments: list[dict[str, Any]]
+    image_id: int | None = None  # the COCO image id (saved predictions are matched on it, as panopticapi does)
 
 
 Target = Union[int, DetectionTarget, SemanticTarget, PanopticTarget]

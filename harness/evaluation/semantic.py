@@ -1,7 +1,8 @@
 """Semantic segmentation scoring with mmsegmentation's conventions (``mmseg/evaluation/metrics/iou_metric.py``).
 
 - Logits at any resolution are resized bilinearly (``align_corners=False``) to each image's label size,
-  then argmax'd; pixels equal to the target's ``ignore_index`` are dropped.
+  then argmax'd; pixels equal to the target's ``ignore_index`` are dropped. Label maps (``LabelMap``, e.g.
+  saved PNGs) are scored as they are and must have the label's size.
 - Intersection and union are summed over the whole dataset (one confusion matrix), never averaged per
   image. IoU of a class = intersection / union; a class with zero union (absent from labels and
   predictions) is NaN and left out of the mean; a class predicted but absent from the labels has IoU 0.
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness.evaluation.outputs import LabelMap
 from harness.evaluation.previews import PREVIEW_COUNT, PREVIEW_KEY, palette_of, preview, preview_positions
 from harness.evaluation.state import EvalState
 from harness.metrics import Metric, declare
@@ -115,18 +117,17 @@ class SemanticEvaluator:
         if len(self.class_names) != num_classes:
             raise ValueError(f"{len(self.class_names)} class names for {num_classes} classes")
 
-    def process(self, pass_name: str, batch: Any, outputs: torch.Tensor | Iterable[torch.Tensor]) -> EvalState:
-        """The state of one batch: ``outputs`` are ``semantic_logits`` (N, C, h, w), targets
-        ``SemanticTarget`` at the original image size."""
+    def process(self, pass_name: str, batch: Any,
+                outputs: torch.Tensor | Iterable[torch.Tensor] | Iterable[LabelMap]) -> EvalState:
+        """The state of one batch: ``outputs`` are ``semantic_logits`` (N, C, h, w) or ``semantic_labels``
+        (a ``LabelMap`` per image), targets ``SemanticTarget`` at the original image size."""
         state = EvalState()
         total = torch.zeros((self.num_classes, self.num_classes), dtype=torch.int64)
         previewed = preview_positions(pass_name, batch, self.previews)
-        for position, (sample_id, logits, target) in enumerate(zip(batch.ids, outputs, batch.targets, strict=True)):
-            if logits.shape[0] != self.num_classes:
-                raise ValueError(f"sample {sample_id!r}: {logits.shape[0]} logit channels for "
-                                 f"{self.num_classes} classes")
-            label = torch.as_tensor(target.mask).to(logits.device)
-            prediction = predict_labels(logits, tuple(label.shape[-2:]))
+        for position, (sample_id, output, target) in enumerate(zip(batch.ids, outputs, batch.targets, strict=True)):
+            label = torch.as_tensor(target.mask)
+            prediction = self._prediction(sample_id, output, tuple(label.shape[-2:]))
+            label = label.to(prediction.device)
             matrix = confusion_matrix(prediction, label, self.num_classes, target.ignore_index, sample_id).cpu()
             total += matrix
             record = _sparse_record(matrix)
@@ -135,6 +136,23 @@ class SemanticEvaluator:
             state.add_record(sample_id, pass_name, record)
         state.add_sum(f"{pass_name}/{CONFUSION}", total.numpy())
         return state
+
+    def _prediction(self, sample_id: str, output: torch.Tensor | LabelMap, size: tuple[int, int]) -> torch.Tensor:
+        """The (H, W) predicted classes: a label map as it is (checked: a class outside 0..C-1 would land in
+        another cell of the confusion matrix), logits resized to the label and argmax'd."""
+        if isinstance(output, LabelMap):
+            labels, where = output.labels.long(), output.origin or f"sample {sample_id!r}"
+            if tuple(labels.shape) != size:
+                raise ValueError(f"{where}: predicted label map is {labels.shape[-1]}x{labels.shape[0]} but the "
+                                 f"label of image {sample_id!r} is {size[1]}x{size[0]}")
+            outside = (labels < 0) | (labels >= self.num_classes)
+            if bool(outside.any()):
+                raise ValueError(f"{where}: predicted class {int(labels[outside][0])} is outside "
+                                 f"0..{self.num_classes - 1}")
+            return labels
+        if output.shape[0] != self.num_classes:
+            raise ValueError(f"sample {sample_id!r}: {output.shape[0]} logit channels for {self.num_classes} classes")
+        return predict_labels(output, size)
 
     def compute(self, state: EvalState, pass_name: str | None = None) -> list[Metric]:
         """Metrics of one pass, or of every pass in ``state`` (then tagged with a ``pass`` param when

@@ -23,6 +23,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def folder_sha256(folder: Path) -> str:
+    """A hash of a folder's files (relative names and contents), e.g. a model saved by ``save_pretrained``."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(folder).as_posix()}:{file_sha256(path)}\n".encode())
+    return digest.hexdigest()
+
+
 def state_dict_sha256(module: nn.Module) -> str:
     """A hash of the weights themselves (name, dtype, shape, bytes), for models that come from a hub."""
     digest = hashlib.sha256()

@@ -1,4 +1,5 @@
-"""Building a LoadedModel from a suite's model entry, per source: zoo, timm, torchvision, checkpoint."""
+"""Building a LoadedModel from a suite's model entry, per source: zoo, timm, torchvision, checkpoint, hf
+(detectors: harness/models/torchvision_detection.py, harness/models/hf_detection.py)."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -18,8 +19,20 @@ from harness.zoo.detectors import DETECTORS
 
 def load_model(spec: ModelSpec, num_classes: int | None = None) -> LoadedModel:
     """Build the model a suite entry describes, in eval mode, wrapped to take [0, 1] pixels."""
+    if spec.source == "predictions":
+        from harness.models.predictions import load_predictions_model
+
+        return load_predictions_model(spec)
     if spec.source == "zoo" and spec.architecture in DETECTORS:
         return load_zoo_detector(spec)
+    if spec.source == "hf":
+        from harness.models.hf_detection import load_hf_detector
+
+        return load_hf_detector(spec)
+    if declared_output_kind(spec) == "detections":
+        from harness.models.torchvision_detection import load_torchvision_detector
+
+        return load_torchvision_detector(spec, build_torchvision)
     net, preprocess, weights, sha, tag = MODEL_SOURCES.get(spec.source)(spec, spec.num_classes or num_classes)
     if spec.preprocess is not None:
         preprocess = replace(preprocess, **spec.preprocess.overrides())
@@ -74,6 +87,8 @@ def declared_output_kind(spec: ModelSpec) -> str:
     """The canonical output a suite entry's model returns (harness/evaluation/outputs.py)."""
     if spec.source == "torchvision" and torchvision_task(spec.architecture) == "segmentation":
         return "semantic_logits"
+    if spec.source == "hf" or (spec.source == "torchvision" and torchvision_task(spec.architecture) == "detection"):
+        return "detections"
     return "logits"
 
 
@@ -173,6 +188,12 @@ def _from_checkpoint(spec: ModelSpec, num_classes: int | None) -> tuple[nn.Modul
 
 @MODEL_SOURCES.register("torchvision")
 def _from_torchvision(spec: ModelSpec, num_classes: int | None) -> tuple[nn.Module, Preprocess, str, str, str | None]:
+    net, weights, sha, tag, chosen = build_torchvision(spec, num_classes)
+    return net, _torchvision_preprocess(spec.architecture, chosen), weights, sha, tag
+
+
+def build_torchvision(spec: ModelSpec, num_classes: int | None) -> tuple[nn.Module, str, str | None, str | None, Any]:
+    """``get_model`` with the entry's weights and kwargs: (net, weights origin, sha256, tag, weights enum or None)."""
     import torchvision
 
     weights = None
@@ -185,10 +206,9 @@ def _from_torchvision(spec: ModelSpec, num_classes: int | None) -> tuple[nn.Modu
     if torchvision_task(spec.architecture) != "classification":
         kwargs.setdefault("weights_backbone", None)  # else torchvision silently downloads ImageNet backbone weights
     net = torchvision.models.get_model(spec.architecture, weights=weights, **kwargs)
-    preprocess = _torchvision_preprocess(spec.architecture, weights)
     if weights is None:
-        return net, preprocess, "random-init", None, None
-    return net, preprocess, f"torchvision:{spec.architecture}.{weights}", state_dict_sha256(net), str(weights)
+        return net, "random-init", None, None, None
+    return net, f"torchvision:{spec.architecture}.{weights}", state_dict_sha256(net), str(weights), weights
 
 
 def _torchvision_preprocess(arch: str, weights: Any) -> Preprocess:

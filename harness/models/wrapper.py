@@ -5,7 +5,7 @@ thing for every model in a suite.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -104,16 +104,21 @@ class LoadedModel:
     source: str
     arch: str
     family: str
-    module: PixelModel
+    module: PixelModel | None  # None for saved predictions
     preprocess: Preprocess
     num_classes: int
     weights: str  # where the weights came from: zoo, hub tag, checkpoint path or random-init
     weights_sha256: str | None = None
     tag: str | None = None
     output_kind: str = "logits"  # the canonical output it returns (harness/evaluation/outputs.py)
+    # how a framework adapter gets from pixels to that output (resize policy, thresholds, label rule)
+    pipeline: dict[str, Any] = field(default_factory=dict)
+    # source predictions: saved outputs looked up by sample instead of a forward pass (harness/models/predictions.py)
+    predictions: Any = None
 
     def to_device(self, device: torch.device) -> "LoadedModel":
-        self.module.to(device)
+        if self.module is not None:
+            self.module.to(device)
         return self
 
     def provenance(self) -> dict[str, Any]:
@@ -125,6 +130,7 @@ class LoadedModel:
             "family": self.family,
             "weights": self.weights,
             "weights_sha256": self.weights_sha256,
-            "num_params": sum(p.numel() for p in self.module.net.parameters()),
+            "num_params": sum(p.numel() for p in self.module.net.parameters()) if self.module is not None else None,
             "preprocess": self.preprocess.to_dict(),
+            **({"pipeline": self.pipeline} if self.pipeline else {}),
         }

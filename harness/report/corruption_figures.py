@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from harness.registry import REPORT_SECTIONS
-from harness.report.svg import heatmap
+from harness.report.plotting import heatmap
 from harness.report.tables import models_by_family
 
 # Column labels short enough for the heatmap's cells (the paper's abbreviations).

@@ -77,8 +77,7 @@ def corruption_heatmap(rows: pd.DataFrame, metric: str, variant: str) -> str | N
     return heatmap([[mean.get((model, c)) for c in corruptions] for model, _ in models],
                    [f"{model} ({family})" for model, family in models], [SHORT.get(c, c) for c in corruptions],
                    title=f"{label} per corruption, " + (f"severity {severities[0]}" if len(severities) == 1 else
-                                                         f"mean over severities {severities[0]}-{severities[-1]}"),
-                   value_label=label)
+                                                         f"mean over severities {severities[0]}-{severities[-1]}"))
 
 
 def dense_corruption_sections(task_rows: pd.DataFrame) -> list[tuple[str, str]]:

@@ -57,7 +57,7 @@ def class_ap_heatmap(rows: pd.DataFrame, iou_type: str) -> str | None:
     models = models_by_family(part)
     return heatmap([[cell.get((model, c)) for c in categories] for model, _ in models],
                    [f"{model} ({family})" for model, family in models], categories,
-                   title=f"per-class {iou_type} AP @ IoU 0.50:0.95", value_label="AP")
+                   title=f"per-class {iou_type} AP @ IoU 0.50:0.95")
 
 
 def job_pr_curves(job_key: str, iou_type: str) -> tuple[np.ndarray, dict[float, np.ndarray]] | None:

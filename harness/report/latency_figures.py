@@ -1,5 +1,6 @@
-"""Report figures for the latency task: accuracy vs throughput (Pareto), throughput vs batch size,
-latency vs FLOPs; points and lines coloured by family so the two camps can be told apart."""
+"""Report figures for the latency task: throughput vs batch size, latency vs FLOPs; points and lines coloured
+by family so the two camps can be told apart. The accuracy-vs-cost Pareto plots are the suite analysis's
+(harness/report/pareto.py), which joins these numbers with the accuracy of other tasks."""
 from __future__ import annotations
 
 import math
@@ -7,7 +8,7 @@ import math
 import pandas as pd
 
 from harness.registry import REPORT_SECTIONS
-from harness.report import svg
+from harness.report import plotting
 
 THROUGHPUT, LATENCY, FLOPS = "throughput_img_s", "latency_ms_p50", "gflops"
 
@@ -20,13 +21,22 @@ def best_throughput(rows: pd.DataFrame, mode: str = "model_only") -> pd.DataFram
     return part.loc[part.groupby(["model", "dataset"])["value"].idxmax()]
 
 
-def accuracy_vs_throughput(task_rows: pd.DataFrame, all_rows: pd.DataFrame) -> list[tuple[str, float, float, str]]:
-    """(model, family, images/s, top-1) for models with both numbers; top-1 from the classification task on
-    the same dataset, else the model's only classification top-1."""
-    speed = best_throughput(task_rows)
+def accuracy_vs_throughput(task_rows: pd.DataFrame, all_rows: pd.DataFrame) -> list[tuple[str, str, float, float]]:
+    """(model, family, images/s, top-1) for models with both numbers."""
+    return with_top1(best_throughput(task_rows), all_rows)
+
+
+def accuracy_vs_flops(rows: pd.DataFrame) -> list[tuple[str, str, float, float]]:
+    """(model, family, GFLOPs per image, top-1) for models with both numbers."""
+    return with_top1(rows[rows["metric"] == FLOPS], rows)
+
+
+def with_top1(cost_rows: pd.DataFrame, all_rows: pd.DataFrame) -> list[tuple[str, str, float, float]]:
+    """(model, family, cost, top-1) per cost row; top-1 from the classification task on the same dataset, else
+    the model's only classification top-1."""
     top1 = all_rows[(all_rows["task_kind"] == "classification") & (all_rows["metric"] == "top1")]
     points = []
-    for row in speed.itertuples():
+    for row in cost_rows.itertuples():
         same = top1[(top1["model"] == row.model) & (top1["dataset"] == row.dataset)]
         if same.empty:
             same = top1[top1["model"] == row.model]
@@ -57,19 +67,14 @@ def latency_vs_flops(task_rows: pd.DataFrame) -> list[tuple[str, str, float, flo
 @REPORT_SECTIONS.register("latency")
 def latency_sections(task_rows: pd.DataFrame, all_rows: pd.DataFrame) -> list[tuple[str, str]]:
     sections = []
-    points = accuracy_vs_throughput(task_rows, all_rows)
-    if points:
-        sections.append(("Accuracy vs throughput (Pareto front dashed)", svg.scatter(
-            points, "images/s (model only, best batch size; log scale)", "top-1 accuracy",
-            "accuracy vs throughput", frontier=True, log_x=True)))
     series = throughput_by_batch(task_rows)
     if series:
         sizes = sorted({x for _, pts in series.values() for x, _ in pts})
         ticks = [(x, f"{2 ** x:g}") for x in sizes]
-        sections.append(("Throughput vs batch size (model only)", svg.line_chart(
+        sections.append(("Throughput vs batch size (model only)", plotting.line_chart(
             series, "batch size", "images/s", "throughput vs batch size", x_tick_labels=ticks)))
     scatter = latency_vs_flops(task_rows)
     if scatter:
-        sections.append(("Latency vs FLOPs (model only, p50)", svg.scatter(
+        sections.append(("Latency vs FLOPs (model only, p50)", plotting.scatter(
             scatter, "GFLOPs per image (log scale)", "p50 latency (ms)", "latency vs FLOPs", log_x=True)))
     return sections

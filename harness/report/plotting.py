@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import re
+import textwrap
 from typing import Any, Sequence
 
 import matplotlib
@@ -49,47 +50,116 @@ def inline_svg(figure: Figure, hover_titles: Sequence[tuple[object, str]] = ()) 
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg"):]
     svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, count=1, flags=re.S)  # RDF boilerplate with URLs
-    svg = re.sub(r'(<svg[^>]*?) width="[^"]*" height="[^"]*"', r'\1 style="max-width:100%;height:auto"', svg, count=1)
+    # natural width (a small figure stays small), shrunk to fit narrow screens
+    svg = re.sub(r'(<svg[^>]*?) width="([^"]*)" height="[^"]*"', r'\1 style="width:\2;max-width:100%;height:auto"',
+                 svg, count=1)
     for index, (_, text) in enumerate(hover_titles):
         title = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         svg = svg.replace(f'<g id="hover-{index}">', f'<g id="hover-{index}"><title>{title}</title>', 1)
     return svg
 
 
-def heatmap(values: Sequence[Sequence[float | None]], row_labels: Sequence[str], col_labels: Sequence[str],
-            title: str, low: float = 0.0, high: float = 1.0, value_label: str = "") -> str:
-    """A matrix of values in [low, high] as coloured cells (missing values grey), each cell's value on hover
-    and, when the cells are wide enough, written inside. Returns the inline SVG."""
-    import numpy as np
+def _family_legend(axes: plt.Axes, families: Sequence[str]) -> None:
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=family_colour(f), marker=FAMILY_MARKERS.get(f, "o"), linestyle="", label=f)
+               for f in dict.fromkeys(families)]
+    if handles:
+        axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+
+
+def line_chart(series: dict[str, tuple[str, list[tuple[float, float]]]], x_label: str, y_label: str, title: str,
+               x_tick_labels: Sequence[tuple[float, str]] | None = None,
+               y_range: tuple[float, float] | None = None) -> str:
+    """``series``: name -> (family, [(x, y), ...]); one line per series, coloured and dashed by family; hovering
+    a line shows its values."""
+    if not any(points for _, points in series.values()):
+        return ""
+    figure, axes = new_figure(height=max(3.6, 0.6 + 0.15 * len(series)))  # room for one legend line per series
+    hover = []
+    for name, (family, points) in sorted(series.items()):
+        points = sorted(points)
+        line, = axes.plot([x for x, _ in points], [y for _, y in points], color=family_colour(family),
+                          linestyle=FAMILY_LINESTYLES.get(family, "-"), marker=FAMILY_MARKERS.get(family, "o"),
+                          markersize=4, linewidth=1.8, label=f"{name} ({family})")
+        labels = dict(x_tick_labels or ())
+        values = ", ".join(f"{labels.get(x, f'{x:g}')}: {y:.4f}" for x, y in points)
+        hover.append((line, f"{name} ({family}) — {values}"))
+    if x_tick_labels:
+        axes.set_xticks([x for x, _ in x_tick_labels], [text for _, text in x_tick_labels])
+    if y_range:
+        axes.set_ylim(*y_range)
+    axes.set(xlabel=x_label, ylabel=y_label, title=title)
+    axes.grid(axis="y", color="#eee")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, fontsize=8)
+    return inline_svg(figure, hover)
+
+
+def pareto_front(points: Sequence[tuple[float, float]], x_higher: bool = True) -> list[tuple[float, float]]:
+    """The points no other point beats on both axes (y higher is better; x higher or lower), sorted by x."""
+    ordered = sorted(points, key=lambda p: (-p[0] if x_higher else p[0], -p[1]))
+    front, best_y = [], -float("inf")
+    for x, y in ordered:
+        if y > best_y:
+            front.append((x, y))
+            best_y = y
+    return sorted(front)
+
+
+def scatter(points: Sequence[tuple[str, str, float, float]], x_label: str, y_label: str, title: str,
+            frontier: str | None = None, log_x: bool = False) -> str:
+    """``points``: (name, family, x, y), coloured by family, hover shows the values. With ``frontier``
+    ("higher" or "lower": which x is better; higher y is always better), the Pareto front is drawn dashed
+    (SVG group id ``pareto``)."""
+    if not points:
+        return ""
+    figure, axes = new_figure()
+    hover = []
+    for name, family, x, y in points:
+        dot, = axes.plot([x], [y], linestyle="", marker=FAMILY_MARKERS.get(family, "o"), markersize=7,
+                         color=family_colour(family))
+        hover.append((dot, f"{name} ({family}): {x_label.split(' (')[0]} {x:.4g}, {y_label} {y:.4f}"))
+        axes.annotate(name, (x, y), xytext=(5, 4), textcoords="offset points", fontsize=8)
+    if frontier:
+        front = pareto_front([(x, y) for _, _, x, y in points], x_higher=frontier == "higher")
+        line, = axes.plot([x for x, _ in front], [y for _, y in front], color="#999", linestyle="--",
+                          linewidth=1, zorder=0)
+        line.set_gid("pareto")
+    if log_x:
+        axes.set_xscale("log")
+    axes.set(xlabel=x_label, ylabel=y_label, title=title)
+    axes.grid(color="#eee")
+    _family_legend(axes, [family for _, family, _, _ in points])
+    return inline_svg(figure, hover)
+
+
+def heatmap(values: list[list[float | None]], row_labels: list[str], col_labels: list[str], title: str,
+            low: float = 0.0, high: float = 1.0) -> str:
+    """A matrix of values in [low, high] as coloured cells (white = low, dark blue = high), numbers inside,
+    missing cells grey; hovering a cell shows its row, column and value."""
     from matplotlib.patches import Rectangle
 
-    n_rows, n_cols = len(row_labels), len(col_labels)
-    width = min(12.0, max(7.2, 3.0 + 0.45 * n_cols))  # the report's column, wider for many columns
-    figure, axes = new_figure(width, 1.2 + 0.3 * n_rows + 0.06 * max(map(len, col_labels), default=0))
-    cmap = plt.get_cmap("Blues")
+    colours = plt.get_cmap("Blues")
+    width = max(4.8, 1.6 + 0.62 * len(col_labels))
+    figure, axes = new_figure(width, 0.8 + 0.3 * len(row_labels))
     hover = []
     for i, row in enumerate(values):
         for j, value in enumerate(row):
             missing = value is None or value != value
-            t = 0.0 if missing else min(1.0, max(0.0, (float(value) - low) / ((high - low) or 1.0)))
-            cell = Rectangle((j, i), 1, 1, facecolor="#e6e6e6" if missing else cmap(0.05 + 0.9 * t),
-                             edgecolor="white", linewidth=0.8)
+            share = 0.0 if missing else min(1.0, max(0.0, (value - low) / ((high - low) or 1)))
+            cell = Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="#eee" if missing else colours(share),
+                             edgecolor="white")
             axes.add_patch(cell)
-            shown = "no value" if missing else f"{float(value):.4f}"
-            hover.append((cell, f"{row_labels[i]} / {col_labels[j]}: {shown}"))
-            if not missing and width / max(n_cols, 1) >= 0.4:
-                axes.text(j + 0.5, i + 0.5, f"{float(value):.2f}", ha="center", va="center", fontsize=7,
-                          color="white" if t > 0.55 else "black")
-    axes.set_xlim(0, n_cols)
-    axes.set_ylim(n_rows, 0)
-    crowded = sum(map(len, col_labels)) * 0.08 > width - 3  # labels wider than their cells: slant them
-    axes.set_xticks(np.arange(n_cols) + 0.5, list(col_labels), rotation=45 if crowded else 0,
-                    ha="right" if crowded else "center")
-    axes.set_yticks(np.arange(n_rows) + 0.5, list(row_labels))
+            if not missing:
+                axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
+                          color="white" if share > 0.55 else "black")
+                hover.append((cell, f"{row_labels[i]} / {col_labels[j]}: {value:.4f}"))
+    axes.set_xlim(-0.5, len(col_labels) - 0.5)
+    axes.set_ylim(len(row_labels) - 0.5, -0.5)
+    axes.set_xticks(range(len(col_labels)), col_labels, rotation=30, ha="right")
+    axes.set_yticks(range(len(row_labels)), row_labels)
     axes.tick_params(length=0)
     for side in ("left", "bottom"):
         axes.spines[side].set_visible(False)
-    mappable = plt.cm.ScalarMappable(norm=matplotlib.colors.Normalize(low, high), cmap=cmap)
-    figure.colorbar(mappable, ax=axes, fraction=0.03, pad=0.01, label=value_label)
-    axes.set_title(title)
+    axes.set_title("\n".join(textwrap.wrap(title, int(width * 10))), fontsize=9)
     return inline_svg(figure, hover)

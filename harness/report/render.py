@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import jinja2
 import pandas as pd
@@ -14,9 +14,10 @@ from harness.version import __version__
 from harness.registry import REPORT_SECTIONS
 from harness.report import (corruption_figures, detection_figures, latency_figures,  # noqa: F401  (sections)
                             robustness_figures, segmentation_figures)
+from harness.report.analysis import suite_analysis
 from harness.report.samples import samples_from
-from harness.report.tables import (column_directions, family_summary, format_number, format_param, leaderboard,
-                                   ok_rows, provenance_summary, shared_params, unreliable_jobs)
+from harness.report.tables import (column_directions, format_number, format_param, leaderboard, ok_rows,
+                                   provenance_summary, shared_params, unreliable_jobs)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -28,9 +29,9 @@ def _env() -> jinja2.Environment:
     return env
 
 
-def build_context(frame: pd.DataFrame, title: str) -> dict[str, Any]:
+def build_context(frame: pd.DataFrame, title: str, records_dir: Path | None = None,
+                  pairs: Sequence[Sequence[str]] = ()) -> dict[str, Any]:
     rows = ok_rows(frame)
-    summary_families, summary = family_summary(rows)
     unreliable = unreliable_jobs(rows)
     tasks = []
     for (task, dataset), part in rows.groupby(["task", "dataset"], sort=False):
@@ -52,8 +53,7 @@ def build_context(frame: pd.DataFrame, title: str) -> dict[str, Any]:
     return {
         "title": title,
         "tasks": tasks,
-        "summary_families": summary_families,
-        "summary": summary,
+        "analysis": [{"title": t, "html": Markup(h)} for t, h in _analysis(frame, records_dir, pairs)],
         "failures": pd.concat([failed, empty])[["model", "dataset", "task", "error"]].to_dict("records"),
         "provenance": provenance_summary(frame),
         "harness_version": __version__,
@@ -74,15 +74,28 @@ def _extra_sections(part: pd.DataFrame, all_rows: pd.DataFrame) -> list[tuple[st
     try:
         return REPORT_SECTIONS.get(kind)(present, all_rows[all_rows["value"].notna()])
     except Exception as exc:  # noqa: BLE001 - one broken figure must not cost the whole report
-        message = str(Markup.escape(f"{type(exc).__name__}: {exc}"))
-        return [("Figures not drawn", f'<p class="figure-error">the {kind} figures could not be drawn '
-                                      f"from the stored results ({message})</p>")]
+        return [_not_drawn(f"the {kind} figures", exc)]
 
 
-def render_html(frame: pd.DataFrame, title: str, samples_dir: Path | None = None) -> str:
-    """The report page; figures drawn from per-sample records (segmentation overlays) read ``samples_dir``."""
-    with samples_from(samples_dir):
-        return _env().get_template("leaderboard.html.j2").render(**build_context(frame, title))
+def _analysis(frame: pd.DataFrame, records_dir: Path | None, pairs: Sequence[Sequence[str]]) -> list[tuple[str, str]]:
+    try:
+        return suite_analysis(frame, records_dir, pairs=pairs)
+    except Exception as exc:  # noqa: BLE001 - as for figures: the tables are still written
+        return [_not_drawn("the CNN-vs-transformer analysis", exc)]
+
+
+def _not_drawn(what: str, exc: Exception) -> tuple[str, str]:
+    message = str(Markup.escape(f"{type(exc).__name__}: {exc}"))
+    return ("Figures not drawn", f'<p class="figure-error">{what} could not be drawn from the stored results '
+                                 f"({message})</p>")
+
+
+def render_html(frame: pd.DataFrame, title: str, records_dir: Path | None = None,
+                pairs: Sequence[Sequence[str]] = ()) -> str:
+    """The page; ``records_dir`` (the run's per-sample records) enables the matched-pair tests, the PR curves
+    and the segmentation overlays."""
+    with samples_from(records_dir):
+        return _env().get_template("leaderboard.html.j2").render(**build_context(frame, title, records_dir, pairs))
 
 
 def export_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -103,7 +116,8 @@ def write_report(frame: pd.DataFrame, out_dir: Path, suite: Any) -> Path:
     flat.to_csv(out_dir / "results.csv", index=False)
     (out_dir / "results.json").write_text(json.dumps(export_records(frame), indent=1, default=str), encoding="utf-8")
     html_path = out_dir / "index.html"
-    html_path.write_text(render_html(frame, title, out_dir / "samples"), encoding="utf-8")
+    pairs = getattr(getattr(suite, "spec", None), "pairs", ())
+    html_path.write_text(render_html(frame, title, out_dir / "samples", pairs), encoding="utf-8")
     return html_path
 
 

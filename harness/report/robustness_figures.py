@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from harness.registry import REPORT_SECTIONS
-from harness.report.svg import line_chart
+from harness.report.plotting import line_chart
 from harness.report.tables import format_param, unreliable_jobs
 
 

@@ -5,6 +5,7 @@ import json
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 FAMILY_ORDER = ["cnn", "transformer", "hybrid"]
@@ -120,10 +121,10 @@ def leaderboard(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def family_summary(rows: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:
-    """One row per task metric with each camp's mean and best value side by side.
+    """One row per task metric with each camp's mean (and its interval over models) and best value side by side.
 
     Returns (families present, rows); each row has task, dataset, column, direction and, per family f,
-    ``f`` -> {"mean", "best", "count", "excluded"}. Metrics without a direction are not summarised; robust
+    ``f`` -> {"mean", "ci", "best", "count", "excluded"}. Metrics without a direction are not summarised; robust
     accuracy flagged unreliable is left out of "best" (and counted in ``excluded``).
     """
     unreliable = unreliable_jobs(rows)
@@ -141,11 +142,27 @@ def family_summary(rows: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]
             trusted = members[[(m, d, t) not in unreliable or not str(c).startswith("robust_acc")
                                for m, d, t, c in zip(members["model"], members["dataset"], members["task"],
                                                      members["column"])]]["value"]
-            entry[family] = {"mean": members["value"].mean(), "count": int(members["value"].count()),
+            entry[family] = {"mean": members["value"].mean(), "ci": mean_interval(members["value"].dropna()),
+                             "count": int(members["value"].count()),
                              "best": (trusted.max() if higher else trusted.min()) if len(trusted) else None,
                              "excluded": len(members) - len(trusted)}
         out.append(entry)
     return families, out
+
+
+def mean_interval(values: pd.Series, resamples: int = 2000, seed: int = 0) -> tuple[float, float] | None:
+    """95% percentile-bootstrap interval of a mean over models (scipy.stats.bootstrap, seeded), or None for
+    fewer than two models. With a handful of models it is rough: it says how much the mean rests on one model."""
+    from scipy import stats
+
+    values = values.to_numpy(dtype=float)
+    if len(values) < 2:
+        return None
+    if values.min() == values.max():
+        return (float(values[0]), float(values[0]))
+    result = stats.bootstrap((values,), np.mean, n_resamples=resamples, method="percentile",
+                             rng=np.random.default_rng(seed))
+    return (float(result.confidence_interval.low), float(result.confidence_interval.high))
 
 
 def provenance_summary(frame: pd.DataFrame) -> dict[str, str]:

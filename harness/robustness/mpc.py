@@ -37,10 +37,12 @@ class PerformanceUnderCorruption(Evaluator):
         return self.inner.process(pass_name, batch, outputs)
 
     def compute(self, state: EvalState) -> list[Metric]:
+        """Clean P, then mPC and rPC (the columns a leaderboard shows first), the other clean metrics, then
+        P per cell."""
         clean = [_tagged(m, mode=self.mode) for m in self.inner.compute(state, "clean")]
         clean_score = {_variant(m): m for m in clean if m.name == self.metric}
-        metrics, by_variant = list(clean), {variant: [] for variant in clean_score}
         n_clean = clean[0].n if clean else 0
+        cells, by_variant = [], {variant: [] for variant in clean_score}
         for cell in self.cells:
             corruption, severity = cell.rsplit("/", 1)
             for m in self.inner.compute(state, cell):
@@ -49,17 +51,18 @@ class PerformanceUnderCorruption(Evaluator):
                 if m.n != n_clean:
                     raise ValueError(f"{cell}: {m.n} images scored, {n_clean} on the clean pass")
                 by_variant.setdefault(_variant(m), []).append(m.value)
-                metrics.append(Metric("corruption_score", m.value, m.n, {
+                cells.append(Metric("corruption_score", m.value, m.n, {
                     **m.params, "metric": self.metric, "corruption": corruption, "severity": int(severity),
                     "mode": self.mode}))
+        summary = []
         for variant, values in by_variant.items():
             params = {**dict(variant), "metric": self.metric, "mode": self.mode}
             mpc = math.fsum(values) / len(values) if values else math.nan
-            metrics.append(Metric("mpc", mpc, n_clean, params))
             reference = clean_score[variant].value if variant in clean_score else math.nan
             rpc = mpc / reference if reference and not math.isnan(reference) else math.nan
-            metrics.append(Metric("rpc", rpc, n_clean, params))
-        return metrics
+            summary += [Metric("mpc", mpc, n_clean, params), Metric("rpc", rpc, n_clean, params)]
+        headline = list(clean_score.values())
+        return headline + summary + [m for m in clean if m.name != self.metric] + cells
 
 
 def _variant(metric: Metric) -> tuple[tuple[str, Any], ...]:

@@ -81,6 +81,8 @@ class Task(ABC):
     performance: ClassVar[bool] = False  # timing tasks run in a separate pass, after accuracy tasks
     target_kind: ClassVar[str] = "class"  # the dataset targets an accuracy task scores (evaluation/samples.py)
     output_kind: ClassVar[str] = "logits"  # the canonical model output it needs (evaluation/outputs.py)
+    # the output kind of saved predictions (source: predictions) it scores; None: it needs a forward pass
+    prediction_kind: ClassVar[str | None] = None
     # attacks average their loss over the batch, so float rounding can flip a near-zero gradient sign:
     # for such tasks the batch size is part of the cache key
     batch_size_matters: ClassVar[bool] = False
@@ -103,8 +105,11 @@ class Task(ABC):
         if ctx.source.target_kind != self.target_kind:
             raise ValueError(f"dataset {ctx.source.name!r} has {ctx.source.target_kind} targets, not "
                              f"{self.target_kind} (task {self.label})")
-        if ctx.model.output_kind != self.output_kind:
-            raise ValueError(f"model {ctx.model.name} returns {ctx.model.output_kind}, not {self.output_kind} "
+        wanted = self.output_kind if ctx.model.predictions is None else self.prediction_kind
+        if wanted is None:
+            raise ValueError(forward_pass_needed(ctx.model.name, self.label))
+        if ctx.model.output_kind != wanted:
+            raise ValueError(f"model {ctx.model.name} returns {ctx.model.output_kind}, not {wanted} "
                              f"(task {self.label})")
         return ctx.sample(getattr(self.params, "n", None))
 
@@ -133,6 +138,10 @@ class Task(ABC):
         Derived numbers are recomputed after every run, never cached, and exported like the others.
         """
         return []
+
+
+def forward_pass_needed(model: str, task: str) -> str:
+    return f"model {model} is precomputed predictions; task {task} needs a forward pass"
 
 
 def derived_rows(pairs: list[tuple[pd.Series, Metric]]) -> pd.DataFrame:

@@ -194,8 +194,8 @@ class CorruptionTask(Task):
 
     def prepare(self, ctx: JobContext) -> JobContext:
         target_kind = ctx.source.target_kind
-        if target_kind == "class":
-            return super().prepare(ctx)
+        if target_kind == "class" or ctx.model.predictions is not None:
+            return super().prepare(ctx)  # (which refuses saved predictions: corrupting needs a forward pass)
         if self.params.mode != "generated" or self.params.precrop:
             raise ValueError(f"dataset {ctx.source.name!r}: canonical corruption folders and precrop are for "
                              f"classification; {target_kind} data is corrupted on the fly (mode: generated)")

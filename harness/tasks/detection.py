@@ -37,6 +37,7 @@ class DetectionTask(Task):
     kind = "detection"
     target_kind = "detection"
     output_kind = "detections"
+    prediction_kind = "detections"
 
     @dataclass
     class Params:
@@ -50,10 +51,23 @@ class DetectionTask(Task):
             if self.n is not None and self.n <= 0:
                 raise where.error("n must be positive")
 
+    def prepare(self, ctx: JobContext) -> JobContext:
+        """Framework adapters (harness/models/detection_adapter.py) are bound to the dataset's categories here,
+        so their labels come out as the dataset's category ids."""
+        ctx = super().prepare(ctx)
+        module = ctx.model.module
+        if hasattr(module, "for_categories"):
+            categories = base_and_indices(ctx.source)[0].coco_ground_truth()["categories"]
+            ctx = replace(ctx, model=replace(ctx.model, module=module.for_categories(categories)))
+        return ctx
+
     def infer(self, ctx: JobContext, pass_: Pass, batch_index: int, batch: Batch) -> list[Detections]:
-        images = batch.images if isinstance(batch.images, torch.Tensor) else torch.stack(batch.images)
-        size = tuple(images.shape[-2:])
-        return [to_original_size(d, size, original) for d, original in zip(ctx.model.module(images), batch.orig_sizes)]
+        """Mixed-size images go to the model as a list when it takes lists (framework detectors), else stacked."""
+        module, images = ctx.model.module, batch.images
+        if not isinstance(images, torch.Tensor) and not getattr(module, "takes_image_lists", False):
+            images = torch.stack(images)
+        sizes = [tuple(image.shape[-2:]) for image in images]
+        return [to_original_size(d, size, original) for d, size, original in zip(module(images), sizes, batch.orig_sizes)]
 
     def job_meta(self, ctx: JobContext) -> dict[str, Any]:
         """The ground truth travels with the records, so rescoring and the gate need no dataset."""

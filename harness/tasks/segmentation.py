@@ -23,6 +23,7 @@ class SegmentationTask(Task):
     kind = "segmentation"
     target_kind = "semantic"
     output_kind = "semantic_logits"
+    prediction_kind = "semantic_labels"
 
     @dataclass
     class Params:
