@@ -69,13 +69,16 @@ def zoo_suite(models=("resnet_digits", "vit_digits"), **task_params) -> dict:
     }
 
 
-@pytest.fixture
-def one_thread():
+def _one_thread():
     """Tiny models on a shared 2-core machine: one thread avoids OpenMP contention (several times faster)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+one_thread = pytest.fixture(_one_thread, name="one_thread")
+one_thread_module = pytest.fixture(_one_thread, scope="module", name="one_thread_module")
 
 
 @pytest.fixture(scope="module")

@@ -50,14 +50,6 @@ def detection_job(one_thread_module):
     return JobContext(model, source, torch.device("cpu"), 16, seed=0, show_progress=False)
 
 
-@pytest.fixture(scope="module")
-def one_thread_module():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def by_cell(metrics):
     return {(m.params["corruption"], m.params["severity"]): m.value for m in metrics if m.name == "corruption_score"}
 

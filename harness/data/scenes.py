@@ -414,6 +414,11 @@ class ScenesSource(ImageSource):
                           "categories": categories}
         return self._coco
 
+    @property
+    def class_colours(self) -> list[list[int]] | None:
+        """RGB of each semantic train id (the colours the report's previews use); None for other targets."""
+        return [PALETTE[c] for c in SEMANTIC_CATEGORY_IDS] if self.target_kind == "semantic" else None
+
     def panoptic_categories(self) -> list[dict[str, Any]]:
         """COCO-panoptic categories: things (isthing 1) then stuff (isthing 0), with display colours."""
         return ([{"id": c, "name": n, "supercategory": "shape", "isthing": 1, "color": PALETTE[c]}

@@ -57,6 +57,7 @@ for _name, _text in zip(STAT_NAMES, _STAT_TEXT):
     declare(_name, "higher", kind="dataset", description=f"COCO {_text} (COCOeval.stats; NaN where COCO gives -1)")
 declare("ap_class", "higher", headline=False, kind="dataset",
         description="COCO AP @ IoU 0.50:0.95 of one category (NaN when the category has no ground truth)")
+PR_IOUS = (0.5, 0.75)  # IoU thresholds whose precision-recall curve a summary keeps (the report draws them)
 
 
 def detections_to_coco(image_id: int, detections: Detections, with_masks: bool = True) -> list[dict[str, Any]]:
@@ -108,6 +109,8 @@ class CocoSummary:
     stats: np.ndarray  # (12,)
     category_ap: dict[int, float]  # category id -> AP @ 0.50:0.95 (NaN without ground truth)
     n_images: int
+    recall: np.ndarray  # (101,) COCO's recall thresholds
+    pr_curves: dict[float, np.ndarray]  # IoU (PR_IOUS) -> (101,) precision, mean over categories (NaN: none)
 
     def metrics(self, category_names: dict[int, str]) -> list[Metric]:
         out = [Metric(name, _nan_if_undefined(value), self.n_images, {"iou_type": self.iou_type})
@@ -156,7 +159,22 @@ def coco_evaluate(ground_truth: dict[str, Any], results: list[dict[str, Any]], i
         values = precision[:, :, k, 0, -1]
         values = values[values > -1]
         category_ap[int(category)] = float(values.mean()) if values.size else math.nan
-    return CocoSummary(iou_type, stats, category_ap, len(image_ids))
+    recall = np.asarray(evaluator.params.recThrs, dtype=np.float64)
+    return CocoSummary(iou_type, stats, category_ap, len(image_ids), recall,
+                       {iou: pr_curve(precision, evaluator.params.iouThrs, iou) for iou in PR_IOUS})
+
+
+def pr_curve(precision: np.ndarray, iou_thresholds: Sequence[float], iou: float) -> np.ndarray:
+    """COCOeval's precision at each recall threshold for one IoU, all areas, the largest maxDets, averaged
+    over the categories it is defined for (COCO's -1 = no ground truth left out; NaN where none is)."""
+    matches = np.flatnonzero(np.isclose(np.asarray(iou_thresholds, dtype=np.float64), iou))
+    if not matches.size:
+        raise ValueError(f"IoU {iou} is not one of COCOeval's thresholds")
+    values = np.asarray(precision[matches[0], :, :, 0, -1], dtype=np.float64)  # (recall, category)
+    defined = values > -1
+    counts = defined.sum(axis=1)
+    sums = np.where(defined, values, 0.0).sum(axis=1)
+    return np.divide(sums, counts, out=np.full(len(values), math.nan), where=counts > 0)
 
 
 class DetectionEvaluator:

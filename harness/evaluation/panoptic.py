@@ -14,7 +14,9 @@ Over the dataset, per category: PQ = sum IoU / (TP + FP/2 + FN/2), SQ = sum IoU 
 RQ = TP / (TP + FP/2 + FN/2); categories with no TP, FP or FN are left out of the averages.
 
 Each image's record is ``{category id (text): [tp, fp, fn, iou_sum]}`` for the categories it touches, so
-records merge in any order (IoU sums are added with ``math.fsum``) and the gate can resample images.
+records merge in any order (IoU sums are added with ``math.fsum``) and the gate can resample images. The
+first few samples' records also hold a ``preview`` (harness/evaluation/previews.py; ``category_counts``
+leaves it out) for the report's overlays.
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from harness.evaluation.previews import (PREVIEW_COUNT, PREVIEW_KEY, palette_of, preview, preview_positions,
+                                        segment_classes)
 from harness.evaluation.state import EvalState
 from harness.metrics import Metric, declare
 
@@ -153,12 +157,17 @@ def pq_image(gt_map: np.ndarray, gt_segments: Sequence[Mapping[str, Any]], pred_
     return {str(c): [int(v[0]), int(v[1]), int(v[2]), float(v[3])] for c, v in sorted(counts.items())}
 
 
-def pq_totals(records: Iterable[Mapping[str, Sequence[float]]]) -> dict[int, tuple[int, int, int, float]]:
+def category_counts(record: Mapping[str, Any]) -> Iterable[tuple[str, Sequence[float]]]:
+    """(category id as text, [tp, fp, fn, iou_sum]) of one image's record (its preview left out)."""
+    return ((key, value) for key, value in record.items() if key != PREVIEW_KEY)
+
+
+def pq_totals(records: Iterable[Mapping[str, Any]]) -> dict[int, tuple[int, int, int, float]]:
     """Per-category dataset totals ``(tp, fp, fn, iou_sum)``; the IoU sum is exact in any record order."""
     counts: dict[int, list[int]] = {}
     ious: dict[int, list[float]] = {}
     for record in records:
-        for key, (tp, fp, fn, iou) in record.items():
+        for key, (tp, fp, fn, iou) in category_counts(record):
             total = counts.setdefault(int(key), [0, 0, 0])
             total[0], total[1], total[2] = total[0] + int(tp), total[1] + int(fp), total[2] + int(fn)
             ious.setdefault(int(key), []).append(float(iou))
@@ -186,19 +195,30 @@ def pq_average(totals: Mapping[int, tuple[int, int, int, float]], categories: Se
 class PanopticEvaluator:
     """PQ / SQ / RQ (all, things, stuff) and per-category PQ; ``process`` per batch, ``compute`` pure."""
 
-    def __init__(self, categories: Iterable[Mapping[str, Any] | Category]) -> None:
+    def __init__(self, categories: Iterable[Mapping[str, Any] | Category], previews: int = PREVIEW_COUNT) -> None:
+        categories = list(categories)
         self.categories = [c if isinstance(c, Category) else as_categories([c])[0] for c in categories]
         if not self.categories:
             raise ValueError("a panoptic evaluator needs the dataset's categories")
         self.category_ids = {c.id for c in self.categories}
+        self.class_index = {c.id: i for i, c in enumerate(self.categories)}  # preview colours: the categories'
+        self.palette = palette_of([c.get("color") if isinstance(c, Mapping) else None for c in categories])
+        self.previews = previews
 
     def process(self, pass_name: str, batch: Any, outputs: Sequence[Any]) -> EvalState:
         """The state of one batch: ``outputs`` are ``PanopticPrediction``s, targets ``PanopticTarget``s,
         both at the original image size."""
         state = EvalState()
-        for sample_id, prediction, target in zip(batch.ids, outputs, batch.targets, strict=True):
-            record = pq_image(_numpy(target.segment_map), target.segments, _numpy(prediction.segment_map),
-                              prediction.segments, self.category_ids, sample_id)
+        previewed = preview_positions(pass_name, batch, self.previews)
+        for position, (sample_id, prediction, target) in enumerate(zip(batch.ids, outputs, batch.targets,
+                                                                       strict=True)):
+            record: dict[str, Any] = pq_image(_numpy(target.segment_map), target.segments,
+                                              _numpy(prediction.segment_map), prediction.segments,
+                                              self.category_ids, sample_id)
+            if position in previewed:
+                record[PREVIEW_KEY] = preview(
+                    batch, position, segment_classes(target.segment_map, target.segments, self.class_index),
+                    segment_classes(prediction.segment_map, prediction.segments, self.class_index), self.palette)
             state.add_record(sample_id, pass_name, record)
         return state
 

@@ -11,7 +11,8 @@
 
 The state of a batch holds one C x C int64 confusion matrix per pass (``sums``, rows = label, columns =
 prediction) and, per image, the sparse per-class intersection / union / label area (``records``) from
-which the gate can bootstrap over images.
+which the gate can bootstrap over images; the first few samples' records also keep a small ``preview``
+(input, ground truth and prediction as PNGs; harness/evaluation/previews.py) for the report's overlays.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.evaluation.outputs import LabelMap
+from harness.evaluation.previews import PREVIEW_COUNT, PREVIEW_KEY, palette_of, preview, preview_positions
 from harness.evaluation.state import EvalState
 from harness.metrics import Metric, declare
 
@@ -105,10 +107,12 @@ def sliding_window_logits(model: Callable[[torch.Tensor], torch.Tensor], images:
 class SemanticEvaluator:
     """mIoU / mAcc / aAcc over a dataset; ``process`` per batch, ``compute`` pure on the merged state."""
 
-    def __init__(self, num_classes: int, class_names: Sequence[str] | None = None) -> None:
+    def __init__(self, num_classes: int, class_names: Sequence[str] | None = None,
+                 previews: int = PREVIEW_COUNT, colours: Sequence[Sequence[int]] | None = None) -> None:
+        """``previews``: how many of the first samples keep a preview; ``colours``: RGB per class for it."""
         if num_classes <= 0:
             raise ValueError(f"num_classes must be positive, got {num_classes}")
-        self.num_classes = num_classes
+        self.num_classes, self.previews, self.palette = num_classes, previews, palette_of(colours)
         self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
         if len(self.class_names) != num_classes:
             raise ValueError(f"{len(self.class_names)} class names for {num_classes} classes")
@@ -119,13 +123,17 @@ class SemanticEvaluator:
         (a ``LabelMap`` per image), targets ``SemanticTarget`` at the original image size."""
         state = EvalState()
         total = torch.zeros((self.num_classes, self.num_classes), dtype=torch.int64)
-        for sample_id, output, target in zip(batch.ids, outputs, batch.targets, strict=True):
+        previewed = preview_positions(pass_name, batch, self.previews)
+        for position, (sample_id, output, target) in enumerate(zip(batch.ids, outputs, batch.targets, strict=True)):
             label = torch.as_tensor(target.mask)
             prediction = self._prediction(sample_id, output, tuple(label.shape[-2:]))
             label = label.to(prediction.device)
             matrix = confusion_matrix(prediction, label, self.num_classes, target.ignore_index, sample_id).cpu()
             total += matrix
-            state.add_record(sample_id, pass_name, _sparse_record(matrix))
+            record = _sparse_record(matrix)
+            if position in previewed:
+                record[PREVIEW_KEY] = preview(batch, position, label, prediction, self.palette)
+            state.add_record(sample_id, pass_name, record)
         state.add_sum(f"{pass_name}/{CONFUSION}", total.numpy())
         return state
 
@@ -192,7 +200,7 @@ def _scores(intersect: np.ndarray, union: np.ndarray, label: np.ndarray) -> dict
     return {"iou": iou, "acc": acc, "miou": _nanmean(iou), "macc": _nanmean(acc), "aacc": float(aacc)}
 
 
-def _sparse_record(matrix: torch.Tensor) -> dict[str, list[int]]:
+def _sparse_record(matrix: torch.Tensor) -> dict[str, Any]:
     """Per-class intersection, union and label area of one image, for the classes it involves."""
     intersect = torch.diagonal(matrix)
     label = matrix.sum(dim=1)

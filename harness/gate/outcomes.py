@@ -106,11 +106,13 @@ def _miou(records: list[Record], params: Params, metric: str) -> Statistic:
 def _pq(records: list[Record], params: Params, metric: str) -> Statistic:
     """PQ as panopticapi: per category IoU sum / (TP + FP/2 + FN/2), averaged over categories seen.
     Records as harness/evaluation/panoptic.py writes them: ``{category id: [tp, fp, fn, iou sum]}``."""
-    cats = sorted({c for r in records for c in r}, key=str)
+    from harness.evaluation.panoptic import category_counts
+
+    cats = sorted({c for r in records for c, _ in category_counts(r)}, key=str)
     column = {c: i for i, c in enumerate(cats)}
     counts = np.zeros((len(records), len(cats), 4))  # tp, fp, fn, iou sum
     for row, record in enumerate(records):
-        for c, values in record.items():
+        for c, values in category_counts(record):
             counts[row, column[c]] = values[:4]
 
     def statistic(idx: np.ndarray) -> float:

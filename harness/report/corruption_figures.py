@@ -1,4 +1,5 @@
-"""Report figures for the corruption task: accuracy heatmaps (models x corruptions, corruption x severity).
+"""Report figures for the corruption task: accuracy heatmaps (models x corruptions, corruption x severity);
+on dense data mPC / rPC by family (harness/report/dense_corruption_figures.py).
 
 mCE and relative mCE need no figure: they are derived metrics, so they land in the leaderboard as columns.
 """
@@ -8,7 +9,7 @@ import pandas as pd
 
 from harness.registry import REPORT_SECTIONS
 from harness.report.plotting import heatmap
-from harness.report.tables import FAMILY_ORDER
+from harness.report.tables import models_by_family
 
 # Column labels short enough for the heatmap's cells (the paper's abbreviations).
 SHORT = {"gaussian_noise": "gauss", "shot_noise": "shot", "impulse_noise": "impulse", "defocus_blur": "defocus",
@@ -27,21 +28,16 @@ def _cells(task_rows: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def _model_order(cells: pd.DataFrame) -> list[tuple[str, str]]:
-    """(model, family) grouped by family (CNNs, then transformers, ...), then by name."""
-    pairs = cells[["model", "family"]].drop_duplicates()
-    rank = {family: i for i, family in enumerate(FAMILY_ORDER)}
-    return sorted(pairs.itertuples(index=False, name=None), key=lambda mf: (rank.get(mf[1], len(rank)), mf[1], mf[0]))
-
-
 @REPORT_SECTIONS.register("corruption")
 def corruption_sections(task_rows: pd.DataFrame, all_rows: pd.DataFrame) -> list[tuple[str, str]]:
     cells = _cells(task_rows)
-    if cells.empty:
-        return []
+    if cells.empty:  # dense data (detection, segmentation, panoptic): mPC / rPC
+        from harness.report.dense_corruption_figures import dense_corruption_sections
+
+        return dense_corruption_sections(task_rows)
     corruptions = list(dict.fromkeys(cells["corruption"]))
     severities = sorted(set(cells["severity"]))
-    models = _model_order(cells)
+    models = models_by_family(cells)
     mode = task_rows["params"].iloc[0].get("mode", "")
     clean = dict(task_rows.loc[task_rows["metric"] == "clean_acc", ["model", "value"]].itertuples(index=False, name=None))
     by_corruption = cells.groupby(["model", "corruption"])["value"].mean()

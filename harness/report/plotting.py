@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import re
 import textwrap
-from typing import Sequence
+from typing import Any, Sequence
 
 import matplotlib
 
@@ -30,10 +30,12 @@ def family_colour(family: str | None) -> str:
     return FAMILY_COLOURS.get(family or "", OTHER_COLOUR)
 
 
-def new_figure(width: float = 7.2, height: float = 3.6, layout: str | None = "constrained") -> tuple[Figure, plt.Axes]:
-    """A figure and its axes, sized in inches (7.2 x 3.6 fits the report's column). ``layout=None`` skips
-    the constrained layout (a third of the drawing time) for pages with many figures and fixed margins."""
-    figure, axes = plt.subplots(figsize=(width, height), layout=layout)
+def new_figure(width: float = 7.2, height: float = 3.6, ncols: int = 1,
+               layout: str | None = "constrained") -> tuple[Figure, Any]:
+    """A figure and its axes (an array of ``ncols`` side by side when more than one), sized in inches (7.2 x 3.6
+    fits the report's column). ``layout=None`` skips the constrained layout (a third of the drawing time) for
+    pages with many figures and fixed margins."""
+    figure, axes = plt.subplots(1, ncols, figsize=(width, height), layout=layout)
     return figure, axes
 
 

@@ -12,10 +12,12 @@ from markupsafe import Markup
 
 from harness.version import __version__
 from harness.registry import REPORT_SECTIONS
-from harness.report import corruption_figures, latency_figures, robustness_figures  # noqa: F401  (sections)
+from harness.report import (corruption_figures, detection_figures, latency_figures,  # noqa: F401  (sections)
+                            robustness_figures, segmentation_figures)
 from harness.report.analysis import suite_analysis
-from harness.report.tables import (column_directions, format_param, leaderboard, ok_rows, provenance_summary,
-                                   shared_params, unreliable_jobs)
+from harness.report.samples import samples_from
+from harness.report.tables import (column_directions, format_number, format_param, leaderboard, ok_rows,
+                                   provenance_summary, shared_params, unreliable_jobs)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -25,16 +27,6 @@ def _env() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = format_number
     return env
-
-
-def format_number(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if isinstance(value, (int,)) or (isinstance(value, float) and value.is_integer() and abs(value) >= 100):
-        return f"{int(value):,}"
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.2f}"
-    return str(value)
 
 
 def build_context(frame: pd.DataFrame, title: str, records_dir: Path | None = None,
@@ -100,8 +92,10 @@ def _not_drawn(what: str, exc: Exception) -> tuple[str, str]:
 
 def render_html(frame: pd.DataFrame, title: str, records_dir: Path | None = None,
                 pairs: Sequence[Sequence[str]] = ()) -> str:
-    """The page; ``records_dir`` (the run's per-sample records) enables the matched-pair tests."""
-    return _env().get_template("leaderboard.html.j2").render(**build_context(frame, title, records_dir, pairs))
+    """The page; ``records_dir`` (the run's per-sample records) enables the matched-pair tests, the PR curves
+    and the segmentation overlays."""
+    with samples_from(records_dir):
+        return _env().get_template("leaderboard.html.j2").render(**build_context(frame, title, records_dir, pairs))
 
 
 def export_records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,23 @@ def format_param(value: Any) -> str:
             return f"{round(k)}/255"
         return f"{value:g}"
     return str(value)
+
+
+def format_number(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, (int,)) or (isinstance(value, float) and value.is_integer() and abs(value) >= 100):
+        return f"{int(value):,}"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.2f}"
+    return str(value)
+
+
+def models_by_family(rows: pd.DataFrame) -> list[tuple[str, str]]:
+    """(model, family) of ``rows`` grouped by family (CNNs, then transformers, ...), then by name."""
+    pairs = rows[["model", "family"]].astype(str).drop_duplicates()
+    rank = {family: i for i, family in enumerate(FAMILY_ORDER)}
+    return sorted(pairs.itertuples(index=False, name=None), key=lambda mf: (rank.get(mf[1], len(rank)), mf[1], mf[0]))
 
 
 def column_label(metric: str, params: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import torch
 
+from harness.data.base import base_and_indices
 from harness.data.loader import Batch
 from harness.evaluation.evaluator import Evaluator
 from harness.evaluation.semantic import SemanticEvaluator, sliding_window_logits
@@ -48,7 +49,11 @@ class SegmentationTask(Task):
                 for image in batch.images]
 
     def job_meta(self, ctx: JobContext) -> dict[str, Any]:
-        return {"num_classes": ctx.source.num_classes, "class_names": list(ctx.source.class_names)}
+        """Class count and names, and the dataset's class colours when it has them (for the report's previews)."""
+        base, _ = base_and_indices(ctx.source)
+        colours = getattr(base, "class_colours", None)
+        return {"num_classes": ctx.source.num_classes, "class_names": list(ctx.source.class_names),
+                **({"class_colours": colours} if colours else {})}
 
     def evaluator(self, meta: dict[str, Any]) -> Evaluator:
-        return SemanticEvaluator(meta["num_classes"], meta.get("class_names"))
+        return SemanticEvaluator(meta["num_classes"], meta.get("class_names"), colours=meta.get("class_colours"))
