@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import json
 import sys
 import time
 import traceback
@@ -341,6 +342,17 @@ def run_job(job: Job, rc: RunContext) -> JobRecord:
     return JobRecord(job.key, columns, "ok", metrics, seconds=time.perf_counter() - started, provenance=provenance)
 
 
+def provenance_meta(meta: dict[str, Any], limit: int = 4096) -> dict[str, Any]:
+    """The job's meta as provenance: small facts as they are, a large value (a COCO ground truth) by its
+    sha256 and size. Provenance goes with every metric row; the records file keeps the meta whole."""
+    out = {}
+    for key, value in meta.items():
+        text = json.dumps(value, sort_keys=True, default=str)
+        out[key] = value if len(text) <= limit else {"sha256": hashlib.sha256(text.encode()).hexdigest(),
+                                                      "json_bytes": len(text)}
+    return out
+
+
 def _finish_accuracy_job(job: Job, rc: RunContext, ctx: JobContext, per_rank: list, provenance: dict) -> list[Metric]:
     """Merge the ranks' batch states, compute the metrics, keep the per-sample records (rank 0)."""
     if not rc.world.is_main:
@@ -349,7 +361,7 @@ def _finish_accuracy_job(job: Job, rc: RunContext, ctx: JobContext, per_rank: li
     meta = job.task.job_meta(ctx)
     metrics = job.task.evaluator(meta).compute(state)
     ids = [ctx.source.sample_id(i) for i in range(len(ctx.source))]
-    provenance.update({"job_meta": meta, "samples": ctx.source.describe(), "n_samples": len(ids),
+    provenance.update({"job_meta": provenance_meta(meta), "samples": ctx.source.describe(), "n_samples": len(ids),
                        "sample_ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest()})
     for name, count in state.sums.items():
         if name.startswith("skipped_corrupt:"):
