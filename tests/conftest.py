@@ -100,3 +100,20 @@ def classification_run(tmp_path_factory) -> Path:
                              "--limit", "60", "--no-progress"], capture_output=True, text=True, cwd=repo)
     assert result.returncode == 0, result.stderr
     return out
+
+
+def trimmed_suite(tmp_path: Path, name: str, **corruption_params) -> Path:
+    """A copy of shipped suite ``name`` with its corruption task's grid cut to what a test can afford
+    (``corruption_params`` override its params), or dropped when none are given."""
+    import yaml
+
+    from harness.suite import SUITES_DIR
+
+    raw = yaml.safe_load((SUITES_DIR / f"{name}.yaml").read_text())
+    tasks = [t for t in raw["tasks"] if t["kind"] != "corruption"]
+    if corruption_params:
+        corruption = next(t for t in raw["tasks"] if t["kind"] == "corruption")
+        tasks.append({**corruption, "params": {**corruption["params"], **corruption_params}})
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({**raw, "tasks": tasks}, sort_keys=False))
+    return path

@@ -6,21 +6,21 @@ import json
 import pytest
 import torch
 
+from conftest import trimmed_suite
 from harness.cli import main
 from harness.evaluation.outputs import Detections
 from harness.runner import run_suite
-from harness.suite import SUITES_DIR
 from harness.tasks.detection import to_original_size
 from harness.zoo.detectors import DETECTORS
 
 
 @pytest.mark.slow
 def test_detection_suite_reproduces_the_zoos_recorded_scores_and_rescores(tmp_path, capsys):
-    """The shipped suite, every test image: the harness's loop (loader, squash preprocessing at the native 128 px,
-    records, evaluator) gives the mAP tools/train_detection_zoo.py recorded for each detector."""
-    outcome = run_suite(SUITES_DIR / "detection.yaml", out=tmp_path / "out", progress=False)
+    """The shipped suite's detection task, every test image: the harness's loop (loader, squash preprocessing at
+    the native 128 px, records, evaluator) gives the mAP tools/train_detection_zoo.py recorded for each detector."""
+    outcome = run_suite(trimmed_suite(tmp_path, "detection"), out=tmp_path / "out", progress=False)
     assert not outcome.failed, outcome.failed
-    rows = outcome.frame[outcome.frame["metric"] == "map"].set_index("model")
+    rows = outcome.frame[(outcome.frame["metric"] == "map") & (outcome.frame["task"] == "detection")].set_index("model")
     for name in ("centernet_resnet_scenes", "centernet_vit_scenes"):
         recorded = DETECTORS[name].metadata()["test_bbox"]["map"]
         assert rows.loc[name, "value"] == pytest.approx(recorded, abs=1e-4) and rows.loc[name, "n"] == 300
@@ -52,7 +52,7 @@ def test_a_classifier_on_detection_data_is_a_clear_job_failure(tmp_path, write_s
 
 
 def test_a_limited_run_scores_only_the_drawn_images(tmp_path):
-    outcome = run_suite(SUITES_DIR / "detection.yaml", out=tmp_path / "out", limit=25, progress=False,
+    outcome = run_suite(trimmed_suite(tmp_path, "detection"), out=tmp_path / "out", limit=25, progress=False,
                         models=["centernet_resnet_scenes"])
     assert not outcome.failed, outcome.failed
     row = outcome.frame.set_index("metric").loc["map"]
@@ -63,7 +63,7 @@ def test_the_gate_bootstraps_map_from_a_real_detection_run(tmp_path, capsys):
     """The records the detection task writes are what the gate's paired mAP bootstrap reads."""
     import yaml
 
-    suite = yaml.safe_load((SUITES_DIR / "detection.yaml").read_text())
+    suite = yaml.safe_load(trimmed_suite(tmp_path, "detection").read_text())
     suite["models"] = suite["models"][:1]
     suite["gate"] = {"resamples": 50}
     path = tmp_path / "detection.yaml"

@@ -3,12 +3,11 @@ the runner, and the offline ``segmentation`` suite end to end."""
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
+from conftest import trimmed_suite
 from harness.cli import main
 from harness.data.scenes import IGNORE_INDEX, ScenesSource
 from harness.evaluation.semantic import confusion_matrix, predict_labels, scores_from_confusion
@@ -16,7 +15,7 @@ from harness.models.loaders import declared_num_classes, declared_output_kind, l
 from harness.models.wrapper import PixelModel
 from harness.runner import run_suite
 from harness.specs import ModelSpec
-from harness.suite import SUITES_DIR, load_suite
+from harness.suite import load_suite
 from harness.zoo.segmenters import INPUT_SIZE, MEAN, NUM_CLASSES, SEGMENTERS, STD, ZOO_DIR
 
 NAMES = sorted(SEGMENTERS)
@@ -72,25 +71,13 @@ def test_trained_weights_clear_a_miou_floor_that_random_init_misses(name):
     assert trained >= MIOU_FLOOR > random_init + 0.15
 
 
-def _shipped_suite(tmp_path: Path, **corruption_params) -> Path:
-    """The shipped suite with the corruption task's grid cut to what a test can afford (or dropped: None)."""
-    raw = yaml.safe_load((SUITES_DIR / "segmentation.yaml").read_text())
-    tasks = [t for t in raw["tasks"] if t["kind"] != "corruption"]
-    if corruption_params:
-        corruption = next(t for t in raw["tasks"] if t["kind"] == "corruption")
-        tasks.append({**corruption, "params": {**corruption["params"], **corruption_params}})
-    path = tmp_path / "segmentation.yaml"
-    path.write_text(yaml.safe_dump({**raw, "tasks": tasks}, sort_keys=False))
-    return path
-
-
 def test_suite_validates_and_a_limited_run_scores_the_drawn_images(tmp_path):
     for name in NAMES:
         _shipped(name)
     suite = load_suite("segmentation")
     assert {m.name for m in suite.spec.models} == set(NAMES)
     assert [t.kind for t in suite.tasks] == ["segmentation", "panoptic", "corruption"]
-    path = _shipped_suite(tmp_path, corruptions=["fog"], severities=[3])
+    path = trimmed_suite(tmp_path, "segmentation", corruptions=["fog"], severities=[3])
     outcome = run_suite(path, out=tmp_path / "out", limit=30, progress=False)
     assert not outcome.failed, outcome.failed
     frame = outcome.frame
@@ -109,7 +96,7 @@ def test_segmentation_suite_reproduces_the_zoos_recorded_miou_and_rescores(tmp_p
     evaluator) gives the mIoU tools/train_segmentation_zoo.py recorded for each segmenter."""
     for name in NAMES:
         _shipped(name)
-    outcome = run_suite(_shipped_suite(tmp_path), out=tmp_path / "out", progress=False)
+    outcome = run_suite(trimmed_suite(tmp_path, "segmentation"), out=tmp_path / "out", progress=False)
     assert not outcome.failed, outcome.failed
     frame = outcome.frame[outcome.frame["task"] == "segmentation"]
     for name in NAMES:
