@@ -10,12 +10,10 @@ import pandas as pd
 from harness.registry import REPORT_SECTIONS
 from harness.report.plotting import heatmap
 from harness.report.tables import models_by_family
+from harness.robustness.corruptions import SHORT_NAMES
 
 # Column labels short enough for the heatmap's cells (the paper's abbreviations).
-SHORT = {"gaussian_noise": "gauss", "shot_noise": "shot", "impulse_noise": "impulse", "defocus_blur": "defocus",
-         "glass_blur": "glass", "motion_blur": "motion", "zoom_blur": "zoom", "brightness": "bright",
-         "elastic_transform": "elastic", "pixelate": "pixel", "jpeg_compression": "jpeg", "speckle_noise": "speckle",
-         "gaussian_blur": "g-blur"}
+
 
 
 def _cells(task_rows: pd.DataFrame) -> pd.DataFrame:
@@ -43,7 +41,7 @@ def corruption_sections(task_rows: pd.DataFrame, all_rows: pd.DataFrame) -> list
     by_corruption = cells.groupby(["model", "corruption"])["value"].mean()
     overview = heatmap(
         [[clean.get(model)] + [by_corruption.get((model, c)) for c in corruptions] for model, _ in models],
-        [f"{model} ({family})" for model, family in models], ["clean", *(SHORT.get(c, c) for c in corruptions)],
+        [f"{model} ({family})" for model, family in models], ["clean", *(SHORT_NAMES.get(c, c) for c in corruptions)],
         title=f"Top-1 accuracy per corruption, mean over severities {severities[0]}-{severities[-1]} ({mode})")
     sections = [(f"Accuracy under corruption, mean over severities ({mode}; rows grouped by family)", overview)]
     matrix = cells.set_index(["model", "corruption", "severity"])["value"]

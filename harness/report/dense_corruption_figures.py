@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.report.corruption_figures import SHORT
+from harness.robustness.corruptions import SHORT_NAMES
 from harness.report.plotting import family_colour, heatmap, inline_svg, new_figure
 from harness.report.tables import models_by_family
 
@@ -75,7 +75,7 @@ def corruption_heatmap(rows: pd.DataFrame, metric: str, variant: str) -> str | N
     models = models_by_family(part)
     label = LABELS.get(metric, metric) + (f" ({variant})" if variant else "")
     return heatmap([[mean.get((model, c)) for c in corruptions] for model, _ in models],
-                   [f"{model} ({family})" for model, family in models], [SHORT.get(c, c) for c in corruptions],
+                   [f"{model} ({family})" for model, family in models], [SHORT_NAMES.get(c, c) for c in corruptions],
                    title=f"{label} per corruption, " + (f"severity {severities[0]}" if len(severities) == 1 else
                                                          f"mean over severities {severities[0]}-{severities[-1]}"))
 

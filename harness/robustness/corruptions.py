@@ -30,6 +30,11 @@ GROUPS = {group: tuple(get_corruption_names(group))
 COMMON = GROUPS["common"]  # the 15 ImageNet-C corruptions
 EXTRA = GROUPS["validation"]  # speckle_noise, gaussian_blur, spatter, saturate
 ALL = GROUPS["all"]
+SHORT_NAMES = {"gaussian_noise": "gauss", "shot_noise": "shot", "impulse_noise": "impulse",  # figure labels
+               "defocus_blur": "defocus", "glass_blur": "glass", "motion_blur": "motion", "zoom_blur": "zoom",
+               "brightness": "bright", "elastic_transform": "elastic", "pixelate": "pixel",
+               "jpeg_compression": "jpeg", "speckle_noise": "speckle", "gaussian_blur": "g-blur"}
+
 SEVERITIES = (1, 2, 3, 4, 5)
 MIN_SIDE = 32  # imagecorruptions refuses smaller images
 SEEDED_BY_ARGUMENT = ("impulse_noise", "glass_blur")  # RNGs outside numpy's global state
