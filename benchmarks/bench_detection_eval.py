@@ -16,6 +16,8 @@ import time
 
 import torch
 
+from throughput_ratio import compare
+
 from harness.data.loader import make_loader
 from harness.data.scenes import ScenesSource
 from harness.evaluation.state import merge_all
@@ -58,19 +60,8 @@ def main() -> None:
         evaluator.compute(merge_all(states))
         return time.perf_counter() - begin
 
-    bare_times, harness_times = [], []
-    for _ in range(args.repeats):
-        bare_times.append(bare())
-        harness_times.append(harness())
-    best_bare, best_harness = min(bare_times), min(harness_times)
-    n = len(ctx.source)
-    print(f"{args.model}: {n} scenes 128x128, batch {args.batch_size}, {args.backend}, best of {args.repeats}")
-    print(f"bare model(images):        {n / best_bare:.1f} images/s")
-    print(f"infer + evaluator + COCO:  {n / best_harness:.1f} images/s")
-    paired = sorted(b / h for b, h in zip(bare_times, harness_times))
-    print(f"ratio harness / bare:      {best_bare / best_harness:.3f} best/best, "
-          f"{paired[len(paired) // 2]:.3f} median of paired (goal >= 0.95)")
-
+    print(f"{args.model}: {len(ctx.source)} scenes 128x128, batch {args.batch_size}, {args.backend}, best of {args.repeats}")
+    compare(bare, harness, args.repeats, len(ctx.source), "infer + evaluator + COCO")
 
 if __name__ == "__main__":
     main()

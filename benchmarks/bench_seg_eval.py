@@ -20,6 +20,8 @@ from types import SimpleNamespace
 import torch
 from torchvision.models import get_model
 
+from throughput_ratio import compare
+
 from harness.evaluation.samples import SemanticTarget
 from harness.evaluation.semantic import SemanticEvaluator
 from harness.evaluation.state import merge_all
@@ -61,18 +63,8 @@ def main() -> None:
         evaluator.compute(merge_all(states))
         return time.perf_counter() - begin
 
-    bare_times, harness_times = [], []
-    for _ in range(args.repeats):
-        bare_times.append(bare())
-        harness_times.append(harness())
-    best_bare, best_harness = min(bare_times), min(harness_times)
     print(f"{args.model}: {args.n} images 256x512 -> labels 512x1024, batch {args.batch_size}, best of {args.repeats}")
-    print(f"bare model(images):    {args.n / best_bare:.2f} images/s")
-    print(f"model + evaluator:     {args.n / best_harness:.2f} images/s")
-    paired = sorted(b / h for b, h in zip(bare_times, harness_times))
-    print(f"ratio harness / bare:  {best_bare / best_harness:.3f} best/best, "
-          f"{paired[len(paired) // 2]:.3f} median of paired (goal >= 0.95)")
-
+    compare(bare, harness, args.repeats, args.n, "model + evaluator")
 
 if __name__ == "__main__":
     main()
