@@ -37,6 +37,8 @@ class Registry(Generic[T]):
             return self._entries[name]
         except KeyError:
             close = difflib.get_close_matches(name, self._entries, n=3)
+            if not self._entries:  # never show an empty list as the choices
+                raise UnknownNameError(f"unknown {self.kind} {name!r}: no {self.kind} is registered") from None
             hint = f" (did you mean {', '.join(close)}?)" if close else f" (known: {', '.join(sorted(self._entries))})"
             raise UnknownNameError(f"unknown {self.kind} {name!r}{hint}") from None
 

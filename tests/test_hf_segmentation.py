@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("transformers")
+import transformers  # noqa: F401  (the dev install brings it: a missing one is an error, not a skip)
 
 from conftest import photo  # noqa: E402
 from hf_tiny import LOOSE, SMALL_INPUT, SQUARE_INPUT, mask2former, save_oneformer, segformer, spread, upernet  # noqa: E402

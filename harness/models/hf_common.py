@@ -19,10 +19,11 @@ from typing import Any, Mapping
 
 from torch import nn
 
+from harness.extras import install_hint
 from harness.models.checkpoint import folder_sha256, load_weights, state_dict_sha256
 from harness.specs import ModelSpec
 
-INSTALL_HINT = 'source hf needs the transformers package: pip install -e ".[hf]"'
+INSTALL_HINT = f"source hf needs the transformers package: {install_hint('hf')}"
 
 
 def import_transformers() -> Any:

@@ -3,7 +3,7 @@
 ``post_process_object_detection``; instance segmenters (Mask2Former, MaskFormer) through
 ``AutoModelForUniversalSegmentation`` and ``post_process_instance_segmentation`` (binary masks at the
 original size; each box is its mask's extent, right/bottom edges exclusive as COCO's). Optional:
-``pip install -e ".[hf]"``.
+``pip install "visionbench-harness[hf]"``.
 
 An entry (``output: detections``) is built as harness/models/hf_common.py describes; ``kwargs`` go to the
 config, e.g. ``processor: {size: {shortest_edge: 800, longest_edge: 1333}}`` sets the resize.

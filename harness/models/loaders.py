@@ -29,6 +29,8 @@ def load_model(spec: ModelSpec, num_classes: int | None = None) -> LoadedModel:
     if spec.source == "zoo" and spec.architecture in SEGMENTERS:
         return load_zoo_segmenter(spec)
     if spec.source == "hf":  # transformers models: one adapter per canonical output (harness/models/hf_*.py)
+        from harness.models import hf_detection, hf_segmentation  # noqa: F401  (they register the adapters)
+
         return HF_ADAPTERS.get(spec.output)(spec)
     if declared_output_kind(spec) == "detections":
         from harness.models.torchvision_detection import load_torchvision_detector
