@@ -81,6 +81,12 @@ class ModelSpec:
     # source predictions: saved outputs scored without a forward pass (docs/predictions.md): a COCO results json,
     # a COCO-panoptic json (PNGs in the folder of the same name) or a folder of label PNGs; may use {data_root}
     path: str | None = None
+    # source predictions, label PNGs only: the files' label convention (docs/predictions.md). reduce_zero_label in
+    # mmseg's own meaning (its format_only writes train id + 1 for such datasets): value 0 means no class predicted
+    # and every other value is lowered by one; ignore_index: the value meaning no class predicted (default 255
+    # with reduce_zero_label, as mmseg's reduction gives; else none: every pixel must be a class)
+    reduce_zero_label: bool = False
+    ignore_index: int | None = None
     output: Literal["semantic_logits", "panoptic", "detections"] | None = None  # source hf: what the model returns
 
     @property
@@ -110,6 +116,13 @@ class ModelSpec:
         if self.source == "predictions" and (self.pretrained or self.checkpoint or self.family is None):
             raise where.error("source 'predictions' takes no weights ('pretrained', 'checkpoint') and needs 'family' "
                               "(cnn, transformer or hybrid: saved outputs do not say which camp made them)")
+        for key in ("reduce_zero_label", "ignore_index"):
+            if getattr(self, key) not in (False, None) and (self.source != "predictions"
+                                                           or str(self.path).lower().endswith(".json")):
+                raise where.at(key).error("describes the labels of saved label PNGs: it applies to source "
+                                          "'predictions' with a folder 'path' (semantic segmentation)")
+        if self.ignore_index is not None and not 0 <= self.ignore_index <= 65535:
+            raise where.at("ignore_index").error(f"must be a PNG value in 0..65535, got {self.ignore_index}")
 
 
 @dataclass

@@ -315,3 +315,86 @@ def test_records_results_and_declarations():
         evaluator.process("clean", SimpleNamespace(ids=["b"], targets=[target]), [broken])
     assert metric_info("map").kind == "dataset" and metric_info("map").direction == "higher"
     assert metric_info("ap_class").headline is False
+
+
+# --- size buckets: which area decides small / medium / large -------------------------------------------------
+def _ring(x: int, y: int, side: int = 40, thickness: int = 3) -> np.ndarray:
+    """A hollow square: its box is side² (1600 px: medium), its mask 4·t·(side - t) (444 px: small)."""
+    mask = np.zeros((200, 200), np.uint8)
+    mask[y:y + side, x:x + side] = 1
+    mask[y + thickness:y + side - thickness, x + thickness:x + side - thickness] = 0
+    return mask
+
+
+def _square(x: int, y: int, side: int = 20) -> np.ndarray:
+    mask = np.zeros((200, 200), np.uint8)
+    mask[y:y + side, x:x + side] = 1
+    return mask
+
+
+def bucket_ground_truth(area_from: str) -> dict:
+    """A ring (mask area small, box area medium) and a small square. ``area_from``: what the converter wrote into
+    ``area`` - the mask's pixels (COCO's own files; detectron2's ``convert_to_coco_dict`` for annotations with a
+    segmentation) or the box's w·h (mmdet's ``CocoMetric.gt_to_coco_json``)."""
+    anns = []
+    for ann_id, mask in ((1, _ring(20, 20)), (2, _square(120, 120))):
+        rle = _rle(mask)
+        bbox = mask_utils.toBbox({**rle, "counts": rle["counts"].encode()}).tolist()
+        area = float(mask.sum()) if area_from == "mask" else bbox[2] * bbox[3]
+        anns.append({"id": ann_id, "image_id": 1, "category_id": 1, "bbox": bbox, "area": area, "iscrowd": 0,
+                     "segmentation": rle})
+    return {"images": [{"id": 1, "file_name": "1.png", "height": 200, "width": 200}],
+            "categories": [{"id": 1, "name": "a"}], "annotations": anns}
+
+
+def bucket_results() -> list[dict]:
+    """Both objects found, and a false-positive ring elsewhere (mask area small, box area medium)."""
+    out = []
+    for mask, score in ((_ring(20, 20), 0.9), (_ring(130, 20), 0.8), (_square(120, 120), 0.7)):
+        rle = _rle(mask)
+        bbox = mask_utils.toBbox({**rle, "counts": rle["counts"].encode()}).tolist()
+        out.append({"image_id": 1, "category_id": 1, "bbox": bbox, "score": score, "segmentation": rle})
+    return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("area_from", ["mask", "box"])
+def test_size_buckets_follow_the_ground_truths_area_field(tmp_path, backend, area_from):
+    """pycocotools buckets a ground-truth object by its ``area`` field, for bbox and segm alike, and a detection
+    by its own area: w·h of its box for bbox, its mask's pixels for segm once the result carries no ``bbox``
+    (our segm results never do; mmdet's and detectron2's evaluators pop it before ``loadRes`` too, else
+    ``loadRes`` takes w·h). Both backends bucket exactly as pycocotools does."""
+    gt, results = bucket_ground_truth(area_from), bucket_results()
+    metrics = run_evaluator(gt, results, backend)
+    for iou_type in ("bbox", "segm"):
+        assert_matches_reference(metrics, reference(tmp_path, gt, _typed(results, iou_type), iou_type), iou_type)
+    value = {(m.params["iou_type"], m.name): m.value for m in metrics if m.name != "ap_class"}
+    # the false-positive ring, ranked above the square: outside "small" by its box (bbox: ignored there), inside
+    # by its mask (segm: a false positive there)
+    assert value["bbox", "map_small"] == pytest.approx(1.0) and value["segm", "map_small"] < 0.9
+    if area_from == "mask":  # the ring is small, in both IoU types, though its box is 40 x 40: no medium object
+        assert math.isnan(value["bbox", "map_medium"]) and math.isnan(value["segm", "map_medium"])
+    else:  # the ring is medium in both IoU types, though its mask has 444 pixels
+        assert value["bbox", "map_medium"] == pytest.approx(1.0) and value["segm", "map_medium"] == pytest.approx(1.0)
+        assert value["segm", "map_small"] == pytest.approx(0.5)  # the square alone, after the false positive
+    # segm results that kept their bbox would be bucketed by the box's area instead: another number
+    kept = reference(tmp_path, gt, results, "segm")
+    assert not np.allclose(kept.stats[3:6], [value["segm", n] if not math.isnan(value["segm", n]) else -1
+                                             for n in ("map_small", "map_medium", "map_large")])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ground_truth_without_area_is_bucketed_by_its_box(tmp_path, backend):
+    """An instances json without ``area`` (some converters omit it): pycocotools raises KeyError and
+    faster_coco_eval reads 0 (every object small); both backends take w·h of the box, as the targets do, and
+    equal pycocotools on the same json with that area written in."""
+    gt = bucket_ground_truth("box")
+    bare = copy.deepcopy(gt)
+    for ann in bare["annotations"]:
+        del ann["area"]
+    results = bucket_results()
+    metrics = run_evaluator(bare, results, backend)
+    for iou_type in ("bbox", "segm"):
+        assert_matches_reference(metrics, reference(tmp_path, gt, _typed(results, iou_type), iou_type), iou_type)
+    medium = {m.params["iou_type"]: m.value for m in metrics if m.name == "map_medium"}
+    assert medium == {"bbox": pytest.approx(1.0), "segm": pytest.approx(1.0)}  # the 40 x 40 ring, by its box

@@ -210,8 +210,10 @@ def test_label_png_errors_name_the_file(tmp_path):
                                          r"'test/000001' is 128x128"):
         evaluator.process("main", batch, reader.outputs(batch, source))
     Image.fromarray(np.full((128, 128), 9, np.uint8)).save(folder / "000001.png")
-    with pytest.raises(ValueError, match=r"000001\.png: predicted class 9 is outside 0\.\.7"):
+    with pytest.raises(PredictionsError, match=r"000001\.png: value 9 is not a class \(the dataset has classes "
+                                               r"0\.\.7\)$"):
         evaluator.process("main", batch, reader.outputs(batch, source))
+    Image.fromarray(source.scene(1).semantic()).save(folder / "000001.png")
     (folder / "000002.png").unlink()
     with pytest.raises(PredictionsError, match=r"flat: no label PNG for image 'test/000002' \(looked for "
                                                r"test/000002\.png, then a unique 000002\.png\)"):

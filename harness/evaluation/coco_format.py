@@ -1,7 +1,9 @@
 """COCO format conventions shared by the COCO-style sources and the detection evaluator.
 
 - Boxes: the harness's tensors are XYXY pixels; COCO json is XYWH.
-- Masks: compressed RLE through ``pycocotools.mask`` with ``counts`` as ``str`` (JSON-serialisable).
+- Masks: compressed RLE through ``pycocotools.mask`` with ``counts`` as ``str`` (JSON-serialisable). An RLE is
+  checked before it is decoded: its runs must cover ``size`` exactly (pycocotools' C decoder trusts them and
+  reads or writes past its buffer otherwise).
 - Annotation id 0: pycocotools' COCOeval stores the matched ground-truth id in ``dtMatches`` and reads 0
   as "unmatched", so a ground-truth annotation with id 0 would be matched many times and its true
   positives counted as false positives. ``nonzero_ann_ids`` shifts every id by one when any is 0.
@@ -42,12 +44,57 @@ def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
     return [{"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")} for rle in rles]
 
 
+def rle_runs(counts: str | bytes) -> list[int] | None:
+    """The run lengths of a compressed RLE string (pycocotools' ``rleFrString``), or None when it is not one
+    (a character outside '0'..'o', a value cut short, a negative run)."""
+    text = counts.decode("ascii", errors="replace") if isinstance(counts, bytes) else counts
+    runs: list[int] = []
+    position, length = 0, len(text)
+    while position < length:
+        value, shift, more = 0, 0, True
+        while more:
+            if position >= length:
+                return None
+            char = ord(text[position]) - 48
+            if not 0 <= char < 64:
+                return None
+            value |= (char & 0x1F) << (5 * shift)
+            more = bool(char & 0x20)
+            position, shift = position + 1, shift + 1
+            if not more and char & 0x10:
+                value |= -1 << (5 * shift)
+        if len(runs) > 2:
+            value += runs[-2]
+        if value < 0:
+            return None
+        runs.append(value)
+    return runs
+
+
+def rle_problem(segmentation: dict[str, Any]) -> str | None:
+    """Why an RLE (compressed or uncompressed) cannot be decoded as its ``size`` says, or None when it can."""
+    height, width = (int(v) for v in segmentation["size"])
+    counts = segmentation["counts"]
+    runs = list(counts) if isinstance(counts, list) else rle_runs(counts)
+    if runs is None:
+        return "not a compressed RLE string (pycocotools' encoding: characters '0'..'o')"
+    if any(not isinstance(v, (int, np.integer)) or v < 0 for v in runs):
+        return "run lengths must be non-negative integers"
+    if sum(runs) != height * width:
+        return f"the runs cover {sum(runs)} pixels but size {height} x {width} has {height * width}"
+    return None
+
+
 def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarray:
     """A COCO ``segmentation`` (polygons, uncompressed or compressed RLE) -> (H, W) bool mask."""
     if isinstance(segmentation, list):  # polygons
         rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width)) if segmentation \
             else mask_utils.encode(np.zeros((height, width, 1), np.uint8, order="F"))[0]
-    elif isinstance(segmentation.get("counts"), list):  # uncompressed RLE
+        return mask_utils.decode(rle).astype(bool)
+    problem = rle_problem(segmentation)
+    if problem:
+        raise ValueError(f"segmentation of size {segmentation['size']}: {problem}")
+    if isinstance(segmentation.get("counts"), list):  # uncompressed RLE
         rle = mask_utils.frPyObjects(segmentation, height, width)
     else:
         rle = dict(segmentation)

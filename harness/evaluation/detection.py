@@ -22,6 +22,10 @@ Decisions on COCO's traps:
   to the evaluated images (pycocotools would assert).
 - Ground-truth annotation id 0 (COCOeval's "unmatched" marker): ids are shifted by one first.
 - A ground truth without ``info``: an empty ``info`` is supplied.
+- A ground-truth annotation without ``area``: w·h of its box is supplied (the targets' convention,
+  harness/data/coco.py). pycocotools would raise ``KeyError: 'area'`` and faster_coco_eval would read 0 and call
+  every such object small. Where ``area`` is given it decides the object's size bucket as written, for bbox and
+  segm alike (docs/dense.md): COCO's files hold mask areas, mmdet's converter box areas.
 - More than 100 detections per image: kept in the records; COCOeval keeps the 100 best per image and
   category (``maxDets``), as in the reference.
 - ``segm`` results carry no ``bbox`` (as torchvision's reference evaluator), so ``loadRes`` takes their area
@@ -131,7 +135,7 @@ def coco_evaluate(ground_truth: dict[str, Any], results: list[dict[str, Any]], i
     ground_truth, _ = nonzero_ann_ids(ground_truth)
     # COCOeval and loadRes write into annotation dicts (segmentation -> RLE, counts -> bytes): copy them
     ground_truth = {**ground_truth, "info": ground_truth.get("info") or {},
-                    "annotations": _copy_annotations(ground_truth["annotations"])}
+                    "annotations": _with_areas(_copy_annotations(ground_truth["annotations"]))}
     known = {image["id"] for image in ground_truth["images"]}
     image_ids = sorted(set(int(i) for i in image_ids))
     unknown = [i for i in image_ids if i not in known]
@@ -235,6 +239,11 @@ def _copy_annotations(annotations: list[dict[str, Any]]) -> list[dict[str, Any]]
     """Copies deep enough for COCOeval's writes (it adds keys and may re-encode RLE ``counts``)."""
     return [{**a, "segmentation": dict(a["segmentation"])} if isinstance(a.get("segmentation"), dict) else dict(a)
             for a in annotations]
+
+
+def _with_areas(annotations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ground-truth annotations with ``area`` where it is missing: w·h of the box (see the module note)."""
+    return [a if "area" in a else {**a, "area": float(a["bbox"][2]) * float(a["bbox"][3])} for a in annotations]
 
 
 def _empty_results(coco_cls: type, ground_truth: dict[str, Any]) -> Any:

@@ -36,10 +36,12 @@ class Detections:
 
 @dataclass
 class LabelMap:
-    """One image's predicted classes: (H, W) int64 train ids at the original image size."""
+    """One image's predicted classes: (H, W) int64 train ids at the original image size; pixels equal to
+    ``ignore_index`` (when set) have no class predicted and count as missed for their label (mmseg's rule)."""
 
     labels: torch.Tensor
     origin: str = ""  # where it was read from (a file), named in errors
+    ignore_index: int | None = None
 
 
 @dataclass

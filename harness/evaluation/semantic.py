@@ -2,7 +2,9 @@
 
 - Logits at any resolution are resized bilinearly (``align_corners=False``) to each image's label size,
   then argmax'd; pixels equal to the target's ``ignore_index`` are dropped. Label maps (``LabelMap``, e.g.
-  saved PNGs) are scored as they are and must have the label's size.
+  saved PNGs) are scored as they are and must have the label's size; their pixels with no class predicted
+  (the map's own ``ignore_index``) count as mmseg's ``IoUMetric`` counts a prediction outside 0..C-1: in the
+  label's area (a miss) and in no class's predicted area.
 - Intersection and union are summed over the whole dataset (one confusion matrix), never averaged per
   image. IoU of a class = intersection / union; a class with zero union (absent from labels and
   predictions) is NaN and left out of the mean; a class predicted but absent from the labels has IoU 0.
@@ -10,9 +12,15 @@
   label pixels), ``aacc`` the overall pixel accuracy.
 
 The state of a batch holds one C x C int64 confusion matrix per pass (``sums``, rows = label, columns =
-prediction) and, per image, the sparse per-class intersection / union / label area (``records``) from
+prediction; plus ``<pass>/unpredicted``, per label class the pixels with no class predicted, when any) and,
+per image, the sparse per-class intersection / union / label area (``records``) from
 which the gate can bootstrap over images; the first few samples' records also keep a small ``preview``
 (input, ground truth and prediction as PNGs; harness/evaluation/previews.py) for the report's overlays.
+
+Saved label maps (``saved``: the predictions' folder and label convention, docs/predictions.md) get one more
+check on the merged state: a prediction set that reads as the ground truth shifted by one class (most pixels
+predicted as label + 1, or label - 1, far more than as the label, over several classes) is refused with the
+option that fixes it, instead of a near-zero mIoU published as if it were the model's.
 """
 from __future__ import annotations
 
@@ -35,10 +43,15 @@ declare("aacc", "higher", kind="dataset", description="overall pixel accuracy (i
 declare("iou_class", "higher", kind="dataset", headline=False, description="IoU of one class (dataset-level)")
 
 CONFUSION = "confusion"
+UNPREDICTED = "unpredicted"  # per label class: pixels of a label map with no class predicted
 
 
 class LabelRangeError(ValueError):
     """A label pixel outside 0..C-1 that is not the ignore index (wrong class count or preset)."""
+
+
+class LabelShiftError(ValueError):
+    """Saved label maps whose classes read as the ground truth's shifted by one: a label-convention mistake."""
 
 
 def resize_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -108,11 +121,15 @@ class SemanticEvaluator:
     """mIoU / mAcc / aAcc over a dataset; ``process`` per batch, ``compute`` pure on the merged state."""
 
     def __init__(self, num_classes: int, class_names: Sequence[str] | None = None,
-                 previews: int = PREVIEW_COUNT, colours: Sequence[Sequence[int]] | None = None) -> None:
-        """``previews``: how many of the first samples keep a preview; ``colours``: RGB per class for it."""
+                 previews: int = PREVIEW_COUNT, colours: Sequence[Sequence[int]] | None = None,
+                 saved: dict[str, Any] | None = None) -> None:
+        """``previews``: how many of the first samples keep a preview; ``colours``: RGB per class for it;
+        ``saved``: the saved label PNGs being scored (their folder, model and label convention), which turns
+        on the label-convention check of ``compute``."""
         if num_classes <= 0:
             raise ValueError(f"num_classes must be positive, got {num_classes}")
         self.num_classes, self.previews, self.palette = num_classes, previews, palette_of(colours)
+        self.saved = saved
         self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
         if len(self.class_names) != num_classes:
             raise ValueError(f"{len(self.class_names)} class names for {num_classes} classes")
@@ -123,36 +140,52 @@ class SemanticEvaluator:
         (a ``LabelMap`` per image), targets ``SemanticTarget`` at the original image size."""
         state = EvalState()
         total = torch.zeros((self.num_classes, self.num_classes), dtype=torch.int64)
+        unpredicted_total = torch.zeros(self.num_classes, dtype=torch.int64)
         previewed = preview_positions(pass_name, batch, self.previews)
         for position, (sample_id, output, target) in enumerate(zip(batch.ids, outputs, batch.targets, strict=True)):
             label = torch.as_tensor(target.mask)
-            prediction = self._prediction(sample_id, output, tuple(label.shape[-2:]))
+            prediction, none = self._prediction(sample_id, output, tuple(label.shape[-2:]))
             label = label.to(prediction.device)
-            matrix = confusion_matrix(prediction, label, self.num_classes, target.ignore_index, sample_id).cpu()
+            scored = prediction if none is None else torch.where(none, torch.zeros_like(prediction), prediction)
+            matrix = confusion_matrix(scored, label, self.num_classes, target.ignore_index, sample_id).cpu()
+            unpredicted = None
+            if none is not None:  # counted above as predicted class 0: moved to "no class predicted"
+                counted = none & (label >= 0) & (label < self.num_classes) & (label != target.ignore_index)
+                unpredicted = torch.bincount(label[counted].long().cpu(), minlength=self.num_classes)
+                matrix[:, 0] -= unpredicted
+                unpredicted_total += unpredicted
             total += matrix
-            record = _sparse_record(matrix)
+            record = _sparse_record(matrix, unpredicted)
             if position in previewed:
-                record[PREVIEW_KEY] = preview(batch, position, label, prediction, self.palette)
+                shown = prediction if none is None else torch.where(none, torch.full_like(prediction, -1), prediction)
+                record[PREVIEW_KEY] = preview(batch, position, label, shown, self.palette)
             state.add_record(sample_id, pass_name, record)
         state.add_sum(f"{pass_name}/{CONFUSION}", total.numpy())
+        if bool(unpredicted_total.any()):
+            state.add_sum(f"{pass_name}/{UNPREDICTED}", unpredicted_total.numpy())
         return state
 
-    def _prediction(self, sample_id: str, output: torch.Tensor | LabelMap, size: tuple[int, int]) -> torch.Tensor:
-        """The (H, W) predicted classes: a label map as it is (checked: a class outside 0..C-1 would land in
-        another cell of the confusion matrix), logits resized to the label and argmax'd."""
+    def _prediction(self, sample_id: str, output: torch.Tensor | LabelMap,
+                    size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The (H, W) predicted classes and the pixels with no class predicted (None when there are none): a
+        label map as it is (checked: a class outside 0..C-1 would land in another cell of the confusion
+        matrix), logits resized to the label and argmax'd."""
         if isinstance(output, LabelMap):
             labels, where = output.labels.long(), output.origin or f"sample {sample_id!r}"
             if tuple(labels.shape) != size:
                 raise ValueError(f"{where}: predicted label map is {labels.shape[-1]}x{labels.shape[0]} but the "
                                  f"label of image {sample_id!r} is {size[1]}x{size[0]}")
+            none = labels == output.ignore_index if output.ignore_index is not None else None
             outside = (labels < 0) | (labels >= self.num_classes)
+            if none is not None:
+                outside &= ~none
             if bool(outside.any()):
                 raise ValueError(f"{where}: predicted class {int(labels[outside][0])} is outside "
                                  f"0..{self.num_classes - 1}")
-            return labels
+            return labels, (none if none is not None and bool(none.any()) else None)
         if output.shape[0] != self.num_classes:
             raise ValueError(f"sample {sample_id!r}: {output.shape[0]} logit channels for {self.num_classes} classes")
-        return predict_labels(output, size)
+        return predict_labels(output, size), None
 
     def compute(self, state: EvalState, pass_name: str | None = None) -> list[Metric]:
         """Metrics of one pass, or of every pass in ``state`` (then tagged with a ``pass`` param when
@@ -165,7 +198,11 @@ class SemanticEvaluator:
                 raise KeyError(f"no confusion matrix for pass {name!r} in the evaluator state")
             n = sum(1 for _ in state.pass_records(name))
             tag = {"pass": name} if len(passes) > 1 else {}
-            scores = scores_from_confusion(np.asarray(state.sums[key], dtype=np.int64))
+            matrix = np.asarray(state.sums[key], dtype=np.int64)
+            unpredicted = np.asarray(state.sums.get(f"{name}/{UNPREDICTED}", np.zeros(len(matrix))), dtype=np.int64)
+            if self.saved is not None:
+                check_label_convention(matrix, unpredicted, self.saved)
+            scores = scores_from_confusion(matrix, unpredicted)
             metrics += [Metric("miou", scores["miou"], n, dict(tag)), Metric("macc", scores["macc"], n, dict(tag)),
                         Metric("aacc", scores["aacc"], n, dict(tag))]
             metrics += [Metric("iou_class", float(iou), n, {**tag, "class": self.class_names[c]})
@@ -173,11 +210,64 @@ class SemanticEvaluator:
         return metrics
 
 
-def scores_from_confusion(matrix: np.ndarray) -> dict[str, Any]:
-    """mmseg's ``total_area_to_metrics`` on a (C, C) confusion matrix (rows = label)."""
+def scores_from_confusion(matrix: np.ndarray, unpredicted: np.ndarray | None = None) -> dict[str, Any]:
+    """mmseg's ``total_area_to_metrics`` on a (C, C) confusion matrix (rows = label) and, per label class, the
+    pixels with no class predicted (in the label's area, in no prediction's)."""
     intersect = np.diag(matrix)
-    label = matrix.sum(axis=1)
+    label = matrix.sum(axis=1) + (0 if unpredicted is None else np.asarray(unpredicted))
     return _scores(intersect, label + matrix.sum(axis=0) - intersect, label)
+
+
+# A shift is called only on strong evidence: the shifted band holds at least SHIFT_SHARE of the scored pixels and
+# SHIFT_RATIO times the diagonal, and beats the diagonal in at least SHIFT_CLASSES classes (a model that merely
+# predicts one wrong class everywhere, or a random one, is scored, not refused).
+SHIFT_SHARE, SHIFT_RATIO, SHIFT_CLASSES = 0.25, 3.0, 3
+
+
+def label_shift(matrix: np.ndarray) -> tuple[int, float, float] | None:
+    """(+1 when predictions read as label + 1, -1 as label - 1, the shifted share, the diagonal's share) of a
+    (C, C) confusion matrix, or None when it does not read as shifted."""
+    matrix = np.asarray(matrix, dtype=np.int64)
+    total, diagonal = int(matrix.sum()), np.diagonal(matrix)
+    if total == 0 or len(matrix) <= SHIFT_CLASSES:
+        return None
+    for shift in (1, -1):
+        band = np.diagonal(matrix, offset=shift)  # +1: M[c, c + 1] (label c predicted c + 1); -1: M[c + 1, c]
+        own = diagonal[:-1] if shift == 1 else diagonal[1:]  # the same rows' diagonal cells
+        share = band.sum() / total
+        if share >= SHIFT_SHARE and band.sum() >= SHIFT_RATIO * diagonal.sum() \
+                and int((band > own).sum()) >= SHIFT_CLASSES:
+            return shift, float(share), float(diagonal.sum() / total)
+    return None
+
+
+def check_label_convention(matrix: np.ndarray, unpredicted: np.ndarray, saved: dict[str, Any]) -> None:
+    """Refuse saved label maps that read as the ground truth shifted by one class, naming the option to set.
+    ``saved``: ``path``, ``model``, ``reduce_zero_label``, ``ignore_index`` (docs/predictions.md)."""
+    found = label_shift(matrix)
+    if found is None:
+        return
+    shift, share, agree = found
+    path, model = saved.get("path", "label PNGs"), saved.get("model", "?")
+    reduced = bool(saved.get("reduce_zero_label"))
+    as_written = scores_from_confusion(matrix, unpredicted)["miou"]
+    evidence = (f"{share:.0%} of the scored pixels are predicted as label {'+' if shift > 0 else '-'} 1, "
+                f"{agree:.0%} as the label; mIoU {as_written:.4f} as written")
+    if shift > 0:
+        fixed = np.zeros_like(matrix)  # every value lowered by one: class 0 becomes "no class predicted"
+        fixed[:, :-1] = matrix[:, 1:]
+        corrected = scores_from_confusion(fixed, unpredicted + matrix[:, 0])["miou"]
+        evidence += f", {corrected:.4f} with every value lowered by one"
+        advice = ("mmseg's format_only writes train id + 1 for reduce_zero_label datasets such as ADE20K: set "
+                  f"'reduce_zero_label: true' on model {model}" if not reduced else
+                  f"the files are offset by one more than reduce_zero_label removes: check how model {model}'s "
+                  "PNGs were written")
+    else:
+        advice = (f"the files hold train ids already: drop 'reduce_zero_label' from model {model}" if reduced else
+                  "the dataset's labels read one above the predictions': an ADE20K-style dataset (0 = other) "
+                  "needs 'reduce_zero_label: true' on its dataset entry")
+    raise LabelShiftError(f"{path}: the label PNGs read as the ground truth's classes shifted by {shift:+d} "
+                          f"({evidence}); {advice}")
 
 
 def scores_from_records(records: Iterable[dict[str, Any]], num_classes: int) -> dict[str, Any]:
@@ -200,10 +290,10 @@ def _scores(intersect: np.ndarray, union: np.ndarray, label: np.ndarray) -> dict
     return {"iou": iou, "acc": acc, "miou": _nanmean(iou), "macc": _nanmean(acc), "aacc": float(aacc)}
 
 
-def _sparse_record(matrix: torch.Tensor) -> dict[str, Any]:
+def _sparse_record(matrix: torch.Tensor, unpredicted: torch.Tensor | None = None) -> dict[str, Any]:
     """Per-class intersection, union and label area of one image, for the classes it involves."""
     intersect = torch.diagonal(matrix)
-    label = matrix.sum(dim=1)
+    label = matrix.sum(dim=1) + (0 if unpredicted is None else unpredicted)
     union = label + matrix.sum(dim=0) - intersect
     classes = torch.nonzero(union).flatten()
     return {"classes": classes.tolist(), "intersect": intersect[classes].tolist(),

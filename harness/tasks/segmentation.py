@@ -49,11 +49,15 @@ class SegmentationTask(Task):
                 for image in batch.images]
 
     def job_meta(self, ctx: JobContext) -> dict[str, Any]:
-        """Class count and names, and the dataset's class colours when it has them (for the report's previews)."""
+        """Class count and names, the dataset's class colours when it has them (for the report's previews), and
+        for saved label PNGs their folder and label convention (the evaluator checks it: docs/predictions.md)."""
         base, _ = base_and_indices(ctx.source)
         colours = getattr(base, "class_colours", None)
+        convention = getattr(ctx.model.predictions, "convention", None)
         return {"num_classes": ctx.source.num_classes, "class_names": list(ctx.source.class_names),
-                **({"class_colours": colours} if colours else {})}
+                **({"class_colours": colours} if colours else {}),
+                **({"saved_labels": {"model": ctx.model.name, **convention()}} if convention else {})}
 
     def evaluator(self, meta: dict[str, Any]) -> Evaluator:
-        return SemanticEvaluator(meta["num_classes"], meta.get("class_names"), colours=meta.get("class_colours"))
+        return SemanticEvaluator(meta["num_classes"], meta.get("class_names"), colours=meta.get("class_colours"),
+                                 saved=meta.get("saved_labels"))
