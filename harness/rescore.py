@@ -2,7 +2,10 @@
 
 The records (``samples/<job key>.jsonl.gz``) hold each job's merged evaluator state and the meta its
 evaluator needs; the task is rebuilt from the parameters stored with the job. The numbers must equal the
-stored ones exactly: the evaluator's ``compute`` is a pure function of the records.
+stored ones exactly: the evaluator's ``compute`` is a pure function of the records. Records that do not
+verify (edited, truncated, deleted, swapped in from another job, regenerated, or written before checksums:
+see ``harness.evaluation.state``) are a problem of their job, one line naming the file; nothing is
+rescored from them.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.evaluation.state import read_meta, read_records
+from harness.evaluation.state import RecordsError, load_records, records_path
 from harness.metrics import Metric
 from harness.schema import Where, build
 from harness.store import ResultStore, params_key
@@ -61,12 +64,21 @@ def rescore(out_dir: Path) -> tuple[list[RescoreRow], list[str]]:
         provenance = json.loads(first["provenance"] or "{}")
         if first["task_kind"] == "latency":
             continue  # measured, not scored: nothing to recompute
-        path = Path(out_dir) / "samples" / f"{job_key}.jsonl.gz"
+        path = records_path(Path(out_dir) / "samples", job_key)
         if not path.is_file():
-            problems.append(f"{title}: no per-sample records ({path.name}; run with --log-samples)")
+            if "records_sha256" in provenance:
+                problems.append(f"{title}: {path}: missing (results.sqlite says the run wrote per-sample records "
+                                "for this job)")
+            else:
+                problems.append(f"{title}: no per-sample records ({path.name}; run with --log-samples)")
+            continue
+        try:  # checked against the sha256 stored with this very row
+            state, meta = load_records(path, stored=provenance.get("records_sha256"))
+        except RecordsError as exc:
+            problems.append(f"{title}: {exc}")
             continue
         task = rebuild_task(provenance["task"])
-        metrics = {(m.name, params_key(m.params)): m for m in task.evaluator(read_meta(path)).compute(read_records(path))}
+        metrics = {(m.name, params_key(m.params)): m for m in task.evaluator(meta).compute(state)}
         for row in part.itertuples():
             if row.metric in RUNNER_METRICS:
                 continue

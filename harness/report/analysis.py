@@ -47,12 +47,20 @@ def suite_analysis(frame: pd.DataFrame, records_dir: Path | None, *, pairs: Iter
     cost_name, costs = model_costs(rows)
     declared = [list(p) for p in pairs]
     chosen = declared_pairs(declared) if declared else matched_pairs(model_family, cost_name, costs, band)
-    results = compare_pairs(rows, chosen, records_dir)
+    refused: list[str] = []
+    results = compare_pairs(rows, chosen, records_dir, refused)
+    if refused:  # said where the tests would be: a test left out is not a test passed
+        items = "".join(str(Markup("<li>{}</li>").format(reason)) for reason in refused)
+        sections.append(("Per-sample records refused", '<p class="figure-error">these records do not verify, so no '
+                         f'paired test or figure is computed from them (rerun the suite to recompute the jobs):</p>'
+                         f'<ul class="figure-error">{items}</ul>'))
     if results:
         sections.append(("Matched pairs", pairs_table(results)))
     sections += pareto_sections(rows)
     folder = records_folder(records_dir)
     text = findings_text(chosen, results, cost_name, bool(declared), folder is not None and folder.is_dir(), band)
+    if refused and chosen and not results:
+        text = f"{len(chosen)} pair(s), but their per-sample records do not verify, so no paired test was run."
     sections.append(("Findings", str(Markup('<p class="findings">{}</p>').format(text))))
     return sections
 

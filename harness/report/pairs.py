@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
-from harness.evaluation.state import EvalState, read_records
+from harness.evaluation.state import EvalState, RecordsError, read_records, records_present
 from harness.gate.outcomes import has_outcomes, outcome_vector
 from harness.gate.stats import Comparison, paired_proportions
 from harness.report.tables import headline, unreliable_jobs
@@ -116,10 +116,12 @@ def records_folder(records_dir: Path | None) -> Path | None:
     return records_dir / "samples" if (records_dir / "samples").is_dir() else records_dir
 
 
-def compare_pairs(rows: pd.DataFrame, pairs: Sequence[Pair], records_dir: Path | None) -> list[PairResult]:
+def compare_pairs(rows: pd.DataFrame, pairs: Sequence[Pair], records_dir: Path | None,
+                  refused: list[str] | None = None) -> list[PairResult]:
     """Every pair on every headline proportion metric both models have per-sample records for.
 
-    ``rows``: finished metric rows with a ``column`` label (tables.ok_rows)."""
+    ``rows``: finished metric rows with a ``column`` label (tables.ok_rows). Records that do not verify are
+    left out (no test is computed from them) and their one-line reason is appended to ``refused``."""
     folder = records_folder(records_dir)
     if folder is None or not pairs:
         return []
@@ -129,7 +131,12 @@ def compare_pairs(rows: pd.DataFrame, pairs: Sequence[Pair], records_dir: Path |
     def state(job_key: str) -> EvalState | None:
         if job_key not in states:
             path = folder / f"{job_key}.jsonl.gz"
-            states[job_key] = read_records(path) if path.is_file() else None
+            try:
+                states[job_key] = read_records(path) if records_present(path) else None
+            except RecordsError as exc:
+                states[job_key] = None
+                if refused is not None:
+                    refused.append(str(exc))
         return states[job_key]
 
     found: list[dict] = []

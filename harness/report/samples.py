@@ -4,7 +4,9 @@ Numbers in the report come from the results store only; the qualitative overlays
 report need the pictures the evaluators keep in the records (``<out>/samples/<job key>.jsonl.gz``). Rendering
 a report of a run folder sets where they are (``write_report`` does) and a figure module asks for one job's
 records with ``job_records``; without a folder (a frame rendered on its own) or without the file (a run with
-``--no-log-samples``) it gets None and says so in place of the figure.
+``--no-log-samples``) it gets None and says so in place of the figure. Records that do not verify (see
+``harness.evaluation.state.load_records``) are never drawn: ``job_records`` raises their one-line
+``RecordsError``, which the report prints in place of the figures.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Iterator
 
-from harness.evaluation.state import EvalState, read_meta, read_records
+from harness.evaluation.state import EvalState, load_records, records_present
 
 _SAMPLES_DIR: ContextVar[Path | None] = ContextVar("report_samples_dir", default=None)
 
@@ -29,9 +31,10 @@ def samples_from(directory: Path | None) -> Iterator[None]:
 
 
 def job_records(job_key: str) -> tuple[EvalState, dict[str, Any]] | None:
-    """(records, evaluator meta) of one job, or None when the run kept none (or none is being rendered)."""
+    """(records, evaluator meta) of one job, or None when the run kept none (or none is being rendered);
+    ``RecordsError`` when its file does not verify."""
     directory = _SAMPLES_DIR.get()
     path = directory / f"{job_key}.jsonl.gz" if directory is not None else None
-    if path is None or not path.is_file():
+    if path is None or not records_present(path):
         return None
-    return read_records(path), read_meta(path)
+    return load_records(path)
