@@ -24,7 +24,7 @@ SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, started_at TEXT, finished_at TEXT, suite TEXT, suite_path TEXT, suite_hash TEXT,
-    git_commit TEXT, harness_version TEXT, world_size INTEGER, argv TEXT
+    git_commit TEXT, harness_version TEXT, world_size INTEGER, argv TEXT, shard TEXT
 );
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -64,6 +64,29 @@ class JobRecord:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
+class StoreError(ValueError):
+    """A results store that cannot be read; the message names the file."""
+
+
+def shard_text(shard: Any) -> str | None:
+    """``(i, N)`` or ``"i/N"`` as ``"i/N"``; None for a run that was not sharded."""
+    if shard is None or isinstance(shard, str):
+        return shard or None
+    index, count = shard
+    return f"{int(index)}/{int(count)}"
+
+
+def shard_from_argv(argv: str | None) -> str | None:
+    """The ``--shard I/N`` of a command line as stored in ``runs.argv`` (stores written before ``runs.shard``)."""
+    words = (argv or "").split()
+    for number, word in enumerate(words):
+        if word == "--shard" and number + 1 < len(words):
+            return words[number + 1]
+        if word.startswith("--shard="):
+            return word.split("=", 1)[1]
+    return None
+
+
 def params_key(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
 
@@ -81,7 +104,40 @@ class ResultStore:
         self.conn.execute("PRAGMA foreign_keys = ON")
         self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.executescript(_SCHEMA)
+        if "shard" not in {row[1] for row in self.conn.execute("PRAGMA table_info(runs)")}:
+            self.conn.execute("ALTER TABLE runs ADD COLUMN shard TEXT")  # stores written before runs.shard
         self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @classmethod
+    def read_only(cls, path: Path) -> "ResultStore":
+        """Open an existing store for reading only: nothing is created, migrated, moved aside or written
+        (a store closed cleanly is opened immutable, so not even ``-wal``/``-shm`` files appear).
+        Raises StoreError, naming the file, for anything that is not a store of this schema."""
+        path = Path(path)
+        if not path.is_file():
+            raise StoreError(f"{path}: no such results store")
+        clean = not path.with_name(path.name + "-wal").exists()
+        uri = path.resolve().as_uri() + "?mode=ro" + ("&immutable=1" if clean else "")
+        conn = None
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=60)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+            raise StoreError(f"{path}: not a results store ({exc})") from None
+        missing = [name for name in ("runs", "jobs", "results") if name not in tables]
+        if missing:
+            conn.close()
+            raise StoreError(f"{path}: not a results store (no {missing[0]} table)")
+        if version != SCHEMA_VERSION:
+            conn.close()
+            raise StoreError(f"{path}: user_version: schema {version}, this harness reads schema {SCHEMA_VERSION} "
+                             "(written by another harness version; rerun it with this one)")
+        store = cls.__new__(cls)
+        store.path, store.conn = path, conn
+        return store
 
     def _set_aside_old_schema(self) -> None:
         """A store written by an older harness is renamed, not mixed with new rows (its jobs rerun)."""
@@ -102,7 +158,10 @@ class ResultStore:
     # --- runs -------------------------------------------------------------------------------------------
     def start_run(self, **facts: Any) -> str:
         run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-        columns = ("suite", "suite_path", "suite_hash", "git_commit", "harness_version", "world_size", "argv")
+        columns = ("suite", "suite_path", "suite_hash", "git_commit", "harness_version", "world_size", "argv",
+                   "shard")
+        # which shard of a fan-out this run is (``--shard I/N``), so that a merge knows N and what it got
+        facts["shard"] = shard_text(facts.get("shard")) or shard_from_argv(facts.get("argv"))
         with self.conn:
             self.conn.execute(f"INSERT INTO runs (run_id, started_at, {', '.join(columns)}) VALUES "
                               f"(?, ?, {', '.join('?' * len(columns))})",
@@ -114,7 +173,14 @@ class ResultStore:
             self.conn.execute("UPDATE runs SET finished_at = ? WHERE run_id = ?", (_now(), run_id))
 
     def runs(self) -> pd.DataFrame:
-        return pd.read_sql_query("SELECT * FROM runs ORDER BY started_at", self.conn)
+        """The runs, each with its ``shard`` ("i/N", or None when not sharded; older stores: from argv)."""
+        runs = pd.read_sql_query("SELECT * FROM runs ORDER BY started_at", self.conn)
+        if "shard" not in runs:
+            runs["shard"] = None
+        recorded = runs["shard"].map(lambda v: v if isinstance(v, str) and v else None)
+        runs["shard"] = [shard or shard_from_argv(argv if isinstance(argv, str) else None)
+                         for shard, argv in zip(recorded, runs["argv"])]
+        return runs
 
     # --- jobs -------------------------------------------------------------------------------------------
     def finished_keys(self) -> set[str]:
@@ -124,20 +190,30 @@ class ResultStore:
 
     def save(self, record: JobRecord, run_id: str | None = None, finished_at: str | None = None) -> None:
         """Add the job and its metrics in one transaction (earlier rows of the key stay, as history)."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._insert(record, run_id, finished_at)
+
+    def _insert(self, record: JobRecord, run_id: str | None, finished_at: str | None,
+                declared: list[tuple[Any, ...]] | None = None) -> None:
+        """The job row and its metric rows (no transaction of its own). ``declared``: each metric's (unit,
+        direction, headline, kind) as stored elsewhere (copies), instead of from its declaration."""
         cols = {c: record.columns.get(c) for c in JOB_COLUMNS}
         names = ", ".join(["job_key", "run_id", *cols, "status", "error", "seconds", "finished_at", "provenance"])
         values = [record.job_key, run_id, *cols.values(), record.status, record.error, record.seconds,
                   finished_at or _now(), json.dumps(record.provenance, default=str, sort_keys=True)]
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
-            cursor = self.conn.execute(f"INSERT INTO jobs ({names}) VALUES ({', '.join('?' * len(values))})", values)
-            job_id = cursor.lastrowid
-            rows = []
-            for m in record.metrics:
+        cursor = self.conn.execute(f"INSERT INTO jobs ({names}) VALUES ({', '.join('?' * len(values))})", values)
+        job_id = cursor.lastrowid
+        rows = []
+        for number, m in enumerate(record.metrics):
+            if declared is None:
                 info = metric_info(m.name)
-                rows.append((job_id, m.name, params_key(m.params), _finite(m.value), m.n, _finite(m.ci_low),
-                             _finite(m.ci_high), m.unit or info.unit, info.direction, int(info.headline), info.kind))
-            self.conn.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                unit, direction, headline, kind = m.unit or info.unit, info.direction, int(info.headline), info.kind
+            else:
+                unit, direction, headline, kind = declared[number]
+            rows.append((job_id, m.name, params_key(m.params), _finite(m.value), m.n, _finite(m.ci_low),
+                         _finite(m.ci_high), unit, direction, headline, kind))
+        self.conn.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def frame(self, job_keys: Iterable[str] | None = None, history: bool = False) -> pd.DataFrame:
         """Metric rows joined with their job's provenance; failed jobs appear once with no metric.
@@ -158,25 +234,40 @@ class ResultStore:
 
     def copy_from(self, other: "ResultStore") -> int:
         """Add ``other``'s runs and jobs (a shard's store) to this one; returns the number of jobs copied."""
-        runs = other.runs()
+        return self.copy_all([other])[0]
+
+    def copy_all(self, others: list["ResultStore"]) -> list[int]:
+        """Add the runs and jobs of ``others`` in ONE transaction (all of them or, on any error, none);
+        returns the number of jobs copied from each. A job row already here (same key and finish time:
+        merged before) is not copied again."""
+        copied = []
         with self.conn:
-            for run in runs.to_dict("records"):
-                self.conn.execute(f"INSERT OR IGNORE INTO runs ({', '.join(run)}) VALUES ({', '.join('?' * len(run))})",
-                                  [_plain(v) for v in run.values()])
-        copied = 0
-        have = set(self.conn.execute("SELECT job_key, finished_at FROM jobs").fetchall())
-        frame = other.frame(history=True)
-        for (job_key, run_id, finished_at), rows in frame.groupby(["job_key", "run_id", "finished_at"], sort=False,
-                                                                   dropna=False):
-            if (job_key, finished_at) in have:
-                continue  # merged before
-            first = rows.iloc[0]
-            metrics = [Metric(r.metric, r.value, None if pd.isna(r.n) else int(r.n), r.params, _nan(r.ci_low),
-                              _nan(r.ci_high), r.unit or "") for r in rows.itertuples() if isinstance(r.metric, str)]
-            record = JobRecord(job_key, {c: _plain(first[c]) for c in JOB_COLUMNS}, first["status"], metrics,
-                               first["error"], float(first["seconds"] or 0), json.loads(first["provenance"] or "{}"))
-            self.save(record, None if pd.isna(run_id) else run_id, finished_at)
-            copied += 1
+            self.conn.execute("BEGIN IMMEDIATE")
+            have = set(self.conn.execute("SELECT job_key, finished_at FROM jobs").fetchall())
+            for other in others:
+                for run in other.runs().to_dict("records"):
+                    self.conn.execute(f"INSERT OR IGNORE INTO runs ({', '.join(run)}) "
+                                      f"VALUES ({', '.join('?' * len(run))})", [_plain(v) for v in run.values()])
+                count = 0
+                frame = other.frame(history=True)
+                for (job_key, run_id, finished_at), rows in frame.groupby(["job_key", "run_id", "finished_at"],
+                                                                           sort=False, dropna=False):
+                    if (job_key, finished_at) in have:
+                        continue  # merged before
+                    first = rows.iloc[0]
+                    kept = [r for r in rows.itertuples() if isinstance(r.metric, str)]
+                    metrics = [Metric(r.metric, r.value, None if pd.isna(r.n) else int(r.n), r.params,
+                                      _nan(r.ci_low), _nan(r.ci_high), r.unit or "") for r in kept]
+                    # the metric's declaration as stored: copying needs no task plugin loaded
+                    declared = [(_plain(r.unit), _plain(r.direction), None if r.headline is None else int(r.headline),
+                                 _plain(r.metric_kind)) for r in kept]
+                    record = JobRecord(job_key, {c: _plain(first[c]) for c in JOB_COLUMNS}, first["status"],
+                                       metrics, first["error"], float(first["seconds"] or 0),
+                                       json.loads(first["provenance"] or "{}"))
+                    self._insert(record, None if pd.isna(run_id) else run_id, finished_at, declared)
+                    have.add((job_key, finished_at))
+                    count += 1
+                copied.append(count)
         return copied
 
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, TextIO
 
-from harness.gate.baseline import GateInputError, load_baseline, snapshot_run
+from harness.gate.baseline import GateInputError, Snapshot, load_baseline, snapshot_run
 from harness.gate.baseline import save_baseline as _save
 from harness.gate.compare import GateResult, JobReport, Verdict, compare
 from harness.gate.output import emit, html_fragment, write_junit
 from harness.gate.policy import GatePolicy, GatePolicyError, MetricPolicy
 
 __all__ = ["GateInputError", "GatePolicy", "GatePolicyError", "GateResult", "JobReport", "MetricPolicy",
-           "Verdict", "gate", "html_fragment", "save_baseline"]
+           "Verdict", "check_same_suite", "gate", "html_fragment", "save_baseline"]
 
 
 def save_baseline(run_dir: Path | str, path: Path | str, policy: GatePolicy | None = None) -> Path:
@@ -29,10 +29,20 @@ def gate(run_dir: Path | str, baseline_path: Path | str, policy: GatePolicy | No
     """Compare ``run_dir`` with a baseline; print the table and annotations (unless ``quiet``), write JUnit
     if asked and append the step summary when ``$GITHUB_STEP_SUMMARY`` is set. ``.exit_code``: 0/1/2."""
     policy = policy or GatePolicy()
-    result = compare(load_baseline(Path(baseline_path)), snapshot_run(Path(run_dir), policy), policy)
+    baseline, run = load_baseline(Path(baseline_path)), snapshot_run(Path(run_dir), policy)
+    check_same_suite(baseline, run, Path(baseline_path), Path(run_dir))
+    result = compare(baseline, run, policy)
     result.baseline, result.run = str(baseline_path), str(run_dir)
     if junit is not None:
         write_junit(result, Path(junit))
     if not quiet:
         emit(result, stream, env)
     return result
+
+
+def check_same_suite(baseline: Snapshot, run: Snapshot, baseline_path: Path, run_dir: Path) -> None:
+    """A baseline of another suite is refused as a whole (GateInputError), even when job names coincide."""
+    expected, got = baseline.source.get("suite"), run.source.get("suite")
+    if expected and got and expected != got:
+        raise GateInputError(f"{baseline_path}: source.suite: a baseline of suite {expected!r}, but {run_dir} "
+                             f"is a run of suite {got!r}")

@@ -17,6 +17,7 @@ import datetime as _dt
 import hashlib
 import json
 import math
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,7 @@ def read_rows(run_dir: Path) -> list[dict[str, Any]]:
         raise GateInputError(f"{path}: no such file (is {run_dir} a run directory?)")
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # JSON and UTF-8 errors are ValueErrors
         raise GateInputError(f"{path}: unreadable ({exc})") from None
     if not isinstance(rows, list):
         raise GateInputError(f"{path}: expected a list of result rows")
@@ -184,7 +185,7 @@ def _attach_evidence(job: JobEntry, path: Path, policy: GatePolicy, keep_records
         return
     try:
         state = read_records(path)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zlib.error) as exc:  # EOFError: a truncated gzip
         raise GateInputError(f"{path}: unreadable per-sample records ({exc})") from None
     job.sample_ids = [sid for sid in state.records if not sid.startswith("{")]  # timing series ids are JSON
     for metric in job.metrics.values():
@@ -215,6 +216,8 @@ def _attach_metric(job: JobEntry, metric: MetricEntry, state: EvalState, policy:
 def save_baseline(run_dir: Path, path: Path, policy: GatePolicy | None = None) -> Path:
     """Write the baseline of ``run_dir`` to ``path``; refuses a run with failed jobs (a baseline with holes)."""
     snapshot = snapshot_run(run_dir, policy, keep_records=True)
+    if not snapshot.jobs:
+        raise GateInputError(f"{Path(run_dir) / 'results.json'}: no job to save; a baseline needs at least one")
     failed = [key for key, job in snapshot.jobs.items() if job.status != "ok"]
     if failed:
         raise GateInputError(f"{Path(run_dir) / 'results.json'}: job {failed[0]} has status "
@@ -274,22 +277,156 @@ def _unhex(text: str, count: int) -> list[bool]:
 
 
 def load_baseline(path: Path) -> Snapshot:
-    """Read a baseline file; errors name the file and the field."""
+    """Read a baseline file; errors (GateInputError, one line) name the file and the field."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise GateInputError(f"{path}: no such baseline file") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise GateInputError(f"{path}: unreadable ({exc})") from None
+    except OSError as exc:
+        raise GateInputError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise GateInputError(f"{path}: not a baseline: not UTF-8 text (byte {exc.start} of {len(raw)})") from None
+    if not text.strip():
+        raise GateInputError(f"{path}: empty file, not a baseline")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
+            raise GateInputError(f"{path}: truncated: the JSON stops at line {exc.lineno} column {exc.colno} "
+                                 f"before the document is complete ({exc.msg})") from None
+        raise GateInputError(f"{path}: not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise GateInputError(f"{path}: not a baseline: JSON nested too deeply") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise GateInputError(f"{path}: format: not a {FORMAT} file")
     if data.get("version") != VERSION:
         raise GateInputError(f"{path}: version: {data.get('version')!r} is not supported (expected {VERSION})")
     try:
-        return _from_json(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise GateInputError(f"{path}: jobs: malformed entry ({type(exc).__name__}: {exc})") from None
+        validate(data)
+    except SchemaError as exc:
+        raise GateInputError(f"{path}: {exc}") from None
+    return _from_json(data)
+
+
+class SchemaError(ValueError):
+    """A baseline field that does not hold what the format says: ``"<field>: <why>"``."""
+
+    def __init__(self, where: list[Any], why: str) -> None:
+        super().__init__(f"{field_path(where)}: {why}")
+
+
+def field_path(parts: list[Any]) -> str:
+    """``jobs['resnet | digits | classification'].metrics.top1.value``."""
+    text = ""
+    for part in parts:
+        plain = isinstance(part, str) and part.isidentifier()
+        text += (("." if text else "") + part) if plain else f"[{part!r}]"
+    return text
+
+
+def _kind_of(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+
+
+def _need(value: Any, types: tuple[type, ...], where: list[Any], what: str, optional: bool = False) -> Any:
+    if value is None and optional:
+        return value
+    if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+        raise SchemaError(where, f"expected {what}, got {_kind_of(value)}" + (
+            f" {value!r}" if isinstance(value, (str, int, float)) and len(repr(value)) < 40 else ""))
+    return value
+
+
+def _number(value: Any, where: list[Any], optional: bool = True) -> None:
+    _need(value, (int, float), where, "a number" + (" or null" if optional else ""), optional)
+    if value is not None and not math.isfinite(value):
+        raise SchemaError(where, f"{value} (not a finite number; a baseline writes null for a missing value)")
+
+
+def validate(data: dict[str, Any]) -> None:
+    """Every field the gate reads, with its type; raises SchemaError naming the first bad one."""
+    sets = _need(data.get("sample_sets", {}), (dict,), ["sample_sets"], "an object of sample id lists")
+    for name, ids in sets.items():
+        _need(ids, (list,), ["sample_sets", name], "a list of sample ids")
+        if not all(isinstance(i, str) for i in ids):
+            raise SchemaError(["sample_sets", name], "expected a list of sample ids (strings)")
+    _need(data.get("source", {}), (dict,), ["source"], "an object", optional=True)
+    _need((data.get("source") or {}).get("suite"), (str,), ["source", "suite"], "a suite name", optional=True)
+    if "jobs" not in data:
+        raise SchemaError(["jobs"], "missing")
+    jobs = _need(data["jobs"], (dict,), ["jobs"], "an object of jobs")
+    if not jobs:
+        raise SchemaError(["jobs"], "empty: the baseline holds no job to compare with")
+    for key, job in jobs.items():
+        where = ["jobs", key]
+        _need(job, (dict,), where, "an object")
+        for name in ("model", "dataset", "task", "task_kind"):
+            if name not in job:
+                raise SchemaError([*where, name], "missing")
+            _need(job[name], (str,), [*where, name], "a string")
+        if key != job_key(job["model"], job["dataset"], job["task"]):
+            raise SchemaError(where, f"the key does not match its model | dataset | task "
+                                     f"({job_key(job['model'], job['dataset'], job['task'])!r})")
+        for name in ("protocol", "identity", "conditions"):
+            if name not in job:
+                raise SchemaError([*where, name], "missing")
+            _need(job[name], (dict,), [*where, name], "an object")
+        _need(job["protocol"].get("dataset", {}), (dict,), [*where, "protocol", "dataset"], "an object")
+        _need(job["protocol"].get("task", {}), (dict,), [*where, "protocol", "task"], "an object")
+        _need(job["identity"].get("preprocess", {}), (dict,), [*where, "identity", "preprocess"], "an object",
+              optional=True)
+        ids_key = _need(job.get("sample_ids"), (str,), [*where, "sample_ids"], "a sample_sets key or null", True)
+        if ids_key is not None and ids_key not in sets:
+            raise SchemaError([*where, "sample_ids"], f"{ids_key!r} is not in sample_sets")
+        count = len(sets[ids_key]) if ids_key is not None else 0
+        records = _need(job.get("records"), (list,), [*where, "records"], "a list or null", optional=True)
+        if records is not None and len(records) != count:
+            raise SchemaError([*where, "records"], f"{len(records)} records for {count} sample ids")
+        if "metrics" not in job:
+            raise SchemaError([*where, "metrics"], "missing")
+        metrics = _need(job["metrics"], (dict,), [*where, "metrics"], "an object of metrics")
+        for name, metric in metrics.items():
+            _validate_metric(metric, [*where, "metrics", name], name, count)
+
+
+def _validate_metric(metric: Any, where: list[Any], name: str, count: int) -> None:
+    _need(metric, (dict,), where, "an object")
+    for field_name in ("metric", "params", "value", "n", "ci_low", "ci_high", "unit", "direction", "kind",
+                       "headline"):
+        if field_name not in metric:
+            raise SchemaError([*where, field_name], "missing")
+    _need(metric["metric"], (str,), [*where, "metric"], "a metric name")
+    _need(metric["params"], (dict,), [*where, "params"], "an object")
+    if name != metric_key(metric["metric"], metric["params"]):
+        raise SchemaError(where, f"the key does not match its metric and params "
+                                 f"({metric_key(metric['metric'], metric['params'])!r})")
+    for field_name in ("value", "ci_low", "ci_high"):
+        _number(metric[field_name], [*where, field_name])
+    if metric["n"] is not None and (_need(metric["n"], (int,), [*where, "n"], "a whole number or null") < 0):
+        raise SchemaError([*where, "n"], f"{metric['n']} (negative)")
+    _need(metric["unit"], (str,), [*where, "unit"], "a string")
+    if metric["direction"] not in ("higher", "lower", "none"):
+        raise SchemaError([*where, "direction"], f"{metric['direction']!r} is not higher, lower or none")
+    if metric["kind"] not in ("proportion", "dataset", "timing", "value"):
+        raise SchemaError([*where, "kind"], f"{metric['kind']!r} is not proportion, dataset, timing or value")
+    _need(metric["headline"], (bool,), [*where, "headline"], "true or false")
+    if metric["kind"] == "proportion" and metric["value"] is not None and not 0 <= metric["value"] <= 1:
+        raise SchemaError([*where, "value"], f"{metric['value']} is not a proportion (0 to 1)")
+    for bits in ("success", "present"):
+        if bits in metric:
+            text = _need(metric[bits], (str,), [*where, bits], "hex digits")
+            expected = 2 * -(-count // 8)
+            if len(text) != expected or any(c not in "0123456789abcdef" for c in text.lower()):
+                raise SchemaError([*where, bits], f"expected {expected} hex digits (one bit per sample id), "
+                                                  f"got {len(text)} characters")
+    if "series" in metric and metric["series"] is not None:
+        _need(metric["series"], (list,), [*where, "series"], "a list of numbers")
+        for number, value in enumerate(metric["series"]):
+            _number(value, [*where, "series", number], optional=False)
 
 
 def _from_json(data: dict[str, Any]) -> Snapshot:

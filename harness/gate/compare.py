@@ -11,6 +11,9 @@ tol = the policy's max_drop:
 - improvement: the interval lies above 0 and the test is significant;
 - inconclusive: an observed drop beyond tol that the data cannot show to be real;
 - pass: anything else.
+Never a pass from a broken baseline: a value that is not a number (either side), a run that scored fewer
+(or other) samples than the baseline (``n``), and a gated metric the baseline lacks are "not comparable".
+
 Exit code: 2 if any gated metric is not comparable, else 1 if any regressed or its job failed, else 0.
 """
 from __future__ import annotations
@@ -128,12 +131,23 @@ def compare(baseline: Snapshot, run: Snapshot, policy: GatePolicy | None = None)
         for metric in base_job.metrics.values():
             verdicts.append(_judge_metric(base_job, new_job, metric, report, policy))
         if new_job is not None:
-            verdicts += [_unjudged(new_job, m, "new", ["no baseline for this metric"])
+            verdicts += [_missing_from_baseline(new_job, m, policy)
                          for k, m in new_job.metrics.items() if k not in base_job.metrics]
     for key, new_job in sorted(run.jobs.items()):
         if key not in baseline.jobs:
             verdicts += [_unjudged(new_job, m, "new", ["no baseline for this job"]) for m in new_job.metrics.values()]
     return GateResult(verdicts, reports)
+
+
+def _missing_from_baseline(job: JobEntry, metric: MetricEntry, policy: GatePolicy) -> Verdict:
+    """A metric of a job the baseline has, but not in the baseline's entry: when the policy gates it the
+    gate cannot vouch for it (a baseline missing metrics never passes), otherwise it is just new."""
+    if not policy.gated(metric.metric, metric.kind, metric.headline, metric.direction):
+        return _unjudged(job, metric, "new", ["no baseline for this metric"])
+    verdict = _unjudged(job, metric, "not comparable",
+                        ["gated metric missing from the baseline (save a new baseline)"])
+    verdict.gated = True
+    return verdict
 
 
 def _unjudged(job: JobEntry, metric: MetricEntry, status: str, reasons: list[str]) -> Verdict:
@@ -165,10 +179,14 @@ def _judge_metric(base_job: JobEntry, new_job: JobEntry | None, base: MetricEntr
     if changed:
         verdict.status, verdict.reasons = "not comparable", changed
         return verdict
-    if any(v is None or not math.isfinite(v) for v in (base.value, new.value)):
-        verdict.diff = None
-        verdict.status = "inconclusive" if gated else "not gated"
-        verdict.reasons = ["no finite value to compare"]
+    missing = [f"no {side} value (null or NaN)"
+               for side, v in (("baseline", base.value), ("run", new.value)) if v is None or not math.isfinite(v)]
+    if missing:  # never a pass on a number that is not there
+        verdict.status, verdict.reasons = "not comparable", missing
+        return verdict
+    samples = _sample_mismatch(base, new)
+    if samples:
+        verdict.status, verdict.reasons = "not comparable", [samples]
         return verdict
     comparison = _test(base_job, new_job, base, new, rules)
     verdict.p_value, verdict.test, verdict.n = comparison.p_value, comparison.test, comparison.n or new.n
@@ -181,6 +199,22 @@ def _judge_metric(base_job: JobEntry, new_job: JobEntry | None, base: MetricEntr
     verdict.reasons += reasons + ([comparison.detail["note"]] if "note" in comparison.detail else [])
     verdict.status = status if gated else "not gated"
     return verdict
+
+
+def _sample_mismatch(base: MetricEntry, new: MetricEntry) -> str:
+    """Why the run's evidence does not cover the baseline's samples ("" when it does): a run that scored
+    fewer (or other) samples than the baseline is not compared on what is left."""
+    if base.kind not in ("proportion", "dataset"):
+        return ""
+    if base.n is not None and new.n is not None and base.n != new.n:
+        fewer = "fewer" if new.n < base.n else "more"
+        return f"n: {base.n} → {new.n} (the run scored {fewer} samples than the baseline)"
+    if base.outcomes and new.outcomes is not None:
+        lacking = sum(sid not in new.outcomes for sid in base.outcomes)
+        if lacking:
+            return (f"the run has no outcome for {lacking} of the baseline's {len(base.outcomes)} samples "
+                    "(it scored fewer samples than the baseline)")
+    return ""
 
 
 def _test(base_job: JobEntry, new_job: JobEntry, base: MetricEntry, new: MetricEntry,

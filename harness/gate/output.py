@@ -141,6 +141,22 @@ def html_fragment(result: GateResult) -> str:
             f"<ul>{changes}</ul></section>")
 
 
+def junit_refusal(message: str) -> str:
+    """JUnit XML for a gate that could not compare at all (a corrupt baseline, another suite): one <error>."""
+    attrs = {"name": "visionbench gate", "tests": "1", "failures": "0", "errors": "1", "skipped": "0", "time": "0"}
+    root = ET.Element("testsuites", attrs)
+    suite = ET.SubElement(root, "testsuite", attrs)
+    case = ET.SubElement(suite, "testcase", {"classname": "visionbench.gate", "name": "baseline", "time": "0"})
+    ET.SubElement(case, "error", {"type": "not comparable", "message": message}).text = message
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write_junit_refusal(path: Path, message: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(junit_refusal(message), encoding="utf-8")
+
+
 def write_junit(result: GateResult, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(junit_xml(result), encoding="utf-8")
