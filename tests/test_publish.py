@@ -120,8 +120,13 @@ def _numbers(text: str) -> list[float]:
 
 def _markdown_rows(text: str) -> list[list[str]]:
     lines = [l for l in text.splitlines() if l.startswith("| ")]
-    return [[c.strip().replace("\\*", "*").replace("\\|", "|").strip("*").strip() for c in re.split(r"(?<!\\)\|", l)[1:-1]]
-            for l in lines[1:]]
+
+    def cell(text: str) -> str:  # emphasis off, then Markdown's backslash escapes undone
+        text = text.strip()
+        bold = re.fullmatch(r"\*\*(.*)\*\*", text)
+        return re.sub(r"\\(.)", r"\1", bold.group(1) if bold else text).strip()
+
+    return [[cell(c) for c in re.split(r"(?<!\\)\|", l)[1:-1]] for l in lines[1:]]
 
 
 def _latex_rows(text: str) -> list[list[str]]:
@@ -259,5 +264,6 @@ def test_publishing_reads_stores_without_changing_them(published, tmp_path, caps
         conn.execute("PRAGMA user_version = 1")
     before = (old / "results.sqlite").read_bytes()
     assert main(["publish", str(old), "--format", "md"]) == 2
-    assert "results store of schema 1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "schema 1" in err and str(old / "results.sqlite") in err and len(err.strip().splitlines()) == 1
     assert (old / "results.sqlite").read_bytes() == before and not list(old.glob("results.v*.sqlite"))

@@ -6,15 +6,17 @@ the job key), its history every run the store kept.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from harness.schema import UsageError
-from harness.store import ResultStore
+from harness.store import ResultStore, StoreError
 
 STORE_NAME = "results.sqlite"
 JOB_IDENTITY = ["model", "dataset", "task"]
@@ -32,6 +34,7 @@ class PublishedRun:
     history: pd.DataFrame  # every stored attempt (no derived metrics)
     runs: pd.DataFrame  # the store's runs table
     notes: list[str]  # what could not be derived, etc.
+    label: str = ""  # how published pages name the folder (never an absolute path: harness/report/paths.py)
 
 
 def find_run_folders(root: Path) -> list[Path]:
@@ -56,53 +59,131 @@ def latest_attempts(history: pd.DataFrame) -> pd.DataFrame:
     return history[instance == last].reset_index(drop=True)
 
 
-def read_run(folder: Path, slug: str) -> PublishedRun:
-    store = ResultStore(folder / STORE_NAME)
+def open_store(folder: Path) -> ResultStore:
+    """The folder's store opened for reading only, checked whole before anything is published from it: a file
+    that is not a database, is damaged (truncated) or holds another schema is refused in one line naming it."""
+    path = folder / STORE_NAME
+    truncated = _truncation(path) if path.is_file() else None
+    if truncated:
+        raise UsageError(f"{path}: damaged results store ({truncated})")
+    try:
+        store = ResultStore.read_only(path)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        for table, columns in _columns_read().items():
+            have = {row[1] for row in store.conn.execute(f"PRAGMA table_info({table})")}
+            missing = sorted(columns - have)
+            if missing:
+                raise UsageError(f"{path}: table {table}: no column {missing[0]} (not a results store of this "
+                                 f"harness)")
+        problems = [row[0] for row in store.conn.execute("PRAGMA integrity_check(3)")]
+        if problems != ["ok"]:
+            raise UsageError(f"{path}: damaged results store (sqlite integrity_check: {problems[0].splitlines()[0]})")
+    except sqlite3.Error as exc:
+        store.close()
+        raise UsageError(f"{path}: damaged results store ({_first_line(exc)})") from None
+    except UsageError:
+        store.close()
+        raise
+    return store
+
+
+def _truncation(path: Path) -> str | None:
+    """Why the file is shorter than its SQLite header says (a copy cut short), or None. SQLite reads missing
+    pages as zeros, so a cut store can pass its own checks and still yield garbled rows."""
+    with open(path, "rb") as handle:
+        header = handle.read(100)
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\0"):
+        return None  # not a database at all: sqlite says so
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    if header[24:28] != header[92:96] or not pages:  # the page count is valid only when these agree
+        return None
+    size = path.stat().st_size
+    if size < pages * page_size:
+        return f"truncated: {size:,} bytes, its header says {pages:,} pages of {page_size:,} bytes"
+    return None
+
+
+def _columns_read() -> dict[str, set[str]]:
+    """The columns publishing reads: every column of jobs and results as this harness writes them, and the
+    runs facts the history page shows."""
+    from harness.store import _SCHEMA
+
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript(_SCHEMA)
+        columns = {t: {row[1] for row in conn.execute(f"PRAGMA table_info({t})")} for t in ("jobs", "results")}
+    finally:
+        conn.close()
+    return {**columns, "runs": {"run_id", "started_at", "suite", "git_commit", "harness_version", "argv"}}
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def read_run(folder: Path, slug: str, store: ResultStore | None = None) -> PublishedRun:
+    store = store or open_store(folder)
     try:
         history = store.frame(history=True)
         runs = store.runs()
+    except (sqlite3.Error, pd.errors.DatabaseError) as exc:  # pandas wraps sqlite's errors
+        raise UsageError(f"{folder / STORE_NAME}: damaged results store ({_first_line(exc)})") from None
     finally:
         store.close()
-    latest, notes = with_derived(latest_attempts(history))
+    latest = latest_attempts(history)
+    for key, provenance in zip(latest["job_key"], latest["provenance"]):
+        try:
+            if provenance is not None:
+                json.loads(provenance)
+        except (TypeError, ValueError):
+            raise UsageError(f"{folder / STORE_NAME}: jobs.provenance of job {key} is not JSON (damaged results "
+                             f"store)") from None
+    latest, notes = with_derived(latest)
     suites = sorted(set(history["suite"].dropna()) | set(runs["suite"].dropna()))
     return PublishedRun(suite=", ".join(suites) or folder.name, slug=slug, folder=folder, latest=latest,
                         history=history.assign(derived=False), runs=runs, notes=notes)
 
 
 def read_runs(root: Path) -> list[PublishedRun]:
-    """Every run folder under ``root``, each with a unique slug (its suite name where that is unique)."""
+    """Every run folder under ``root``, each with a unique slug (its suite name where that is unique). Every
+    store is opened and checked before any is read: one that cannot be published refuses them all."""
     root = Path(root)
     folders = find_run_folders(root)
-    suites = {}
-    for folder in folders:
-        suites[folder] = _suite_names(folder)
+    stores = {}
+    try:
+        for folder in folders:
+            stores[folder] = open_store(folder)
+        suites = {folder: _suite_names(folder, store) for folder, store in stores.items()}
+    except BaseException:
+        for store in stores.values():
+            store.close()
+        raise
     counts = pd.Series([s for s in suites.values()]).value_counts()
     out, used = [], set()
-    for folder in folders:
-        name = suites[folder] if counts[suites[folder]] == 1 else _relative(folder, root)
-        slug = base = slugify(name or folder.name)
-        index = 2
-        while slug in used:
-            slug, index = f"{base}-{index}", index + 1
-        used.add(slug)
-        out.append(read_run(folder, slug))
+    try:
+        for folder in folders:
+            name = suites[folder] if counts[suites[folder]] == 1 else _relative(folder, root)
+            slug = base = file_slug(name or folder.name)
+            index = 2
+            while slug.lower() in used:  # unique on case-insensitive file systems too
+                slug, index = f"{base}-{index}", index + 1
+            used.add(slug.lower())
+            out.append(read_run(folder, slug, stores[folder]))
+    finally:
+        for store in stores.values():
+            store.close()  # each read closes its own; these are the ones an error left open
     return out
 
 
-def _suite_names(folder: Path) -> str:
-    import sqlite3
-
-    from harness.store import SCHEMA_VERSION
-
-    with sqlite3.connect(f"file:{folder / STORE_NAME}?mode=ro", uri=True) as conn:  # publishing changes no store
-        try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            names = sorted({r[0] for r in conn.execute("SELECT DISTINCT suite FROM jobs") if r[0]})
-        except sqlite3.DatabaseError:
-            raise UsageError(f"{folder / STORE_NAME}: not a results store") from None
-    if version != SCHEMA_VERSION:
-        raise UsageError(f"{folder / STORE_NAME}: results store of schema {version}, this harness reads "
-                         f"{SCHEMA_VERSION} (rerun the suite with this harness to publish it)")
+def _suite_names(folder: Path, store: ResultStore) -> str:
+    try:
+        names = sorted({r[0] for r in store.conn.execute("SELECT DISTINCT suite FROM jobs") if r[0]})
+    except sqlite3.Error as exc:
+        raise UsageError(f"{folder / STORE_NAME}: damaged results store ({_first_line(exc)})") from None
     return ", ".join(names) or folder.name
 
 
@@ -117,6 +198,33 @@ def slugify(text: str) -> str:
     """A file-name- and URL-safe form of ``text`` (stable, readable)."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
     return slug or "x"
+
+
+SLUG_LIMIT = 60
+
+
+def file_slug(text: str, limit: int = SLUG_LIMIT) -> str:
+    """A name (a model's, a suite's, a table's) as a file name and URL part: ``text`` itself where it is plain
+    ASCII (letters, digits, ``.``, ``_``, ``-``) and at most ``limit`` long; else its readable ASCII part, cut
+    to ``limit``, and a hash of the whole name, so that names differing anywhere get different files
+    (``<script>alert(1)</script>`` -> ``script-alert-1-script-<hash>``)."""
+    slug = slugify(text)
+    if slug == text and len(slug) <= limit:
+        return slug
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"{slug[:limit].rstrip('-.') or 'x'}-{digest}"
+
+
+def unique_slugs(names) -> dict[str, str]:
+    """``file_slug`` of each name, with a hash added where two would share a file on a case-insensitive file
+    system (``ResNet`` and ``resnet``)."""
+    slugs = {name: file_slug(name) for name in dict.fromkeys(names)}
+    counts = pd.Series([s.lower() for s in slugs.values()], dtype=object).value_counts()
+    for name, slug in slugs.items():
+        if counts.get(slug.lower(), 0) > 1:
+            digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+            slugs[name] = slug if slug.endswith(digest) else f"{slug[:SLUG_LIMIT]}-{digest}"
+    return slugs
 
 
 def with_derived(latest: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:

@@ -146,8 +146,14 @@ def metric_cell(value: Any, n: Any = None, ci_low: Any = None, ci_high: Any = No
 
 
 def leaderboard_table(part: pd.DataFrame, table_id: str, sizes: dict[str, float], model_href: dict[str, str],
-                      failed: dict[str, str] | None = None) -> Table:
-    """One suite table (a task on a dataset): a row per model, a column per headline metric."""
+                      failed: dict[str, str] | None = None, slugs: dict[str, str] | None = None) -> Table:
+    """One suite table (a task on a dataset): a row per model, a column per headline metric. A row's anchor is
+    ``<table id>--<model slug>`` (``slugs``: model -> its page name; any name is safe in an id and a URL)."""
+    from harness.report.collect import file_slug
+
+    def anchor(model: str) -> str:
+        return f"{table_id}--{(slugs or {}).get(model) or file_slug(model)}"
+
     unreliable = unreliable_jobs(part)
     task, dataset = part["task"].iloc[0], part["dataset"].iloc[0]
     wide = leaderboard(part)
@@ -206,7 +212,7 @@ def leaderboard_table(part: pd.DataFrame, table_id: str, sizes: dict[str, float]
             caveats["*"] = CAVEATS["*"].format(detail="– marks a metric this job did not produce")
         attrs = {"model": model, "family": str(record["family"]), "size": size_bucket(sizes.get(model)),
                  "complete": "0" if missing else "1", "task": task, "dataset": dataset}
-        rows.append(Row(cells, attrs, anchor=f"{table_id}--{model}"))
+        rows.append(Row(cells, attrs, anchor=anchor(model)))
     for model, error in (failed or {}).items():
         cells = {"model": Cell(model, model, href=model_href.get(model), marks="*"),
                  "family": Cell(None, "–"), "arch": Cell(None, "–"), "size": metric_cell(sizes.get(model))}
@@ -215,7 +221,7 @@ def leaderboard_table(part: pd.DataFrame, table_id: str, sizes: dict[str, float]
         caveats["*"] = CAVEATS["*"].format(detail="– marks a metric this job did not produce; failed jobs "
                                                   "are listed with their error under the tables")
         rows.append(Row(cells, {"model": model, "family": "", "size": size_bucket(sizes.get(model)),
-                                "complete": "0", "task": task, "dataset": dataset}, anchor=f"{table_id}--{model}"))
+                                "complete": "0", "task": task, "dataset": dataset}, anchor=anchor(model)))
     table = Table(table_id, f"{task} · {dataset}", columns, rows, dict(sorted(caveats.items())),
                   {"task": task, "dataset": dataset,
                    "settings": {k: v for k, v in sorted(shared_params(part["params"]).items())}})

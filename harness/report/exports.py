@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from typing import Any, Callable
 
 from harness.report.datatable import TIE_RULE, Cell, Table
@@ -108,9 +109,17 @@ def _caption(table: Table) -> list[str]:
     return [TIE_RULE, "Numbers: value [95% interval]; n per row.", *lines]
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|&~#])")
+
+
+def markdown_escape(text: str) -> str:
+    """Text as Markdown shows it literally: emphasis, links, code, table pipes and HTML (``<script>`` in a
+    model name) backslash-escaped."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
 def to_markdown(table: Table) -> str:
-    def escape(text: str) -> str:
-        return text.replace("|", "\\|").replace("*", "\\*")
+    escape = markdown_escape
 
     headers = [c.label + (c.marks and f" {c.marks}") for c in table.columns]
     lines = [f"**{escape(table.title)}**", "", "| " + " | ".join(escape(h) for h in headers) + " |",
@@ -123,6 +132,7 @@ def to_markdown(table: Table) -> str:
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
                   "★": r"$\star$", "†": r"$\dagger$", "‡": r"$\ddagger$", "§": r"\S{}", "–": "--", "≥": r"$\geq$"}
 
 

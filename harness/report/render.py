@@ -15,6 +15,7 @@ from harness.registry import REPORT_SECTIONS
 from harness.report import (corruption_figures, detection_figures, latency_figures,  # noqa: F401  (sections)
                             robustness_figures, segmentation_figures)
 from harness.report.analysis import suite_analysis
+from harness.report.paths import PathScrubber
 from harness.report.samples import samples_from
 from harness.report.tables import (column_directions, format_number, format_param, leaderboard, ok_rows,
                                    provenance_summary, shared_params, unreliable_jobs)
@@ -117,7 +118,11 @@ def write_report(frame: pd.DataFrame, out_dir: Path, suite: Any) -> Path:
     (out_dir / "results.json").write_text(json.dumps(export_records(frame), indent=1, default=str), encoding="utf-8")
     html_path = out_dir / "index.html"
     pairs = getattr(getattr(suite, "spec", None), "pairs", ())
-    html_path.write_text(render_html(frame, title, out_dir / "samples", pairs), encoding="utf-8")
+    # the page is shared: it names no absolute path of this machine (results.csv / results.json, the run's own
+    # record beside its store, keep them)
+    scrub = PathScrubber(reports=[out_dir])
+    html = render_html(scrub.frame(frame), title, out_dir / "samples", pairs)
+    html_path.write_text(scrub.known(html), encoding="utf-8")
     return html_path
 
 
@@ -126,6 +131,7 @@ def add_report_section(out_dir: Path, title: str, safe_html: str) -> Path:
     html_path = Path(out_dir) / "index.html"
     page = html_path.read_text(encoding="utf-8")
     anchor = title.lower().replace(" ", "-")
+    safe_html = PathScrubber(reports=[Path(out_dir)]).known(safe_html)  # as the page: no absolute path
     section = f'<h2 id="{anchor}">{Markup.escape(title)}</h2>\n{safe_html}\n'
     html_path.write_text(page.replace("<footer>", section + "<footer>", 1), encoding="utf-8")
     return html_path

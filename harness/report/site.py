@@ -16,11 +16,13 @@ import json
 import multiprocessing
 import os
 import shutil
+import sys
+import tempfile
 import time
 from collections import defaultdict
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -29,14 +31,16 @@ import pandas as pd
 from markupsafe import Markup
 
 from harness.report.analysis import suite_analysis
-from harness.report.collect import PublishedRun, read_runs, slugify
+from harness.report.collect import PublishedRun, file_slug, read_runs, unique_slugs
 from harness.report.datatable import (TIE_RULE, Cell, Column, Row, Table, drop_empty_columns, format_value,
                                       leaderboard_table, metric_cell, model_sizes, size_bucket)
 from harness.report.exports import FORMATS, export
 from harness.report.htmltable import table_html
 from harness.report.history import history_figures, history_rows, run_order
+from harness.report.paths import PathScrubber
 from harness.report.protocol import protocol_facts, suite_protocol
 from harness.report.tables import ok_rows, provenance_summary
+from harness.schema import UsageError
 from harness.version import __version__
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -69,23 +73,28 @@ def _env() -> jinja2.Environment:
     return env
 
 
-def model_slug(model: str) -> str:
-    return slugify(model)
+def model_slug(model: str, slugs: dict[str, str] | None = None) -> str:
+    """The model's page name (models/<slug>.html) and its part of row anchors: bounded, file-name safe, one
+    per model (see collect.file_slug)."""
+    return (slugs or {}).get(model) or file_slug(model)
 
 
-def build_suite(run: PublishedRun) -> SuitePage:
+def build_suite(run: PublishedRun, slugs: dict[str, str] | None = None) -> SuitePage:
+    """One suite's tables; ``slugs``: model -> page name (every model of the site, so names cannot clash)."""
     rows = ok_rows(run.latest) if not run.latest.empty else run.latest
     sizes = model_sizes(run.latest) if not run.latest.empty else {}
     failed_jobs = run.latest[run.latest["status"] != "ok"].drop_duplicates(["model", "dataset", "task"])
-    hrefs = {m: f"../../models/{model_slug(m)}.html" for m in run.latest["model"].dropna().unique()}
+    models = run.latest["model"].dropna().unique()
+    slugs = slugs or unique_slugs(models)
+    hrefs = {m: f"../../models/{model_slug(m, slugs)}.html" for m in models}
     tables, protocols = [], {}
     groups = rows.groupby(["task", "dataset"], sort=False) if not rows.empty else []
     for (task, dataset), part in groups:
-        table_id = slugify(f"{run.slug}--{task}--{dataset}")
+        table_id = file_slug(f"{run.slug}--{task}--{dataset}")
         failed = {r.model: r.error for r in failed_jobs.itertuples() if r.task == task and r.dataset == dataset}
         if part["headline"].fillna(True).astype(bool).any():
-            table = drop_empty_columns(leaderboard_table(part, table_id, sizes, hrefs, failed))
-            table.meta.update({"suite": run.suite, "folder": str(run.folder)})
+            table = drop_empty_columns(leaderboard_table(part, table_id, sizes, hrefs, failed, slugs))
+            table.meta.update({"suite": run.suite, "folder": run.label or run.folder.name})
             tables.append(table)
             protocols[table_id] = protocol_facts(part)
     failures = failed_jobs[["model", "dataset", "task", "error"]].to_dict("records")
@@ -102,7 +111,7 @@ def history_table(run: PublishedRun, order: pd.DataFrame) -> Table:
                          "jobs": Cell(float(r.jobs), f"{r.jobs:,}"), "git_commit": Cell(r.git_commit, str(r.git_commit or "–")[:12]),
                          "harness_version": Cell(r.harness_version, str(r.harness_version or "–")),
                          "argv": Cell(r.argv, str(r.argv or "–"))}, {"complete": "1"}, anchor=f"run-{r.run_id}"))
-    return Table(slugify(f"{run.slug}--runs"), f"{run.suite}: runs", columns, rows, meta={"suite": run.suite})
+    return Table(file_slug(f"{run.slug}--runs"), f"{run.suite}: runs", columns, rows, meta={"suite": run.suite})
 
 
 HISTORY_COLUMNS = ["run_id", "started_at", "model", "family", "task", "dataset", "column", "metric", "value",
@@ -136,8 +145,8 @@ def model_facts(rows: pd.DataFrame, sizes: dict[str, float]) -> dict[str, str]:
     return {k: str(v) for k, v in facts.items()}
 
 
-def model_table(model: str, entries: list[tuple[SuitePage, Table, Row]], frames: list[tuple[SuitePage, pd.DataFrame]]
-                ) -> Table:
+def model_table(model: str, entries: list[tuple[SuitePage, Table, Row]], frames: list[tuple[SuitePage, pd.DataFrame]],
+                slug: str | None = None) -> Table:
     """All of one model's numbers: headline cells as ranked in their suite table, then every detail metric."""
     columns = [Column("suite", "suite", numeric=False), Column("task", "task", numeric=False),
                Column("dataset", "dataset", numeric=False), Column("metric", "metric", numeric=False),
@@ -173,18 +182,54 @@ def model_table(model: str, entries: list[tuple[SuitePage, Table, Row]], frames:
                              "value": value, "rank": Cell("detail", "detail")},
                             {"task": r.task, "dataset": r.dataset, "suite": page.run.suite,
                              "complete": "0" if value.value is None else "1", "kind": "detail"}))
-    return Table(slugify(f"model--{model}"), f"{model}: every number", columns, rows, dict(sorted(caveats.items())),
-                 {"model": model})
+    return Table(f"model--{slug or file_slug(model)}", f"{model}: every number", columns, rows,
+                 dict(sorted(caveats.items())), {"model": model})
 
 
-def publish_site(root: Path, out: Path) -> SiteSummary:
-    """Write the site for every run folder under ``root`` into ``out`` (replacing earlier pages)."""
+LOCK_WAIT = 600.0  # seconds a publish waits for another one writing the same site
+
+
+def publish_site(root: Path, out: Path, wait: float = LOCK_WAIT) -> SiteSummary:
+    """Write the site for every run folder under ``root`` into ``out`` (replacing earlier pages).
+
+    Every store is read and checked first: one that cannot be published refuses the publish before anything
+    is written. The site is built in a folder beside its pages and moved into place when it is complete, so a
+    publish that fails leaves the earlier site as it was; two publishes into one folder take turns (a lock
+    file in it; the second waits up to ``wait`` seconds, then gives up in one line)."""
     started = time.perf_counter()
-    runs = read_runs(root)
     out = Path(out)
-    claim_site_folder(out)
-    for sub in SITE_PARTS:
-        shutil.rmtree(out / sub, ignore_errors=True)
+    try:
+        runs = read_runs(root)
+    except UsageError as exc:
+        kept = f"; {out} is as it was" if (out / "index.html").exists() else ""
+        raise UsageError(f"{exc} — nothing was published{kept}") from None
+    check_site_folder(out)
+    scrub = PathScrubber(reports=[Path(root)], outputs=[out])
+    runs = [redacted(run, scrub) for run in runs]
+    with site_lock(out, wait):
+        check_site_folder(out)  # again: the folder may have changed while this publish waited
+        _clear_leftovers(out)
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+        try:
+            pages, tables = write_site(runs, staging, scrub, [run.label for run in runs])
+            claim_site_folder(out)
+            swap_in(staging, out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    pages = [out / page.relative_to(staging) for page in pages]
+    return SiteSummary(out, pages, tables, time.perf_counter() - started)
+
+
+def redacted(run: PublishedRun, scrub: PathScrubber) -> PublishedRun:
+    """The run as pages show it: no text names an absolute path of this machine (harness/report/paths.py).
+    The folder itself stays (the per-sample records are read from it); ``label`` is how pages name it. The
+    history's provenance is not shown anywhere, so it is not carried."""
+    return replace(run, latest=scrub.frame(run.latest), history=scrub.frame(run.history, drop=("provenance",)),
+                   runs=scrub.frame(run.runs), notes=[scrub.text(n) for n in run.notes], label=scrub.path(run.folder))
+
+
+def write_site(runs: list[PublishedRun], out: Path, scrub: PathScrubber, sources: list[str]) -> tuple[list[Path], int]:
+    """Every page, export and asset of the site into the (empty) folder ``out``; returns (pages, tables)."""
     for sub in ("models", "data", "assets"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     for asset in ASSETS.iterdir():
@@ -194,9 +239,15 @@ def publish_site(root: Path, out: Path) -> SiteSummary:
     env = _env()
     pages: list[Path] = []
     tables_written = 0
-    suite_pages = [build_suite(run) for run in runs]
+    slugs = unique_slugs(m for run in runs for m in run.latest["model"].dropna().unique())
+    suite_pages = [build_suite(run, slugs) for run in runs]
     by_model: dict[str, list[tuple[SuitePage, Table, Row]]] = defaultdict(list)
     frames: dict[str, list[tuple[SuitePage, pd.DataFrame]]] = defaultdict(list)
+    failures: dict[str, list[dict[str, Any]]] = defaultdict(list)
+
+    def write(path: Path, text: str) -> None:
+        # the last pass: whatever a page or export says, it names the known folders as published
+        path.write_text(scrub.known(text), encoding="utf-8")
 
     def write_exports(table: Table, run_ids: str) -> dict[str, str]:
         nonlocal tables_written
@@ -204,7 +255,7 @@ def publish_site(root: Path, out: Path) -> SiteSummary:
         links = {}
         for fmt, extension in FORMATS.items():
             name = f"{table.id}.{extension}"
-            (out / "data" / name).write_text(export(table, fmt), encoding="utf-8")
+            write(out / "data" / name, export(table, fmt))
             links[fmt] = name
         tables_written += 1
         return links
@@ -214,7 +265,7 @@ def publish_site(root: Path, out: Path) -> SiteSummary:
         html = env.get_template(template).render(prefix=prefix, tie_rule=TIE_RULE, snapshot=snapshot,
                                                  harness_version=__version__, **context)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(html, encoding="utf-8")
+        write(path, html)
         pages.append(path)
 
     histories = {page.run.slug: history_data(page.run) for page in suite_pages}
@@ -236,7 +287,10 @@ def publish_site(root: Path, out: Path) -> SiteSummary:
             if not latest_rows.empty:
                 for model, rows_of_model in latest_rows.groupby("model", sort=False):
                     frames[model].append((page, rows_of_model))
-            analysis = [(title, Markup(html)) for title, html in suite_analysis(run.latest, _records_dir(run.folder))]
+            for failure in page.failures:
+                failures[failure["model"]].append({**failure, "suite": run.suite, "slug": run.slug})
+            analysis = [(title, Markup(scrub.known(html)))
+                        for title, html in suite_analysis(run.latest, _records_dir(run.folder))]
             provenance = provenance_summary(run.latest) if not run.latest.empty else {}
             protocol = suite_protocol(latest_rows) if not latest_rows.empty else []
             render("site/suite.html.j2", folder / "index.html", 2, title=f"{run.suite} — leaderboard", run=run,
@@ -246,7 +300,7 @@ def publish_site(root: Path, out: Path) -> SiteSummary:
             order, values = histories[run.slug]
             runs_table = history_table(run, order)
             history_downloads = {runs_table.id: write_exports(runs_table, "")}
-            values_files = write_history_values(values, order, out / "data" / slugify(f"{run.slug}--history"))
+            values_files = write_history_values(values, order, out / "data" / file_slug(f"{run.slug}--history"))
             drawn = drawing[run.slug]
             figures = [(t, Markup(svg)) for t, svg in (drawn.result() if isinstance(drawn, Future) else drawn)]
             render("site/history.html.j2", folder / "history.html", 2, title=f"{run.suite} — history", run=run,
@@ -259,25 +313,28 @@ def publish_site(root: Path, out: Path) -> SiteSummary:
                                  "runs": len(order), "tables": len(page.tables), "protocol": protocol,
                                  "latest": str(run.latest["finished_at"].max()) if not run.latest.empty else "–"})
     model_rows = []
-    for model in sorted(set(by_model) | set(frames)):
+    for model in sorted(set(by_model) | set(frames) | set(failures)):
+        slug = model_slug(model, slugs)
         entries = by_model.get(model, [])
-        table = model_table(model, entries, frames.get(model, []))
+        table = model_table(model, entries, frames.get(model, []), slug)
         downloads = {table.id: write_exports(table, "")}
         facts = [(page.run.suite, page.run.slug, model_facts(rows, page.sizes)) for page, rows in frames.get(model, [])]
         protocols = [(page.run.suite, t.title, page.protocols[t.id]) for page, t, _ in entries]
-        render("site/model.html.j2", out / "models" / f"{model_slug(model)}.html", 1, title=f"{model} — model",
+        suites = list(dict.fromkeys([f[0] for f in facts] + [f["suite"] for f in failures.get(model, [])]))
+        render("site/model.html.j2", out / "models" / f"{slug}.html", 1, title=f"{model} — model",
                model=model, table=table, downloads=downloads, facts=facts, protocols=protocols,
-               filters=_filters([table]), provenance={"model": model, "suites": ", ".join(f[0] for f in facts)})
+               failures=failures.get(model, []), filters=_filters([table]),
+               provenance={"model": model, "suites": ", ".join(suites)})
         first = facts[0][2] if facts else {}
         sizes = [p.sizes[model] for p, _ in frames.get(model, []) if model in p.sizes]
-        model_rows.append(Row({"model": Cell(model, model, href=f"models/{model_slug(model)}.html"),
+        model_rows.append(Row({"model": Cell(model, model, href=f"models/{slug}.html"),
                                "family": Cell(first.get("family"), first.get("family", "–")),
                                "arch": Cell(first.get("architecture"), first.get("architecture", "–")),
                                "size": metric_cell(sizes[0] if sizes else None),
-                               "suites": Cell(", ".join(f[0] for f in facts), ", ".join(f[0] for f in facts))},
+                               "suites": Cell(", ".join(suites), ", ".join(suites))},
                               {"model": model, "family": first.get("family", ""),
                                "size": size_bucket(sizes[0] if sizes else None), "complete": "1"},
-                              anchor=f"model-{model_slug(model)}"))
+                              anchor=f"model-{slug}"))
     models_table = drop_empty_columns(Table("models", "Models", [
         Column("model", "model", numeric=False), Column("family", "family", numeric=False),
         Column("arch", "arch", numeric=False), Column("size", "params (M)", unit="M"),
@@ -286,8 +343,8 @@ def publish_site(root: Path, out: Path) -> SiteSummary:
     render("site/index.html.j2", out / "index.html", 0, title="visionbench results", suites=index_suites,
            models_table=models_table, downloads=downloads, filters=_filters([models_table]),
            provenance={"published": published_at, "harness": __version__,
-                       "sources": ", ".join(str(r.folder) for r in runs)})
-    return SiteSummary(out, pages, tables_written, time.perf_counter() - started)
+                       "sources": ", ".join(f"{run.suite} ({label})" for run, label in zip(runs, sources))})
+    return pages, tables_written
 
 
 def history_data(run: PublishedRun) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -312,20 +369,89 @@ def figure_workers(suites: int) -> Iterator[ProcessPoolExecutor | None]:
 
 SITE_PARTS = ("suites", "models", "data", "assets")
 SITE_MARKER = ".visionbench-site"
+SITE_LOCK = ".visionbench-site.lock"
+STAGING_PREFIX = ".visionbench-building-"
+OLD_PREFIX = ".visionbench-replaced-"
 
 
-def claim_site_folder(out: Path) -> None:
-    """Mark ``out`` as a published site; refuse a folder whose index.html or parts something else wrote
-    (republishing replaces them)."""
-    from harness.schema import UsageError
-
+def check_site_folder(out: Path) -> None:
+    """Refuse a folder whose index.html or parts something else wrote (republishing replaces them)."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--to {out}: exists and is not a folder")
     ours = (out / SITE_MARKER).is_file()
     clashes = [p.name for p in (out / "index.html", *(out / sub for sub in SITE_PARTS)) if p.exists()]
     if clashes and not ours:
         raise UsageError(f"--to {out}: holds {clashes[0]} that visionbench publish did not write; "
                          f"give an empty folder or an earlier site")
+
+
+def claim_site_folder(out: Path) -> None:
+    """Mark ``out`` as a published site (after ``check_site_folder``)."""
+    check_site_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / SITE_MARKER).write_text("written by visionbench publish; republishing replaces this site's pages\n")
+
+
+@contextmanager
+def site_lock(out: Path, wait: float) -> Iterator[None]:
+    """Hold the site's lock (``flock`` on ``out/.visionbench-site.lock``): one publish writes a site at a time.
+    Another publish holding it is waited for, ``wait`` seconds at most; then a one-line error."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): the staging folder still keeps a failed publish from showing
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / SITE_LOCK, "a+", encoding="utf-8") as handle:
+        deadline, told = time.monotonic() + wait, False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _lock_holder(handle)
+                if time.monotonic() >= deadline:
+                    raise UsageError(f"--to {out}: another visionbench publish{holder} is writing this site "
+                                     f"(waited {wait:g} s for {SITE_LOCK}); nothing was published") from None
+                if not told:
+                    print(f"waiting: another visionbench publish{holder} is writing {out}", file=sys.stderr,
+                          flush=True)
+                    told = True
+                time.sleep(0.1)
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _lock_holder(handle) -> str:
+    handle.seek(0)
+    pid = handle.read().strip()
+    return f" (pid {pid})" if pid.isdigit() else ""
+
+
+def _clear_leftovers(out: Path) -> None:
+    """Folders a killed publish left behind (under the lock, nobody else is using them)."""
+    for leftover in out.iterdir():
+        if leftover.is_dir() and leftover.name.startswith((STAGING_PREFIX, OLD_PREFIX)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def swap_in(staging: Path, out: Path) -> None:
+    """Replace the site's index.html and parts by the complete ones in ``staging`` (renames, no copying)."""
+    old = Path(tempfile.mkdtemp(prefix=OLD_PREFIX, dir=out))
+    try:
+        for name in ("index.html", *SITE_PARTS):
+            if (out / name).exists():
+                (out / name).rename(old / name)
+            if (staging / name).exists():
+                (staging / name).rename(out / name)
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _records_dir(folder: Path) -> Path | None:
@@ -348,19 +474,23 @@ def publish_text(root: Path, fmt: str, pattern: str | None = None) -> str:
     one CSV table): what ``visionbench publish DIR --format FMT`` prints."""
     import fnmatch
 
-    from harness.schema import UsageError
-
-    tables = [t for run in read_runs(root) for t in build_suite(run).tables
+    scrub = PathScrubber(reports=[Path(root)])
+    runs = [redacted(run, scrub) for run in read_runs(root)]
+    slugs = unique_slugs(m for run in runs for m in run.latest["model"].dropna().unique())
+    tables = [t for run in runs for t in build_suite(run, slugs).tables
               if pattern is None or fnmatch.fnmatchcase(t.id, pattern)]
     if not tables:
         raise UsageError(f"{root}: no table{' matches --table ' + pattern if pattern else ''}")
     if fmt == "csv" and len(tables) > 1:
         raise UsageError(f"--format csv holds one table; pick one with --table (tables: {', '.join(t.id for t in tables)})")
-    snapshot = f"published {time.strftime('%Y-%m-%dT%H:%M:%S%z')} by visionbench {__version__} from {root}"
+    snapshot = (f"published {time.strftime('%Y-%m-%dT%H:%M:%S%z')} by visionbench {__version__} "
+                f"from {scrub.path(root)}")
     for table in tables:
         table.meta["snapshot"] = snapshot
     if fmt == "json":
         from harness.report.exports import to_records
 
-        return json.dumps([to_records(t) for t in tables], indent=1, default=str, ensure_ascii=False) + "\n"
-    return "\n".join(export(t, fmt) for t in tables)
+        text = json.dumps([to_records(t) for t in tables], indent=1, default=str, ensure_ascii=False) + "\n"
+    else:
+        text = "\n".join(export(t, fmt) for t in tables)
+    return scrub.known(text)
