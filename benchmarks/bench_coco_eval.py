@@ -4,22 +4,23 @@ Baseline: ``COCO`` + ``loadRes`` + ``COCOeval.evaluate/accumulate/summarize`` (p
 Ours: ``coco_results`` over per-image records + ``coco_evaluate`` with the faster-coco-eval backend.
 Both run in this process on the same COCO-like data (80 categories with COCO's non-contiguous ids,
 about 7 objects per image, 100 detections per image: jittered objects plus false positives). The goal is
->= 5x with identical stats; the 12 stats of both are printed with their largest difference.
+>= 5x with identical stats (to 1e-12); the 12 stats of both are printed with their largest difference.
 
-    python benchmarks/bench_coco_eval.py [--images 5000] [--detections 100]
+    python benchmarks/bench_coco_eval.py [--images 5000] [--detections 100] [--quick]
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np  # noqa: E402
+
+from figures import Benchmark, Figure  # noqa: E402
 
 from harness.evaluation.detection import coco_evaluate, coco_results  # noqa: E402
 
@@ -71,11 +72,12 @@ def pycocotools_stats(gt: dict, results: list[dict]) -> np.ndarray:
     return np.asarray(evaluator.stats)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def configure(parser) -> None:
     parser.add_argument("--images", type=int, default=5000)
     parser.add_argument("--detections", type=int, default=100)
-    args = parser.parse_args()
+
+
+def measure(args) -> list[Figure]:
     gt, records = make_data(args.images, args.detections)
     image_ids = [r["image_id"] for r in records]
     print(f"{args.images} images, {len(gt['annotations'])} objects, {args.images * args.detections} detections")
@@ -90,11 +92,22 @@ def main() -> None:
     reference = pycocotools_stats(gt, baseline_results)
     base_s = time.perf_counter() - start
 
+    difference = float(np.abs(reference - np.asarray(ours)).max())
     print(f"pycocotools: {base_s:.1f}s   ours (faster-coco-eval): {ours_s:.1f}s   "
           f"ratio {base_s / ours_s:.1f}x (goal >= 5x)")
     print("stats (pycocotools):", np.round(reference, 6).tolist())
-    print(f"largest |difference| of the 12 stats: {np.abs(reference - ours).max():.3g}")
+    print(f"largest |difference| of the 12 stats: {difference:.3g}")
+    what = f"{args.images} img x {args.detections} det"
+    return [
+        Figure(f"pycocotools time / ours (faster-coco-eval), {what}", base_s / ours_s, unit="x", at_least=5.0,
+               digits=1, detail=f"{base_s:.2f} s vs {ours_s:.2f} s"),
+        Figure("largest |difference| of the 12 stats vs pycocotools", difference, at_most=1e-12,
+               goal_note="<= 1e-12 (identical)", digits=None),
+    ]
 
+
+BENCHMARK = Benchmark(__doc__, configure, measure, quick={"images": 200, "detections": 20})
+run = BENCHMARK.run
 
 if __name__ == "__main__":
-    main()
+    sys.exit(BENCHMARK.main())

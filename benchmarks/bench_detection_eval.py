@@ -2,39 +2,46 @@
 the mapping of boxes to original pixels — plus ``DetectionEvaluator.process`` per batch, then the merge and
 COCO scoring) vs a bare ``model(images)`` loop on the same batches, same run.
 
-    python benchmarks/bench_detection_eval.py [--model centernet_resnet_scenes] [--n 300] [--batch-size 50] [--repeats 5]
+    python benchmarks/bench_detection_eval.py [--model centernet_resnet_scenes] [--n 300] [--batch-size 50]
+        [--repeats 5] [--quick]
 
 Model: an embedded zoo detector (the cheapest detectors the harness runs, so the worst case for the ratio;
 up to 100 detections per image) on the embedded scenes test split. Batches are decoded and preprocessed
 before timing (this measures the scoring, not the loader). Ratio = harness images/s over bare images/s
-(goal >= 0.95): best over best of N interleaved repeats, and the median of the N paired ratios.
+(goal >= 0.95): best over best of N interleaved repeats, and the median of the N paired ratios (the figure
+judged).
 """
 from __future__ import annotations
 
-import argparse
+import sys
 import time
+from pathlib import Path
 
-import torch
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
-from throughput_ratio import compare
+import torch  # noqa: E402
 
-from harness.data.loader import make_loader
-from harness.data.scenes import ScenesSource
-from harness.evaluation.state import merge_all
-from harness.models.loaders import load_model
-from harness.specs import ModelSpec
-from harness.tasks.base import JobContext, Pass
-from harness.tasks.detection import DetectionTask
+from figures import Benchmark, Figure  # noqa: E402
+from throughput_ratio import compare  # noqa: E402
+
+from harness.data.loader import make_loader  # noqa: E402
+from harness.data.scenes import ScenesSource  # noqa: E402
+from harness.evaluation.state import merge_all  # noqa: E402
+from harness.models.loaders import load_model  # noqa: E402
+from harness.specs import ModelSpec  # noqa: E402
+from harness.tasks.base import JobContext, Pass  # noqa: E402
+from harness.tasks.detection import DetectionTask  # noqa: E402
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def configure(parser) -> None:
     parser.add_argument("--model", default="centernet_resnet_scenes", help="an embedded zoo detector")
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--backend", default="faster_coco_eval", choices=["faster_coco_eval", "pycocotools"])
-    args = parser.parse_args()
+
+
+def measure(args) -> list[Figure]:
     torch.set_num_threads(1)
     model = load_model(ModelSpec(name=args.model, source="zoo"))
     source = ScenesSource(split="test", target="detection")
@@ -61,7 +68,12 @@ def main() -> None:
         return time.perf_counter() - begin
 
     print(f"{args.model}: {len(ctx.source)} scenes 128x128, batch {args.batch_size}, {args.backend}, best of {args.repeats}")
-    compare(bare, harness, args.repeats, len(ctx.source), "infer + evaluator + COCO")
+    return [compare(bare, harness, args.repeats, len(ctx.source), "infer + evaluator + COCO",
+                    f"harness / bare img/s, {args.model} ({len(ctx.source)} scenes, {args.backend})")]
+
+
+BENCHMARK = Benchmark(__doc__, configure, measure, quick={"n": 20, "batch_size": 10, "repeats": 1})
+run = BENCHMARK.run
 
 if __name__ == "__main__":
-    main()
+    sys.exit(BENCHMARK.main())

@@ -1,36 +1,43 @@
 """Detection eval throughput with framework detectors: the harness vs a bare loop, same data, same run.
 
-    python benchmarks/bench_framework_detectors.py [--images 20] [--repeats 3] [--models detr-small]
+    python benchmarks/bench_framework_detectors.py [--images 20] [--repeats 3] [--models detr-small] [--quick]
 
 Models: random-init torchvision Faster R-CNN v2 (min_size 128, 100 region proposals) and a small random-init
 HF DETR (its image processor resizing to 128 px), on the embedded scenes test split.
 Bare loop: the images already decoded into [0, 1] tensors; per batch only the framework's own call -
 ``net(list of images)`` for torchvision, ``processor -> model -> post_process_object_detection`` for HF.
 Harness: ``run_task(DetectionTask, ctx)`` - loading, the adapter, label mapping, COCO records and COCOeval.
-Ratio = harness images/s over bare images/s (goal >= 0.95): the median of the interleaved paired ratios.
+Ratio = harness images/s over bare images/s (goal >= 0.95, each model): the median of the interleaved paired
+ratios.
 """
 from __future__ import annotations
 
-import argparse
+import sys
 import time
+from pathlib import Path
 
-import torch
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
-from harness.data.loader import make_loader
-from harness.data.scenes import ScenesSource
-from harness.evaluation.loop import run_task
-from harness.models.loaders import load_model
-from harness.specs import ModelSpec
-from harness.tasks.base import JobContext
-from harness.tasks.detection import DetectionTask
+import torch  # noqa: E402
 
+from figures import Benchmark, Figure, ratio_figure  # noqa: E402
+
+from harness.data.loader import make_loader  # noqa: E402
+from harness.data.scenes import ScenesSource  # noqa: E402
+from harness.evaluation.loop import run_task  # noqa: E402
+from harness.models.loaders import load_model  # noqa: E402
+from harness.specs import ModelSpec  # noqa: E402
+from harness.tasks.base import JobContext  # noqa: E402
+from harness.tasks.detection import DetectionTask  # noqa: E402
+
+GOAL = 0.95
 RESNET = {"model_type": "resnet", "embedding_size": 32, "hidden_sizes": [32, 64, 128, 256], "depths": [1, 1, 1, 1],
           "out_features": ["stage4"]}
 SPECS = [
     ModelSpec(name="fasterrcnn_resnet50_fpn_v2", source="torchvision", num_classes=6,
               kwargs={"min_size": 128, "max_size": 256, "rpn_post_nms_top_n_test": 100}),
-    ModelSpec(name="detr-small", source="hf", num_classes=5, processor={"size": {"shortest_edge": 128,
-                                                                                 "longest_edge": 256}},
+    ModelSpec(name="detr-small", source="hf", output="detections", num_classes=5,
+              processor={"size": {"shortest_edge": 128, "longest_edge": 256}},
               config={"model_type": "detr", "use_timm_backbone": False, "use_pretrained_backbone": False,
                       "backbone_config": RESNET, "d_model": 128, "encoder_layers": 2, "decoder_layers": 2,
                       "encoder_ffn_dim": 256, "decoder_ffn_dim": 256, "num_queries": 100}),
@@ -57,16 +64,18 @@ def harness_throughput(ctx: JobContext, task: DetectionTask) -> float:
     return metrics[0].n / (time.perf_counter() - start)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def configure(parser) -> None:
     parser.add_argument("--images", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", nargs="*", default=[s.name for s in SPECS], help="which of the models to run")
-    args = parser.parse_args()
+
+
+def measure(args) -> list[Figure]:
     torch.set_num_threads(1)
     source = ScenesSource("test", size=args.images)
     task = DetectionTask(DetectionTask.Params())
+    figures = []
     for spec in [s for s in SPECS if s.name in args.models]:
         torch.manual_seed(0)
         model = load_model(spec)
@@ -79,9 +88,16 @@ def main() -> None:
             bare.append(bare_throughput(model.module, batches))
             ours.append(harness_throughput(ctx, task))
         paired = sorted(o / b for o, b in zip(ours, bare))
+        figure = ratio_figure(f"harness / bare img/s, {spec.name} ({len(source)} scenes)", paired,
+                              max(ours) / max(bare), at_least=GOAL)
         print(f"{spec.name}: bare {max(bare):.1f} img/s, harness {max(ours):.1f} img/s, "
-              f"ratio (median of {args.repeats} paired) {paired[len(paired) // 2]:.3f}")
+              f"ratio (median of {args.repeats} paired) {figure.measured:.3f}")
+        figures.append(figure)
+    return figures
 
+
+BENCHMARK = Benchmark(__doc__, configure, measure, quick={"images": 4, "batch_size": 2, "repeats": 1})
+run = BENCHMARK.run
 
 if __name__ == "__main__":
-    main()
+    sys.exit(BENCHMARK.main())

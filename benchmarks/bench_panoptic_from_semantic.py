@@ -2,23 +2,29 @@
 present, one lookup to renumber) vs a straightforward loop with scikit-image's labelling and one boolean
 mask per component, on the same label maps, same run.
 
-    python benchmarks/bench_panoptic_from_semantic.py [--n 10] [--size 256] [--classes 133] [--seed 0]
+    python benchmarks/bench_panoptic_from_semantic.py [--n 10] [--size 256] [--classes 133] [--seed 0] [--quick]
 
 Label maps: smooth random fields quantised into ``--classes`` classes (the first 80 things, as COCO
 panoptic's 80 things + 53 stuff), so classes form blobs of many sizes with speckle between them. Both
-sides must give the same segments (category and pixel set). Ratio = loop time / harness time.
+sides must give the same segments (category and pixel set). Ratio = loop time / harness time (no goal,
+informational).
 """
 from __future__ import annotations
 
-import argparse
+import sys
 import time
+from pathlib import Path
 
-import numpy as np
-import torch
-from scipy import ndimage
-from skimage.measure import label as skimage_label
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
-from harness.evaluation.panoptic_from_semantic import panoptic_from_semantic
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from scipy import ndimage  # noqa: E402
+from skimage.measure import label as skimage_label  # noqa: E402
+
+from figures import Benchmark, Figure  # noqa: E402
+
+from harness.evaluation.panoptic_from_semantic import panoptic_from_semantic  # noqa: E402
 
 
 def label_maps(n: int, size: int, classes: int, seed: int) -> list[np.ndarray]:
@@ -58,14 +64,15 @@ def same_segments(prediction, reference: list) -> bool:
     return one_to_one and all(ours[a] == category[b] for a, b in pairs.T.tolist())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def configure(parser) -> None:
     parser.add_argument("--n", type=int, default=10)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--classes", type=int, default=133)
     parser.add_argument("--min-area", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+
+
+def measure(args) -> list[Figure]:
     torch.set_num_threads(1)
     maps = label_maps(args.n, args.size, args.classes, args.seed)
     category_ids = list(range(1, args.classes + 1))
@@ -84,7 +91,14 @@ def main() -> None:
     print(f"{args.n} label maps {args.size}x{args.size}, {args.classes} classes, {segments / args.n:.0f} segments "
           f"per image: harness {harness_seconds / args.n * 1e3:.1f} ms/image, loop {loop_seconds / args.n * 1e3:.1f} "
           f"ms/image, ratio {loop_seconds / harness_seconds:.1f}x (same segments)")
+    return [Figure(f"scikit-image mask loop time / harness, {args.n} maps {args.size}x{args.size}, {args.classes} "
+                   "classes (same segments)", loop_seconds / harness_seconds, unit="x", digits=1,
+                   detail=f"harness {harness_seconds / args.n * 1e3:.1f} vs loop {loop_seconds / args.n * 1e3:.1f} "
+                          "ms/image")]
 
+
+BENCHMARK = Benchmark(__doc__, configure, measure, quick={"n": 2, "size": 96})
+run = BENCHMARK.run
 
 if __name__ == "__main__":
-    main()
+    sys.exit(BENCHMARK.main())

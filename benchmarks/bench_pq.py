@@ -1,26 +1,31 @@
 """PQ scoring time: the harness's vectorised ``PanopticEvaluator`` vs a straightforward per-image loop with
 per-segment boolean masks implementing the same (panopticapi) rules, on the same images, same run.
 
-    python benchmarks/bench_pq.py [--n 500] [--size 512] [--seed 0]
+    python benchmarks/bench_pq.py [--n 500] [--size 512] [--seed 0] [--quick]
 
 Images: synthetic panoptic scenes (sky/grass stuff bands, 12-30 person/car rectangles, some crowd, VOID
 borders and blobs); each prediction is the ground truth shifted by a few pixels with re-numbered segments,
 some categories swapped and spurious segments added. Both sides score the same arrays, generated before
 timing. The loop's per-image records must equal ours (counts exactly, IoU sums to 1e-12) and so must PQ.
-Ratio = loop time / harness time (how many times faster the harness is).
+Ratio = loop time / harness time (how many times faster the harness is; no goal, informational).
 """
 from __future__ import annotations
 
-import argparse
+import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
-import torch
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
-from harness.evaluation.outputs import PanopticPrediction
-from harness.evaluation.panoptic import VOID, PanopticEvaluator, pq_average, pq_totals
-from harness.evaluation.samples import PanopticTarget
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from figures import Benchmark, Figure  # noqa: E402
+
+from harness.evaluation.outputs import PanopticPrediction  # noqa: E402
+from harness.evaluation.panoptic import VOID, PanopticEvaluator, pq_average, pq_totals  # noqa: E402
+from harness.evaluation.samples import PanopticTarget  # noqa: E402
 
 PERSON, CAR, SKY, GRASS = 1, 2, 3, 4
 CATEGORIES = [{"id": PERSON, "name": "person", "isthing": 1}, {"id": CAR, "name": "car", "isthing": 1},
@@ -116,13 +121,14 @@ def synthetic_image(rng: np.random.Generator, height: int, width: int):
     return gt, _segments(gt, category, crowd), pred, _segments(pred, pred_category)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def configure(parser) -> None:
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=16)
-    args = parser.parse_args()
+
+
+def measure(args) -> list[Figure]:
     torch.set_num_threads(1)
     rng = np.random.default_rng(args.seed)
     images = [synthetic_image(rng, args.size, args.size) for _ in range(args.n)]
@@ -160,7 +166,13 @@ def main() -> None:
     print(f"harness (vectorised): {ours_time:.2f} s ({1000 * ours_time / args.n:.1f} ms/image)")
     print(f"per-segment mask loop: {loop_time:.2f} s ({1000 * loop_time / args.n:.1f} ms/image)")
     print(f"ratio loop / harness: {loop_time / ours_time:.1f}x")
+    return [Figure(f"per-segment mask loop time / harness, {args.n} img {args.size}x{args.size} (same records)",
+                   loop_time / ours_time, unit="x", digits=1,
+                   detail=f"harness {1000 * ours_time / args.n:.1f} vs loop {1000 * loop_time / args.n:.1f} ms/image")]
 
+
+BENCHMARK = Benchmark(__doc__, configure, measure, quick={"n": 8, "size": 128})
+run = BENCHMARK.run
 
 if __name__ == "__main__":
-    main()
+    sys.exit(BENCHMARK.main())

@@ -1,6 +1,6 @@
 """Publishing speed and page size: a site from 50 models x 6 suites x 20 runs of synthetic results.
 
-    python benchmarks/bench_publish.py [--models 50] [--suites 6] [--runs 20] [--data DIR]
+    python benchmarks/bench_publish.py [--models 50] [--suites 6] [--runs 20] [--data DIR] [--quick]
 
 The results are written through the store's own API (tests/publish_fixtures.py: classification, PGD with
 sanity flags, corruptions with a derived mCE, latency; 4 jobs per model per run). Timed: ``publish_site``
@@ -11,7 +11,6 @@ each store and write its latest rows with ``DataFrame.to_html``. Goals: publish 
 """
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import sys
@@ -20,8 +19,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "tests")]  # this checkout's harness and the fixtures
+sys.path[:0] = [str(REPO / "benchmarks"), str(REPO), str(REPO / "tests")]  # figures, this checkout's harness, fixtures
 
+from figures import Benchmark, Figure  # noqa: E402
 from publish_fixtures import write_reports  # noqa: E402
 
 from harness.report.collect import find_run_folders  # noqa: E402
@@ -42,13 +42,14 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def configure(parser) -> None:
     parser.add_argument("--models", type=int, default=50)
     parser.add_argument("--suites", type=int, default=6)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--data", type=Path, help="keep the synthetic reports here (reused when present)")
-    args = parser.parse_args()
+
+
+def measure(args) -> list[Figure]:
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data or Path(tmp) / "reports"
         if not (root.exists() and any(root.rglob("results.sqlite"))):
@@ -70,7 +71,21 @@ def main() -> None:
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall time counts the waits of a busy machine)")
         print(f"largest page: {largest.stat().st_size / 1e6:.2f} MB ({largest.relative_to(summary.out)}; goal <= 5 MB); "
               f"site total {sum(p.stat().st_size for p in (Path(tmp) / 'site').rglob('*') if p.is_file()) / 1e6:.1f} MB")
+        what = f"{args.models} models x {args.suites} suites x {args.runs} runs"
+        return [
+            Figure(f"publish wall time, {what}", summary.seconds, unit="s", at_most=10.0, digits=2,
+                   detail=f"{len(pages)} pages, {summary.tables} tables; load average {os.getloadavg()[0]:.1f}"),
+            Figure("publish / bare DataFrame.to_html of the same stores", summary.seconds / bare, unit="x", digits=1,
+                   detail=f"bare {bare:.2f} s"),
+            Figure("publish CPU time (this process + figure worker)", cpu, unit="s", digits=2),
+            Figure("largest page", largest.stat().st_size / 1e6, unit="MB", at_most=5.0, digits=2,
+                   detail=str(largest.relative_to(summary.out))),
+        ]
+
+
+BENCHMARK = Benchmark(__doc__, configure, measure, quick={"models": 3, "suites": 2, "runs": 2})
+run = BENCHMARK.run
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(BENCHMARK.main())

@@ -1,7 +1,8 @@
 """Semantic segmentation scoring overhead: ``model(images)`` + ``SemanticEvaluator`` vs a bare ``model(images)``
 loop on the same batches, same run.
 
-    python benchmarks/bench_seg_eval.py [--model lraspp_mobilenet_v3_large] [--n 32] [--batch-size 4] [--repeats 3]
+    python benchmarks/bench_seg_eval.py [--model lraspp_mobilenet_v3_large] [--n 32] [--batch-size 4]
+        [--repeats 3] [--quick]
 
 Model: a torchvision segmentation model (random weights, 19 classes; LR-ASPP MobileNetV3 by default, the
 cheapest, so the worst case for the ratio), inputs 256 x 512; labels at the original 512 x 1024
@@ -9,32 +10,37 @@ cheapest, so the worst case for the ratio), inputs 256 x 512; labels at the orig
 bilinearly to the label, argmaxes and fills the confusion matrix; merge and compute included.
 Data is decoded into tensors before timing (this measures the scoring, not the loader).
 Ratio = harness images/s over bare images/s (goal >= 0.95), best over best of N interleaved repeats, and
-the median of the N paired ratios (steadier when the machine is shared).
+the median of the N paired ratios (steadier when the machine is shared; the figure judged).
 """
 from __future__ import annotations
 
-import argparse
+import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
-import torch
-from torchvision.models import get_model
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
-from throughput_ratio import compare
+import torch  # noqa: E402
+from torchvision.models import get_model  # noqa: E402
 
-from harness.evaluation.samples import SemanticTarget
-from harness.evaluation.semantic import SemanticEvaluator
-from harness.evaluation.state import merge_all
+from figures import Benchmark, Figure  # noqa: E402
+from throughput_ratio import compare  # noqa: E402
+
+from harness.evaluation.samples import SemanticTarget  # noqa: E402
+from harness.evaluation.semantic import SemanticEvaluator  # noqa: E402
+from harness.evaluation.state import merge_all  # noqa: E402
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def configure(parser) -> None:
     parser.add_argument("--model", default="lraspp_mobilenet_v3_large",
                         help="a torchvision segmentation model name, e.g. deeplabv3_resnet50, fcn_resnet50")
     parser.add_argument("--n", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+
+
+def measure(args) -> list[Figure]:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = get_model(args.model, weights=None, weights_backbone=None, num_classes=19).eval()
@@ -64,7 +70,12 @@ def main() -> None:
         return time.perf_counter() - begin
 
     print(f"{args.model}: {args.n} images 256x512 -> labels 512x1024, batch {args.batch_size}, best of {args.repeats}")
-    compare(bare, harness, args.repeats, args.n, "model + evaluator")
+    return [compare(bare, harness, args.repeats, args.n, "model + evaluator",
+                    f"harness / bare img/s, {args.model} ({args.n} img 256x512)")]
+
+
+BENCHMARK = Benchmark(__doc__, configure, measure, quick={"n": 2, "batch_size": 2, "repeats": 1})
+run = BENCHMARK.run
 
 if __name__ == "__main__":
-    main()
+    sys.exit(BENCHMARK.main())
