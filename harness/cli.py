@@ -145,30 +145,53 @@ def rescore_main(argv: list[str]) -> int:
 
 def merge_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="visionbench merge",
-                                     description="Combine the stores of sharded runs (--shard i/N) into OUT.")
+                                     description="Combine the stores of sharded runs (--shard i/N) into OUT. "
+                                                 "Refused (exit 2, OUT left as it was) when the inputs do not "
+                                                 "belong together or a shard is missing.")
     parser.add_argument("out", type=Path, help="output folder (created)")
     parser.add_argument("inputs", type=Path, nargs="+", help="run folders or results.sqlite files")
     parser.add_argument("--suite", help="suite to title the report and derive cross-model metrics")
+    parser.add_argument("--allow-partial", action="store_true",
+                        help="merge even when shards of the fan-out are missing (the summary says which)")
     args = parser.parse_args(argv)
-    from harness.merge import merge_runs
+    from harness.merge import MergeError, merge_runs
 
+    check_output_dir(args.out, "OUT")
+    suite = None
+    if args.suite:
+        from harness.suite import load_suite
+
+        suite = load_suite(args.suite, check_files=False)  # before merging: a bad suite changes nothing
     try:
-        copied = merge_runs(args.out, args.inputs)
-    except FileNotFoundError as exc:
+        summary = merge_runs(args.out, args.inputs, allow_partial=args.allow_partial,
+                             suite_name=suite.name if suite else None)
+    except MergeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{copied} job(s) merged into {args.out / 'results.sqlite'}")
-    if args.suite:
+    for outcome in summary.inputs:
+        print(outcome.line)
+    print(summary.line)
+    if summary.partial:
+        print(f"warning: partial merge (--allow-partial): {summary.missing_text}; its jobs are not in "
+              f"{args.out}", file=sys.stderr)
+    if suite is not None:
         from harness.report.render import write_report
         from harness.runner import with_derived_metrics
         from harness.store import ResultStore
-        from harness.suite import load_suite
 
-        suite = load_suite(args.suite, check_files=False)
         store = ResultStore(args.out / "results.sqlite")
         frame = with_derived_metrics(store.frame(), suite.tasks)
         store.close()
-        print(f"report: {write_report(frame, args.out, suite)}")
+        report = write_report(frame, args.out, suite)
+        if summary.partial:
+            import html
+
+            from harness.report.render import add_report_section
+
+            add_report_section(args.out, "Partial merge",
+                               f'<p class="partial-merge">{html.escape(summary.line)}: the jobs of the missing '
+                               "shards are not in this report.</p>")
+        print(f"report: {report}")
     return 0
 
 
@@ -194,12 +217,25 @@ def run_gate(run_dir: Path, baseline: Path, policy, junit: Path | None) -> int:
 
     try:
         result = gate(run_dir, baseline, policy, junit=junit)
-    except (GateInputError, GatePolicyError, FileNotFoundError) as exc:
+    except GateInputError as exc:  # the gate cannot vouch for the run: say why, in one line
+        print(f"error: not comparable: {exc}", file=sys.stderr)
+        if junit is not None:  # and never leave an earlier, passing JUnit file for the CI to read
+            from harness.gate.output import write_junit_refusal
+
+            write_junit_refusal(Path(junit), f"not comparable: {exc}")
+        return 2
+    except (GatePolicyError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from harness.report.render import add_report_section
+    if (Path(run_dir) / "index.html").is_file():  # a run folder without its report is gated all the same
+        from harness.report.render import add_report_section
 
-    add_report_section(run_dir, "Regression check", html_fragment(result))
+        add_report_section(run_dir, "Regression check", html_fragment(result))
+    if result.exit_code == 2:  # the table says it per metric; one line says it to whoever reads the log
+        stuck = [v for v in result.gated if v.status == "not comparable"]
+        first = stuck[0]
+        print(f"error: not comparable: {baseline}: {len(stuck)} gated metric(s) cannot be compared, first "
+              f"{first.where} {first.label}: {'; '.join(first.reasons)}", file=sys.stderr)
     return result.exit_code
 
 
@@ -253,6 +289,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     args = parse_args(argv)
+    from harness.distributed import leave_world
+
+    try:
+        return _run_main(args, argv)
+    finally:  # every exit path, errors included: never leave gloo's threads to interpreter shutdown
+        leave_world()
+
+
+def _run_main(args: argparse.Namespace, argv: list[str]) -> int:
+    from harness.distributed import leave_world, world_from_env
 
     try:
         if args.list:
@@ -269,8 +315,15 @@ def main(argv: list[str] | None = None) -> int:
     except (SuiteError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from harness.distributed import world_from_env
-
+    # every rank finished the suite together (rank 0's report included) and nothing is exchanged from here
+    # on: all leave the process group in step, before rank 0 alone prints and gates
+    try:
+        leave_world(orderly=not outcome.interrupted)
+    except RuntimeError as exc:  # gloo/nccl errors: a peer failed after its share, e.g. rank 0 writing the report
+        print(f"error: rank {world_from_env().rank}: another rank left the process group before the end of the "
+              f"run; its own error says why ({str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r})",
+              file=sys.stderr)
+        return 1
     if not world_from_env().is_main:
         return 0
     from harness.report.terminal import results_table

@@ -4,9 +4,13 @@ Each rank evaluates whole batches (round-robin by batch index), so every batch h
 holds in one process (attacks average their loss over a batch, so its composition matters) and merging the
 gathered batch states in batch order reproduces one process's numbers. Rank 0 alone reads and writes the
 store, prints and renders; gloo on CPU, nccl on CUDA (``LOCAL_RANK`` picks the GPU).
+
+Every rank leaves the process group (``leave_world``) before its interpreter shuts down: a rank that let
+gloo's threads live into interpreter finalization could abort (see ``leave_world``).
 """
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 from dataclasses import dataclass
@@ -64,7 +68,39 @@ def init_world(device: torch.device) -> World:
             torch.cuda.set_device(world.local_rank)
         # long timeout: performance jobs run on rank 0 alone while the other ranks wait at the next gather
         torch.distributed.init_process_group(backend=backend, timeout=datetime.timedelta(hours=12))
+        atexit.register(leave_world)  # safety net for callers other than the CLI (which leaves explicitly)
     return world
+
+
+def leave_world(orderly: bool = False) -> None:
+    """Destroy this process's process group, if it joined one, while the interpreter is fully alive.
+
+    A rank must never reach interpreter shutdown with the group alive. Gloo's worker threads
+    (``pt_gloo_runloop``) drop their reference to a finished collective *after* the caller's ``wait()`` has
+    returned; that reference holds the output tensors of ``all_gather_object``/``broadcast_object_list``,
+    which own Python objects. A rank that exits right after its last collective (every rank but 0, which
+    still writes the report) can be in ``Py_FinalizeEx`` while the worker still holds it, most often under
+    CPU load; the worker then takes the GIL to release the tensor's Python object, the finalizing
+    interpreter ends that thread with ``pthread_exit``, whose forced unwind through a ``noexcept``
+    destructor is ``std::terminate``: "terminate called without an active exception", SIGABRT.
+    ``destroy_process_group`` joins those threads (and gloo's socket loop) first.
+
+    ``orderly``: wait at a barrier for every rank first, for the success path, where all ranks finished
+    together: no rank closes its connections while another may still use them. Error paths leave without
+    it: a peer that never comes would keep this rank waiting for the group's 12 h timeout, whereas without
+    it the peer's next collective fails at once ("Connection closed by peer"). Idempotent.
+    """
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if orderly:
+            if dist.get_backend() == "nccl":
+                dist.barrier(device_ids=[torch.cuda.current_device()])
+            else:
+                dist.barrier()
+    finally:
+        dist.destroy_process_group()
 
 
 def rank_device(device: torch.device, world: World) -> torch.device:

@@ -24,7 +24,8 @@ from harness.distributed import World, init_world, rank_device
 from harness.env import environment, library_versions, resolve_device
 from harness.evaluation.loop import evaluate_shard, merge_pieces
 from harness.evaluation.partial import PartialStore
-from harness.evaluation.state import write_records
+from harness.evaluation.state import RecordsError, records_path, records_present, verify_records, write_records
+from harness.extras import refusal
 from harness.metrics import Metric, declare
 from harness.models.checkpoint import file_sha256
 from harness.models.wrapper import LoadedModel
@@ -169,6 +170,10 @@ def run_suite(suite: str | Path | Suite, **overrides: Any) -> RunOutcome:
     if not isinstance(suite, Suite):
         suite = load_suite(str(suite), data_root=options.data_root)
     defaults = suite.spec.defaults
+    jobs = plan_jobs(suite, options.models)
+    missing_extra = refusal(suite.name, {job.model.name: job.model for job in jobs}.values())
+    if missing_extra:
+        raise SuiteError(missing_extra)
     check_class_counts(suite)
     try:
         device = resolve_device(options.device or defaults.device)
@@ -178,7 +183,6 @@ def run_suite(suite: str | Path | Suite, **overrides: Any) -> RunOutcome:
         raise SuiteError(f"{suite.path}: defaults.device: {exc}") from None
     world = init_world(device)
     device = rank_device(device, world)
-    jobs = plan_jobs(suite, options.models)
     if options.shard is not None:
         index, count = options.shard
         jobs = jobs[index::count]
@@ -202,14 +206,17 @@ def run_suite(suite: str | Path | Suite, **overrides: Any) -> RunOutcome:
     for job in jobs:
         job.key = job_key(job, rc, weights[job.model.name])
     store = ResultStore(rc.out_dir / "results.sqlite") if world.is_main else None
-    finished = world.broadcast(set() if options.rerun or store is None else store.finished_keys())
+    finished = set() if options.rerun or store is None else store.finished_keys()
+    finished -= untrusted_records(jobs, finished, rc.out_dir)
+    finished = world.broadcast(finished)
     if options.rerun and world.is_main:
         for job in jobs:
             PartialStore(rc.out_dir / "partial" / job.key).discard()
     world.gather(None)  # every rank waits until rank 0 has discarded old partial state
     run_id = store.start_run(suite=suite.name, suite_path=str(suite.path), suite_hash=suite.config_hash(),
                              git_commit=rc.env["git_commit"], harness_version=rc.env["harness_version"],
-                             world_size=world.size, argv=" ".join(options.argv or [])) if store else None
+                             world_size=world.size, argv=" ".join(options.argv or []),
+                             shard=options.shard) if store else None
     outcome = RunOutcome(frame=pd.DataFrame(), out_dir=rc.out_dir, gate_policy=suite.gate_policy)
     try:
         for job in progress(jobs, desc=suite.name, enabled=options.progress and world.is_main, unit="job",
@@ -240,6 +247,30 @@ def run_suite(suite: str | Path | Suite, **overrides: Any) -> RunOutcome:
 
         write_report(outcome.frame, rc.out_dir, suite)
     return outcome
+
+
+def records_problem(out_dir: Path, job_key: str) -> str | None:
+    """Why a finished job's per-sample records cannot be trusted (one line naming the file), or None: they
+    verify, or the job kept none (``--no-log-samples``)."""
+    path = records_path(Path(out_dir) / "samples", job_key)
+    try:
+        if records_present(path):
+            verify_records(path)
+    except RecordsError as exc:
+        return str(exc)
+    return None
+
+
+def untrusted_records(jobs: list[Job], finished: set[str], out_dir: Path) -> set[str]:
+    """Keys of cached jobs whose records do not verify (edited, truncated, deleted, swapped, regenerated or
+    written before checksums): not reused, but recomputed, so that nothing computed from those records (the
+    report's paired tests and figures, the gate) is published, and the records are written anew."""
+    refused = set()
+    for job in jobs:
+        if job.key in finished and job.key not in refused and (problem := records_problem(out_dir, job.key)):
+            print(f"not reused: {problem}; recomputing {job.title}", file=sys.stderr, flush=True)
+            refused.add(job.key)
+    return refused
 
 
 def build_sources(suite: Suite, jobs: list[Job], limit: int | None, seed: int) -> dict[str, ImageSource]:
@@ -366,6 +397,9 @@ def _finish_accuracy_job(job: Job, rc: RunContext, ctx: JobContext, per_rank: li
     for name, count in state.sums.items():
         if name.startswith("skipped_corrupt:"):
             metrics.append(Metric("skipped_corrupt", float(count), len(ids), {"pass": name.split(":", 1)[1]}))
-    if rc.options.log_samples:
-        write_records(rc.out_dir / "samples" / f"{job.key}.jsonl.gz", state, meta=meta, job_key=job.key)
+    path = records_path(rc.out_dir / "samples", job.key)
+    if rc.options.log_samples:  # the digest goes to the store with the job: a swapped or regenerated file is caught
+        provenance["records_sha256"] = write_records(path, state, meta=meta, job_key=job.key)
+    else:
+        path.unlink(missing_ok=True)  # records of an earlier computation are not this result's
     return metrics

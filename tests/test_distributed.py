@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +129,83 @@ def test_shards_merge_into_the_same_numbers_as_one_run(tmp_path, capsys):
     assert main(["rescore", str(tmp_path / "merged")]) == 0  # the shards' records came along
     assert main(["merge", str(tmp_path / "merged"), str(tmp_path / "shard0")]) == 0  # merging twice adds nothing
     assert _numbers(tmp_path / "merged") == _numbers(tmp_path / "one")
+
+
+# Two ranks running harness.cli.main in-process (env:// rendezvous, gloo), reporting after main what is left of
+# the process group. A rank must leave it (destroy_process_group: gloo's threads joined) before interpreter
+# exit on every path: otherwise a gloo worker still releasing the last collective's tensors takes the GIL
+# during finalization and the rank aborts ("terminate called without an active exception"), now and then.
+_RANK_PROGRAM = r"""
+import json, os, sys
+import torch.distributed as dist
+import harness.runner
+from harness.schema import SuiteError
+
+fault = sys.argv[1]
+if fault == "suite-error":  # on every rank, after the group was joined
+    def refuse(*args, **kwargs):
+        raise SuiteError("datasets: digits-test: unreadable (test)")
+    harness.runner.build_sources = refuse
+elif fault == "rank0-raises" and os.environ["RANK"] == "0":  # after the run, while writing the report
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom (test)")
+    harness.runner.with_derived_metrics = boom
+from harness.cli import main
+code = 1
+try:
+    code = main(sys.argv[2:])
+finally:
+    threads = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+    print("LEFT " + json.dumps({"initialized": dist.is_initialized(), "threads": sorted(threads)}), flush=True)
+sys.exit(code)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _two_ranks_in_process(tmp_path: Path, fault: str) -> list[tuple[int, dict, str]]:
+    """(exit code, what main left behind, stderr) of each rank."""
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(yaml.safe_dump({
+        "name": "ddp-tiny", "version": 1, "defaults": {"batch_size": 4, "seed": 0},
+        "models": [{"name": "resnet_digits", "source": "zoo"}],
+        "datasets": [{"name": "digits-test", "kind": "digits", "split": "test", "subset": {"n": 16, "seed": 3}}],
+        "tasks": [{"kind": "classification", "params": {"topk": [1]}}]}, sort_keys=False))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
+           "WORLD_SIZE": "2"}
+    argv = ["--suite", str(suite), "--no-progress", "--out", str(tmp_path / "out")]
+    ranks = [subprocess.Popen([sys.executable, "-c", _RANK_PROGRAM, fault, *argv], cwd=REPO, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)}) for rank in (0, 1)]
+    results = []
+    try:
+        for proc in ranks:
+            stdout, stderr = proc.communicate(timeout=300)  # a rank waiting for a peer that left would hang
+            left = [line for line in stdout.splitlines() if line.startswith("LEFT ")]
+            assert left, f"rank exited {proc.returncode} before main returned: {stderr[-2000:]}"
+            results.append((proc.returncode, json.loads(left[-1][5:]), stderr))
+    finally:
+        for proc in ranks:
+            proc.kill()
+    return results
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="lists threads from /proc")
+@pytest.mark.parametrize("fault", ["none", "suite-error", "rank0-raises"])
+def test_every_rank_leaves_the_process_group_before_exit(tmp_path, fault):
+    (code0, left0, err0), (code1, left1, err1) = _two_ranks_in_process(tmp_path, fault)
+    for left, err in ((left0, err0), (left1, err1)):
+        assert left["initialized"] is False, err[-2000:]
+        assert not [name for name in left["threads"] if "gloo" in name], left["threads"]  # joined, not leaked
+        assert "terminate called" not in err
+    if fault == "none":
+        assert (code0, code1) == (0, 0), err0[-2000:] + err1[-2000:]
+    elif fault == "suite-error":
+        assert (code0, code1) == (2, 2) and "unreadable (test)" in err0 and "unreadable (test)" in err1
+    else:  # rank 0's own error; rank 1, done with its share, is told and does not wait for the 12 h timeout
+        assert code0 == 1 and "boom (test)" in err0
+        assert code1 == 1 and "another rank" in err1 and "Traceback" not in err1, err1[-2000:]

@@ -4,6 +4,7 @@ git commit of some other repository."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -14,16 +15,19 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    import shutil
-
-    out = tmp_path_factory.mktemp("wheel")
-    source = tmp_path_factory.mktemp("source")  # a copy: pip builds in-tree (build/, *.egg-info)
+def _source_copy(source: Path) -> Path:
+    """What a clone holds that packaging reads (a copy: pip builds in-tree, writing build/ and *.egg-info)."""
     for name in ("harness", "suites"):
         shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("setup.py", "pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
+    return source
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    source = _source_copy(tmp_path_factory.mktemp("wheel-source") / "source")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
                     str(source)], check=True, capture_output=True)
     wheels = list(out.glob("*.whl"))
@@ -43,12 +47,31 @@ def test_wheel_ships_every_suite_file_map_and_id_list(wheel):
         assert zipfile.ZipFile(wheel).read(path) == (REPO / "suites" / path.removeprefix("harness/suites/")).read_bytes()
 
 
-@pytest.mark.slow  # a venv, an install and four interpreters (~30-45 s on a loaded 2-core machine)
-def test_installed_wheel_lists_and_runs_suites_from_any_directory(wheel, tmp_path):
+def venv_seeing_this_environment(venv: Path) -> str:
+    """A fresh venv (no system site packages) whose interpreter also sees the packages of the environment
+    running the tests, after its own: whatever venv the tests run in, torch and friends are there, and a
+    harness installed into the new venv shadows the checkout's. A ``.pth`` line adds a folder to the path
+    without running that folder's own ``.pth`` files, so the checkout's editable install stays out."""
+    import sysconfig
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)  # pip and setuptools: ours
+    python = venv / "bin" / "python"
+    site_dir = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                              check=True, capture_output=True, text=True).stdout.strip()
+    ours = dict.fromkeys(sysconfig.get_path(key) for key in ("purelib", "platlib"))
+    (Path(site_dir) / "tests-environment.pth").write_text("".join(f"{path}\n" for path in ours))
+    return str(python)
+
+
+@pytest.mark.slow  # a venv, an install and four interpreters (~30-60 s on a loaded 2-core machine)
+def test_pip_install_then_the_main_job_runs_from_any_directory(tmp_path):
+    """``pip install .`` of a copy of the checkout, then the README's main job from another folder."""
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    python = str(venv / "bin" / "python")
-    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True, capture_output=True)
+    python = venv_seeing_this_environment(venv)
+    source = _source_copy(tmp_path / "source")
+    installed = subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps",
+                                "--no-build-isolation", str(source)], capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr[-2000:]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
 
@@ -76,11 +99,15 @@ def test_installed_wheel_lists_and_runs_suites_from_any_directory(wheel, tmp_pat
         "datasets: [{name: digits, kind: digits, subset: {n: 20, seed: 0}}]\n"
         "tasks:\n  - kind: classification\n  - kind: latency\n    params: {isolate: true, warmup_iters: 1, "
         "warmup_seconds: 0, min_iters: 3, min_seconds: 0, throughput_iters: 1, throughput_batch_sizes: [2]}\n")
-    ran = run("-m", "harness.cli", "--suite", "classification", "--limit", "20", "--out", "x", "--no-progress",
-              "--models", "resnet_digits")
-    assert ran.returncode == 0, ran.stderr
+    main_job = subprocess.run([str(venv / "bin" / "visionbench"), "--suite", "robustness", "--limit", "12",
+                               "--models", "resnet_digits", "convnext_digits", "--out", "x", "--no-progress"],
+                              capture_output=True, text=True, cwd=elsewhere, env={"PATH": "/usr/bin:/bin",
+                                                                                   "HOME": str(tmp_path)})
+    assert main_job.returncode == 0, main_job.stderr[-2000:]
     records = json.loads((elsewhere / "x" / "results.json").read_text())
-    assert {r["metric"] for r in records} >= {"top1", "top5"} and records[0]["git_commit"] is None
+    assert {r["metric"] for r in records} >= {"top1", "top5", "robust_acc", "corruption_error", "mce"}, {r["metric"] for r in records}
+    assert {r["status"] for r in records} == {"ok"} and records[0]["git_commit"] is None
+    assert (elsewhere / "x" / "index.html").is_file()
     isolated = run("-m", "harness.cli", "--suite", str(suite), "--out", "iso", "--no-progress")
     assert isolated.returncode == 0, isolated.stderr + isolated.stdout
     rows = json.loads((elsewhere / "iso" / "results.json").read_text())
