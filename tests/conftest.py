@@ -134,3 +134,23 @@ def pytest_runtest_makereport(item, call):
         if not any(allowed in reason for allowed in SKIPS_ALLOWED_ON_CI):
             report.outcome = "failed"
             report.longrepr = f"skipped on CI, where every test must run: {reason}"
+
+
+class InferSpy:
+    """The classification task's batch indexes as it infers them (``calls``); it raises Ctrl-C on reaching
+    ``stop_at`` (None: never), so a test can interrupt a run and then see which batches a resume recomputes."""
+
+    def __init__(self, monkeypatch, stop_at: int | None) -> None:
+        from harness.tasks.classification import ClassificationTask
+
+        self.calls: list[int] = []
+        self.stop_at = stop_at
+        original = ClassificationTask.infer
+
+        def infer(task, ctx, pass_, index, batch):
+            self.calls.append(index)
+            if index == self.stop_at:
+                raise KeyboardInterrupt
+            return original(task, ctx, pass_, index, batch)
+
+        monkeypatch.setattr(ClassificationTask, "infer", infer)

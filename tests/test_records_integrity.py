@@ -19,7 +19,7 @@ import yaml
 from harness.evaluation.state import EvalState, RecordsError, read_records, verify_records, write_records
 from harness.runner import run_suite
 from harness.store import ResultStore
-from tests.conftest import zoo_suite
+from tests.conftest import InferSpy, zoo_suite
 
 REPO = Path(__file__).resolve().parents[1]
 LIMIT = 20
@@ -174,25 +174,15 @@ def _edit_a_number(path: Path) -> None:
 
 
 def test_a_tampered_partial_batch_is_named_dropped_and_recomputed(tmp_path, write_suite, monkeypatch, one_thread):
-    from harness.tasks.classification import ClassificationTask
-
     suite = write_suite(zoo_suite(["resnet_digits"]))
-    calls: list[int] = []
-    original = ClassificationTask.infer
-
-    def stop_at_batch_2(self, ctx, pass_, index, batch):
-        calls.append(index)
-        if index == 2:
-            raise KeyboardInterrupt
-        return original(self, ctx, pass_, index, batch)
-
-    monkeypatch.setattr(ClassificationTask, "infer", stop_at_batch_2)
+    spy = InferSpy(monkeypatch, stop_at=2)
+    calls = spy.calls
     assert run_suite(suite, out=tmp_path / "out", batch_size=10, limit=30, progress=False, report=False).interrupted
     saved = sorted((tmp_path / "out" / "partial").rglob("batch_*.json"))
     assert [p.name for p in saved] == ["batch_000000.json", "batch_000001.json"]
     _edit_a_number(saved[1])
     calls.clear()
-    monkeypatch.setattr(ClassificationTask, "infer", lambda *a: calls.append(a[3]) or original(*a))
+    spy.stop_at = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         resumed = run_suite(suite, out=tmp_path / "out", batch_size=10, limit=30, progress=False, report=False)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from harness.data.loader import Batch
 from harness.runner import run_suite
-from tests.conftest import zoo_suite
+from tests.conftest import InferSpy, zoo_suite
 
 
 def _digit_folder(root, per_class: int = 4):
@@ -66,25 +66,16 @@ def test_limit_is_a_seeded_draw_across_classes_identical_for_every_model(tmp_pat
 
 def test_partial_state_is_dropped_when_unreadable_and_discarded_by_rerun(tmp_path, write_suite, monkeypatch):
     from harness.evaluation.state import read_records
-    from harness.tasks.classification import ClassificationTask
 
     suite = write_suite(zoo_suite(["resnet_digits"]))
-    calls = []
-    original = ClassificationTask.infer
-
-    def stop_at_batch_2(self, ctx, pass_, index, batch):
-        calls.append(index)
-        if index == 2:
-            raise KeyboardInterrupt
-        return original(self, ctx, pass_, index, batch)
-
-    monkeypatch.setattr(ClassificationTask, "infer", stop_at_batch_2)
+    spy = InferSpy(monkeypatch, stop_at=2)
+    calls = spy.calls
     assert run_suite(suite, out=tmp_path / "out", batch_size=50, limit=150, progress=False).interrupted
     saved = sorted((tmp_path / "out" / "partial").rglob("batch_*.json"))
     assert [p.name for p in saved] == ["batch_000000.json", "batch_000001.json"]
     saved[0].write_text("{not json")  # an unreadable piece: named, dropped, recomputed
     calls.clear()
-    monkeypatch.setattr(ClassificationTask, "infer", lambda *a: calls.append(a[3]) or original(*a))
+    spy.stop_at = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         resumed = run_suite(suite, out=tmp_path / "out", batch_size=50, limit=150, progress=False)
