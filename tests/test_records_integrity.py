@@ -100,7 +100,7 @@ def test_an_edited_record_value_is_refused_by_rescore_report_and_gate_and_recomp
     assert "do not verify" in sections["Findings"]
     with pytest.raises(GateInputError) as gate_refused:  # the gate reads them through read_records too
         snapshot_run(run)
-    assert f"{path}: {reason}" in str(gate_refused.value)
+    assert str(gate_refused.value) == f"{path}: {reason}"
     _assert_refused_then_recomputed(suite, run, path, reason, RESNET, capsys)
 
 
@@ -128,6 +128,11 @@ def test_a_deleted_records_file_is_reported_missing_and_recomputed(run_copy, cap
     path = _records(run, keys["vit_digits"])
     path.unlink()
     reason = "missing (results.sqlite says the run wrote per-sample records for this job)"
+    from harness.gate.baseline import GateInputError, snapshot_run
+
+    with pytest.raises(GateInputError) as gate_refused:  # not taken for a run made with --no-log-samples
+        snapshot_run(run)
+    assert str(gate_refused.value) == f"{path}: {reason}"
     _assert_refused_then_recomputed(suite, run, path, reason, VIT, capsys)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.evaluation.state import EvalState, Record, read_records
+from harness.evaluation.state import EvalState, Record, RecordsError, read_records, records_present
 import harness.gate.outcomes as outcomes
 from harness.gate.policy import GatePolicy
 
@@ -181,10 +181,12 @@ def _float(value: Any) -> float | None:
 
 def _attach_evidence(job: JobEntry, path: Path, policy: GatePolicy, keep_records: bool) -> None:
     """Per-sample outcomes, per-image records and timing series from the job's samples file, if any."""
-    if not path.is_file():
-        return
     try:
+        if not records_present(path):  # a run without --log-samples: the gate falls back to the counts
+            return
         state = read_records(path)
+    except RecordsError as exc:  # its message names the file and what is wrong with it
+        raise GateInputError(str(exc)) from None
     except (OSError, ValueError, KeyError, EOFError, zlib.error) as exc:  # EOFError: a truncated gzip
         raise GateInputError(f"{path}: unreadable per-sample records ({exc})") from None
     job.sample_ids = [sid for sid in state.records if not sid.startswith("{")]  # timing series ids are JSON
