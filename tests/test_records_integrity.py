@@ -63,8 +63,13 @@ def _rescore(run: Path, capsys) -> tuple[int, str, str]:
 
 
 def _assert_refused_then_recomputed(suite: Path, run: Path, path: Path, reason: str, title: str, capsys) -> None:
-    """rescore names the file and exits 1 with no number from it; a rerun recomputes that job (and only it),
-    after which the records verify and rescore agrees again."""
+    """The gate and rescore name the file (rescore exits 1 with no number from it); a rerun recomputes that
+    job (and only it), after which the records verify and rescore agrees again."""
+    from harness.gate.baseline import GateInputError, snapshot_run
+
+    with pytest.raises(GateInputError) as gate_refused:  # never gated on counts instead
+        snapshot_run(run)
+    assert str(gate_refused.value) == f"{path}: {reason}"
     code, out, err = _rescore(run, capsys)
     assert code == 1
     assert err == f"not rescored: {title}: {path}: {reason}\n"
@@ -77,7 +82,6 @@ def _assert_refused_then_recomputed(suite: Path, run: Path, path: Path, reason: 
 
 
 def test_an_edited_record_value_is_refused_by_rescore_report_and_gate_and_recomputed(run_copy, capsys):
-    from harness.gate.baseline import GateInputError, snapshot_run
     from harness.report.analysis import suite_analysis
 
     suite, run, keys = run_copy
@@ -98,9 +102,6 @@ def test_an_edited_record_value_is_refused_by_rescore_report_and_gate_and_recomp
     sections = dict(suite_analysis(frame, run, pairs=[["resnet_digits", "vit_digits"]]))
     assert "Matched pairs" not in sections and f"<li>{path}: {reason}</li>" in sections["Per-sample records refused"]
     assert "do not verify" in sections["Findings"]
-    with pytest.raises(GateInputError) as gate_refused:  # the gate reads them through read_records too
-        snapshot_run(run)
-    assert str(gate_refused.value) == f"{path}: {reason}"
     _assert_refused_then_recomputed(suite, run, path, reason, RESNET, capsys)
 
 
@@ -128,11 +129,6 @@ def test_a_deleted_records_file_is_reported_missing_and_recomputed(run_copy, cap
     path = _records(run, keys["vit_digits"])
     path.unlink()
     reason = "missing (results.sqlite says the run wrote per-sample records for this job)"
-    from harness.gate.baseline import GateInputError, snapshot_run
-
-    with pytest.raises(GateInputError) as gate_refused:  # not taken for a run made with --no-log-samples
-        snapshot_run(run)
-    assert str(gate_refused.value) == f"{path}: {reason}"
     _assert_refused_then_recomputed(suite, run, path, reason, VIT, capsys)
 
 
