@@ -23,7 +23,7 @@ from figures import Benchmark, Figure, ratio_figure  # noqa: E402
 from harness.data.base import SubsetSource  # noqa: E402
 from harness.data.digits import DigitsSource  # noqa: E402
 from harness.data.loader import make_loader  # noqa: E402
-from harness.evaluation.loop import run_task  # noqa: E402
+from harness.loop import run_task  # noqa: E402
 from harness.models.loaders import load_model  # noqa: E402
 from harness.specs import ModelSpec  # noqa: E402
 from harness.tasks.base import JobContext  # noqa: E402

@@ -26,6 +26,7 @@ from throughput_ratio import compare  # noqa: E402
 
 from harness.data.loader import make_loader  # noqa: E402
 from harness.data.scenes import ScenesSource  # noqa: E402
+from harness.evaluation.evaluator import Outputs  # noqa: E402
 from harness.evaluation.state import merge_all  # noqa: E402
 from harness.models.loaders import load_model  # noqa: E402
 from harness.specs import ModelSpec  # noqa: E402
@@ -62,7 +63,7 @@ def measure(args) -> list[Figure]:
         evaluator = task.evaluator(meta)
         begin = time.perf_counter()
         with torch.inference_mode():
-            states = [evaluator.process("main", batch, task.infer(ctx, Pass("main"), b, batch))
+            states = [evaluator.process(batch, Outputs("main", {"detections": task.infer(ctx, Pass("main"), b, batch)}))
                       for b, batch in enumerate(batches)]
         evaluator.compute(merge_all(states))
         return time.perf_counter() - begin

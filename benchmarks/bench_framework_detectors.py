@@ -24,7 +24,7 @@ from figures import Benchmark, Figure, ratio_figure  # noqa: E402
 
 from harness.data.loader import make_loader  # noqa: E402
 from harness.data.scenes import ScenesSource  # noqa: E402
-from harness.evaluation.loop import run_task  # noqa: E402
+from harness.loop import run_task  # noqa: E402
 from harness.models.loaders import load_model  # noqa: E402
 from harness.specs import ModelSpec  # noqa: E402
 from harness.tasks.base import JobContext  # noqa: E402

@@ -29,7 +29,7 @@ import harness.plugins  # noqa: E402,F401
 from harness.data.base import SubsetSource  # noqa: E402
 from harness.data.digits import DigitsSource  # noqa: E402
 from harness.data.loader import make_loader  # noqa: E402
-from harness.evaluation.loop import run_task  # noqa: E402
+from harness.loop import run_task  # noqa: E402
 from harness.models.loaders import load_model  # noqa: E402
 from harness.robustness.attacks import step_size  # noqa: E402
 from harness.specs import ModelSpec  # noqa: E402

@@ -23,6 +23,7 @@ import torch  # noqa: E402
 
 from figures import Benchmark, Figure  # noqa: E402
 
+from harness.evaluation.evaluator import Outputs  # noqa: E402
 from harness.evaluation.outputs import PanopticPrediction  # noqa: E402
 from harness.evaluation.panoptic import VOID, PanopticEvaluator, pq_average, pq_totals  # noqa: E402
 from harness.evaluation.samples import PanopticTarget  # noqa: E402
@@ -138,9 +139,9 @@ def measure(args) -> list[Figure]:
 
     evaluator = PanopticEvaluator(CATEGORIES)
     start = time.perf_counter()
-    states = [evaluator.process("clean", SimpleNamespace(ids=ids[s:s + args.batch_size],
-                                                         targets=targets[s:s + args.batch_size]),
-                                outputs[s:s + args.batch_size]) for s in range(0, args.n, args.batch_size)]
+    states = [evaluator.process(SimpleNamespace(ids=ids[s:s + args.batch_size], targets=targets[s:s + args.batch_size]),
+                                Outputs("clean", {"panoptic": outputs[s:s + args.batch_size]}))
+              for s in range(0, args.n, args.batch_size)]
     ours_state = states[0]
     for state in states[1:]:
         ours_state.merge(state)

@@ -28,7 +28,7 @@ from harness.data.base import SubsetSource  # noqa: E402
 from harness.data.digits import DigitsSource  # noqa: E402
 from harness.distributed import World  # noqa: E402
 from harness.evaluation.evaluator import Evaluator  # noqa: E402
-from harness.evaluation.loop import evaluate_shard, merge_pieces  # noqa: E402
+from harness.loop import evaluate_shard, merge_pieces  # noqa: E402
 from harness.evaluation.partial import PartialStore  # noqa: E402
 from harness.evaluation.state import EvalState, write_records  # noqa: E402
 from harness.metrics import Metric, proportion  # noqa: E402

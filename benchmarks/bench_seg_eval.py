@@ -27,6 +27,7 @@ from torchvision.models import get_model  # noqa: E402
 from figures import Benchmark, Figure  # noqa: E402
 from throughput_ratio import compare  # noqa: E402
 
+from harness.evaluation.evaluator import Outputs  # noqa: E402
 from harness.evaluation.samples import SemanticTarget  # noqa: E402
 from harness.evaluation.semantic import SemanticEvaluator  # noqa: E402
 from harness.evaluation.state import merge_all  # noqa: E402
@@ -65,7 +66,7 @@ def measure(args) -> list[Figure]:
         states = []
         with torch.inference_mode():
             for images, batch in batches:
-                states.append(evaluator.process("clean", batch, model(images)["out"]))
+                states.append(evaluator.process(batch, Outputs("clean", {"semantic_logits": model(images)["out"]})))
         evaluator.compute(merge_all(states))
         return time.perf_counter() - begin
 

@@ -1,7 +1,8 @@
 """The unit of output: one named number with its sample count, parameters and declared meaning.
 
 Every metric name is declared once (``declare``) with its direction, unit, whether it is a headline
-number and what kind of statistic it is; the report, summaries and the regression gate read that
+number, what kind of statistic it is and how it is obtained (protocol text, range, the per-sample record
+fields it is computed from); the report, summaries and the regression gate read that
 declaration and never guess from the name.
 """
 from __future__ import annotations
@@ -26,14 +27,18 @@ class MetricInfo:
     headline: bool = True  # shown in leaderboard tables; detail metrics go to figures and exports
     kind: StatKind = "value"
     description: str = ""
+    protocol: str = ""  # how the number is obtained, in one sentence (shown with the table it is in)
+    range: tuple[float, float] | None = None  # the values it can take, e.g. (0, 1) for a proportion
+    record_fields: tuple[str, ...] = ()  # the per-sample record fields it is computed from
 
 
 METRIC_INFO: dict[str, MetricInfo] = {}
 
 
 def declare(name: str, direction: Direction, unit: str = "", headline: bool = True, kind: StatKind = "value",
-            description: str = "") -> MetricInfo:
-    info = MetricInfo(name, direction, unit, headline, kind, description)
+            description: str = "", protocol: str = "", range: tuple[float, float] | None = None,
+            record_fields: tuple[str, ...] = ()) -> MetricInfo:
+    info = MetricInfo(name, direction, unit, headline, kind, description, protocol, range, tuple(record_fields))
     if METRIC_INFO.get(name, info) != info:
         raise ValueError(f"metric {name!r} is declared twice with different meanings")
     METRIC_INFO[name] = info

@@ -59,6 +59,9 @@ MODEL_SOURCES: Registry[Callable[..., Any]] = Registry("model source")
 ZOO_MODELS: Registry[Any] = Registry("zoo model")
 DATASETS: Registry[Callable[..., Any]] = Registry("dataset kind")
 TASKS: Registry[Any] = Registry("task")
+# evaluators a suite can attach to a task (``evaluators:``): classes with a ``Params`` dataclass and
+# ``attach(params, meta) -> Evaluator`` (harness/evaluation/evaluator.py)
+EVALUATORS: Registry[Any] = Registry("evaluator")
 # task kind -> callable(task_rows, all_rows) -> list[(title, safe svg/html)]: task-specific report figures
 REPORT_SECTIONS: Registry[Callable[..., Any]] = Registry("report section")
 # canonical output kind -> callable(ModelSpec) -> LoadedModel: the ``source: hf`` adapters (transformers)

@@ -20,6 +20,7 @@ from harness.evaluation.state import RecordsError, load_records, records_path
 from harness.metrics import Metric
 from harness.schema import Where, build
 from harness.store import ResultStore, params_key
+from harness.tasks.base import Task
 
 RUNNER_METRICS = {"skipped_corrupt"}  # added by the runner from the loop's counts, not by an evaluator
 
@@ -39,13 +40,19 @@ class RescoreRow:
         return both_nan or self.stored == self.rescored
 
 
-def rebuild_task(fingerprint: dict):
-    import harness.plugins  # noqa: F401  (registers every task)
-    from harness.registry import TASKS
+def rebuild_task(fingerprint: dict) -> Task:
+    """The task (with its attached evaluators) as a job's provenance stores it."""
+    import harness.plugins  # noqa: F401  (registers every task and evaluator, plugins' too)
+    from harness.registry import EVALUATORS, TASKS
 
+    where = Where(Path("<stored task>"), 0, "params")
     task_cls = TASKS.get(fingerprint["kind"])
-    params = build(task_cls.Params, fingerprint["params"], Where(Path("<stored task>"), 0, "params"))
-    return task_cls(params, label=fingerprint.get("label"))
+    task = task_cls(build(task_cls.Params, fingerprint["params"], where), label=fingerprint.get("label"))
+    for attached in fingerprint.get("evaluators", []):
+        params = build(EVALUATORS.get(attached["kind"]).Params, attached["params"],
+                       Where(Path("<stored task>"), 0, "evaluators"))
+        task.attach(attached["kind"], params, attached["name"])
+    return task
 
 
 def rescore(out_dir: Path) -> tuple[list[RescoreRow], list[str]]:
@@ -62,7 +69,8 @@ def rescore(out_dir: Path) -> tuple[list[RescoreRow], list[str]]:
         first = part.iloc[0]
         title = f"{first['model']} x {first['dataset']} x {first['task']}"
         provenance = json.loads(first["provenance"] or "{}")
-        if first["task_kind"] == "latency":
+        task = rebuild_task(provenance["task"])
+        if task.performance:
             continue  # measured, not scored: nothing to recompute
         path = records_path(Path(out_dir) / "samples", job_key)
         if not path.is_file():
@@ -77,8 +85,7 @@ def rescore(out_dir: Path) -> tuple[list[RescoreRow], list[str]]:
         except RecordsError as exc:
             problems.append(f"{title}: {exc}")
             continue
-        task = rebuild_task(provenance["task"])
-        metrics = {(m.name, params_key(m.params)): m for m in task.evaluator(meta).compute(state)}
+        metrics = {(m.name, params_key(m.params)): m for m in task.evaluators(meta).compute(state)}
         for row in part.itertuples():
             if row.metric in RUNNER_METRICS:
                 continue

@@ -22,7 +22,7 @@ import torch
 from harness.data.base import ImageSource
 from harness.distributed import World, init_world, rank_device
 from harness.env import environment, library_versions, resolve_device
-from harness.evaluation.loop import evaluate_shard, merge_pieces
+from harness.loop import evaluate_shard, merge_pieces
 from harness.evaluation.partial import PartialStore
 from harness.evaluation.state import RecordsError, records_path, records_present, verify_records, write_records
 from harness.extras import refusal
@@ -119,8 +119,12 @@ def plan_jobs(suite: Suite, patterns: list[str] | None) -> list[Job]:
             for task_spec, task in zip(suite.spec.tasks, suite.tasks):
                 if task.performance != performance or not _selected(model.name, task_spec.models):
                     continue
+                in_roles = {name for names in task.roles.values() for name in names}
                 for data in suite.spec.datasets:
-                    if _selected(data.name, task_spec.datasets):
+                    # a dataset a task sees by role is not also evaluated on its own, unless listed in datasets:
+                    chosen = _selected(data.name, task_spec.datasets) if task_spec.datasets is not None \
+                        else data.name not in in_roles
+                    if chosen:
                         jobs.append(Job(model, data, task))
     return jobs
 
@@ -162,6 +166,8 @@ def job_key(job: Job, rc: RunContext, weights: str) -> str:
         "data": rc.fingerprints[job.dataset.name], "task": task.fingerprint(), "seed": rc.seed,
         "limit": rc.limit, "device": device, "batch_size": rc.batch_size if task.batch_size_matters else None,
         "versions": library_versions(), "harness": rc.env["harness_version"],
+        **({"roles": {role: [rc.fingerprints[n] for n in names] for role, names in task.roles.items()}}
+           if task.roles else {}),
     })
 
 
@@ -278,7 +284,10 @@ def build_sources(suite: Suite, jobs: list[Job], limit: int | None, seed: int) -
     from harness.data.sources import build_source
 
     sources = {}
-    for spec in {job.dataset.name: job.dataset for job in jobs}.values():
+    by_name = {spec.name: spec for spec in suite.spec.datasets}
+    used = {job.dataset.name: job.dataset for job in jobs}
+    used.update({name: by_name[name] for job in jobs for names in job.task.roles.values() for name in names})
+    for spec in used.values():
         try:
             sources[spec.name] = build_source(spec, limit, seed)
         except (OSError, ValueError, RuntimeError) as exc:
@@ -331,6 +340,9 @@ def run_job(job: Job, rc: RunContext) -> JobRecord:
                                   "batch_size": rc.batch_size, "dataset_spec": asdict(job.dataset),
                                   "dataset": source.describe(), "dataset_fingerprint": rc.fingerprints[job.dataset.name],
                                   "world_size": rc.world.size}
+    if job.task.roles:  # every role dataset as the evaluated one is described
+        provenance["roles"] = {role: [{"dataset": rc.sources[n].describe(), "dataset_fingerprint": rc.fingerprints[n]}
+                                      for n in names] for role, names in job.task.roles.items()}
     partial = PartialStore(rc.out_dir / "partial" / job.key)
     ctx = None
     try:
@@ -341,7 +353,8 @@ def run_job(job: Job, rc: RunContext) -> JobRecord:
         seed_everything(rc.seed)
         ctx = JobContext(model=model, source=source, device=rc.device, batch_size=rc.batch_size, seed=rc.seed,
                          workers=rc.workers, skip_corrupt=job.dataset.on_corrupt == "skip",
-                         show_progress=rc.options.progress and rc.world.is_main)
+                         show_progress=rc.options.progress and rc.world.is_main,
+                         roles={role: [rc.sources[n] for n in names] for role, names in job.task.roles.items()})
         if job.task.performance:
             local: tuple = ("metrics", job.task.measure(ctx)) if rc.world.is_main else ("waiting",)
         else:
@@ -390,13 +403,12 @@ def _finish_accuracy_job(job: Job, rc: RunContext, ctx: JobContext, per_rank: li
         return []
     state = merge_pieces(per_rank)
     meta = job.task.job_meta(ctx)
-    metrics = job.task.evaluator(meta).compute(state)
+    metrics = job.task.evaluators(meta).compute(state)
     ids = [ctx.source.sample_id(i) for i in range(len(ctx.source))]
     provenance.update({"job_meta": provenance_meta(meta), "samples": ctx.source.describe(), "n_samples": len(ids),
                        "sample_ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest()})
-    for name, count in state.sums.items():
-        if name.startswith("skipped_corrupt:"):
-            metrics.append(Metric("skipped_corrupt", float(count), len(ids), {"pass": name.split(":", 1)[1]}))
+    for pass_name, count in state.skipped().items():
+        metrics.append(Metric("skipped_corrupt", float(count), len(ids), {"pass": pass_name}))
     path = records_path(rc.out_dir / "samples", job.key)
     if rc.options.log_samples:  # the digest goes to the store with the job: a swapped or regenerated file is caught
         provenance["records_sha256"] = write_records(path, state, meta=meta, job_key=job.key)

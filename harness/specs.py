@@ -168,6 +168,11 @@ class TaskSpec:
     params: dict = field(default_factory=dict)
     models: list[str] | None = None  # restrict to these model names (fnmatch); default all
     datasets: list[str] | None = None  # restrict to these dataset names; default all
+    # extra evaluators fed the same passes: each {kind: <registered evaluator>, name: ..., <its params>}
+    evaluators: list[dict] | None = None
+    # datasets by role beside the evaluated one (``eval``), e.g. {shifted: [a, b]}; the roles a task takes are
+    # its ``dataset_roles``
+    roles: dict[str, Any] | None = None
 
     @property
     def label(self) -> str:

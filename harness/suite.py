@@ -161,6 +161,11 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
         params = build(task_cls.Params, raw["tasks"][i].get("params") or LineDict(), params_where)
         task = task_cls(params, label=task_spec.label)
         task.check_suite(spec, params_where)
+        for j, entry in enumerate(task_spec.evaluators or []):
+            _attach_evaluator(task, entry, where("tasks", i, "evaluators").child(j, raw["tasks"][i]["evaluators"]))
+        if task_spec.roles:
+            task.roles = _dataset_roles(task, task_spec.roles, [d.name for d in spec.datasets],
+                                        where("tasks", i, "roles"), raw["tasks"][i]["roles"])
         if task.prediction_kind is None:
             saved = matching([m.name for m in spec.models if m.source == "predictions"], task_spec.models)
             if saved:
@@ -185,6 +190,52 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
 
         check_class_counts(suite)
     return suite
+
+
+def _attach_evaluator(task: Any, entry: Any, where: Where) -> None:
+    """One ``evaluators:`` entry of a task: a registered evaluator, its parameters, outputs the task's passes
+    give, and a name no other evaluator of the task has."""
+    from harness.registry import EVALUATORS
+
+    if not isinstance(entry, dict) or not isinstance(entry.get("kind"), str):
+        raise where.error("expected a mapping with 'kind' (a registered evaluator) and its parameters")
+    if entry["kind"] not in EVALUATORS:
+        raise where.child("kind", entry).error(
+            f"unknown evaluator {entry['kind']!r} (known: {', '.join(EVALUATORS.list()) or 'none'})")
+    evaluator_cls = EVALUATORS.get(entry["kind"])
+    name = entry.get("name", entry["kind"])
+    if not isinstance(name, str) or not name or "|" in name or name in [a.name for a in task.attached]:
+        raise where.child("name", entry).error(f"name {name!r}: give each evaluator of a task its own name "
+                                               "(without '|')")
+    missing = [kind for kind in evaluator_cls.needs if kind not in task.offers()]
+    if missing:
+        raise where.child("kind", entry).error(f"evaluator {entry['kind']} reads {missing[0]} outputs; task "
+                                               f"{task.kind} gives {', '.join(task.offers())}")
+    given = LineDict({k: v for k, v in entry.items() if k not in ("kind", "name")})
+    given.line, given.key_lines = getattr(entry, "line", where.line), getattr(entry, "key_lines", {})
+    task.attach(entry["kind"], build(evaluator_cls.Params, given, where), name)
+
+
+def _dataset_roles(task: Any, roles: dict, datasets: list[str], where: Where, raw: Any) -> dict[str, list[str]]:
+    """A task's ``roles:``: each a role the task takes, naming datasets of the suite (one or a list)."""
+    if not isinstance(roles, dict):
+        raise where.error("expected a mapping of role -> dataset name(s)")
+    chosen = {}
+    for role, names in roles.items():
+        here = where.child(role, raw)
+        if role not in task.dataset_roles:
+            known = ", ".join(task.dataset_roles) or "none"
+            raise here.error(f"task {task.kind} takes no dataset role {role!r} (its roles: {known})")
+        names = [names] if isinstance(names, str) else names
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise here.error("expected a dataset name or a list of them")
+        if task.dataset_roles[role] == "one" and len(names) != 1:
+            raise here.error(f"role {role} takes one dataset, got {len(names)}")
+        for name in names:
+            if name not in datasets:
+                raise here.error(f"{name!r} is not a dataset of this suite (datasets: {', '.join(datasets)})")
+        chosen[role] = list(dict.fromkeys(names))
+    return chosen
 
 
 def raw_root(raw: Any, index: int) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,7 @@ class Job:
     metrics: list[Metric]
     ids: list[str]
     dataset: str = "digits-test"
+    meta: dict[str, Any] = field(default_factory=dict)  # what the job's evaluator is built from
 
 
 def classification(model: LinearModel, subset: np.ndarray | None = None) -> Job:
@@ -139,7 +140,7 @@ def write_run(run_dir: Path, jobs: list[Job], subset_label: str | None = None) -
     rows = []
     for number, job in enumerate(jobs):
         key = f"job{number:02d}-{job.model.name}-{job.task}"
-        write_records(run_dir / "samples" / f"{key}.jsonl.gz", job.state, job_key=key)
+        write_records(run_dir / "samples" / f"{key}.jsonl.gz", job.state, meta=job.meta, job_key=key)
         ids_hash = hashlib.sha256("\n".join(job.ids).encode()).hexdigest()
         for metric in job.metrics:
             direction, kind, headline = KINDS[metric.name]

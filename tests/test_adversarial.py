@@ -18,7 +18,7 @@ from harness.runner import run_suite
 from harness.schema import SuiteError
 from harness.suite import SUITES_DIR, load_suite
 from harness.tasks.adversarial import AutoAttackTask, PGDTask
-from harness.evaluation.loop import run_task
+from harness.loop import run_task
 from harness.tasks.base import JobContext
 
 EPS = 8 / 255

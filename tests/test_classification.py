@@ -14,6 +14,7 @@ from harness.specs import ModelSpec
 from harness.evaluation.state import DuplicateSampleError
 from harness.evaluation.topk import TopKEvaluator
 from tests.conftest import zoo_suite
+from tests.evaluating import outputs_for
 
 
 def plain_topk(model_name: str) -> tuple[int, int, int]:
@@ -63,21 +64,21 @@ def test_topk_evaluator_keeps_per_sample_records_and_merges():
     logits = torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1], [0.2, 0.3, 0.5], [0.4, 0.35, 0.25]])
     ids, labels = ["a", "b", "c", "d"], [1, 1, 0, 2]
     evaluator = TopKEvaluator((1, 2))
-    whole = evaluator.process("main", _batch(ids, labels), logits)
-    halves = evaluator.process("main", _batch(ids[:2], labels[:2]), logits[:2])
-    halves.merge(evaluator.process("main", _batch(ids[2:], labels[2:]), logits[2:]))
+    whole = evaluator.process(_batch(ids, labels), outputs_for(evaluator, logits, "main"))
+    halves = evaluator.process(_batch(ids[:2], labels[:2]), outputs_for(evaluator, logits[:2], "main"))
+    halves.merge(evaluator.process(_batch(ids[2:], labels[2:]), outputs_for(evaluator, logits[2:], "main")))
     assert whole.records == halves.records
     assert whole.records["b"]["main"] == {"label": 1, "topk": [0, 1], "correct": False}
     top1, top2 = evaluator.compute(halves)
     assert (top1.name, top1.value, top1.n) == ("top1", 0.25, 4)
     assert top2.value == 0.5
     with pytest.raises(DuplicateSampleError):
-        halves.merge(evaluator.process("main", _batch(["a"], [1]), logits[:1]))  # a sample counted twice
+        halves.merge(evaluator.process(_batch(["a"], [1]), outputs_for(evaluator, logits[:1], "main")))  # a sample counted twice
 
 
 def test_topk_larger_than_class_count_is_clamped():
     evaluator = TopKEvaluator((1, 5))
-    state = evaluator.process("main", _batch(["x"], [0]), torch.tensor([[0.0, 1.0, 2.0]]))
+    state = evaluator.process(_batch(["x"], [0]), outputs_for(evaluator, torch.tensor([[0.0, 1.0, 2.0]]), "main"))
     top1, top5 = evaluator.compute(state)
     assert (top1.value, top5.value) == (0.0, 1.0)
 
@@ -86,10 +87,10 @@ def test_label_space_subset_restricts_predictions_to_the_datasets_classes():
     """ImageNet-A/R protocol (timm's --valid-labels): argmax over the dataset's classes only."""
     logits = torch.tensor([[5.0, 1.0, 2.0, 0.0], [0.0, 3.0, 9.0, 1.0]])
     evaluator = TopKEvaluator((1,), valid_classes=[1, 3])
-    state = evaluator.process("main", _batch(["p", "q"], [1, 1]), logits)
+    state = evaluator.process(_batch(["p", "q"], [1, 1]), outputs_for(evaluator, logits, "main"))
     assert [state.records[i]["main"]["topk"][0] for i in ("p", "q")] == [1, 1]
     assert evaluator.compute(state)[0].value == 1.0
-    assert TopKEvaluator((1,)).compute(TopKEvaluator((1,)).process("main", _batch(["p", "q"], [1, 1]), logits))[0].value == 0.0
+    assert TopKEvaluator((1,)).compute(TopKEvaluator((1,)).process(_batch(["p", "q"], [1, 1]), outputs_for(TopKEvaluator((1,)), logits, "main")))[0].value == 0.0
 
 
 @pytest.mark.parametrize("successes,n", [(81, 263), (449, 450), (3, 7), (1, 1000)])

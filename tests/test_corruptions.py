@@ -380,7 +380,7 @@ def test_an_interrupted_corruption_job_resumes_without_redoing_finished_cells(tm
 
     from harness.data.base import SubsetSource
     from harness.data.digits import DigitsSource
-    from harness.evaluation.loop import run_task
+    from harness.loop import run_task
     from harness.tasks.base import JobContext
 
     ctx = JobContext(model=resnet_digits, source=SubsetSource(DigitsSource("test"), list(range(12)), "first 12"),

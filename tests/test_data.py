@@ -103,7 +103,7 @@ def test_imagenet_suite_runs_on_a_miniature_folder_with_random_init_models(tmp_p
 
 def test_batched_fast_path_equals_the_per_image_timm_transform():
     from harness.data.loader import EvalView, collate
-    from harness.models.wrapper import Preprocess
+    from harness.data.preprocess import Preprocess
     from harness.zoo import ZOO_MODELS
 
     source = DigitsSource("test")

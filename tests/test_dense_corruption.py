@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from harness.data.scenes import ScenesSource
-from harness.evaluation.loop import run_task
+from harness.loop import run_task
 from harness.models.loaders import load_model
 from harness.robustness.corruptions import Corruptor, FillOnceCache
 from harness.runner import run_suite

@@ -26,6 +26,7 @@ from harness.report.detection_figures import job_pr_curves
 from harness.report.render import render_html
 from harness.report.samples import samples_from
 from harness.runner import run_suite
+from tests.evaluating import outputs_for
 
 TOL = 1e-9
 DETECTORS = [{"name": "centernet_resnet_scenes", "source": "zoo"}, {"name": "centernet_vit_scenes", "source": "zoo"}]
@@ -276,7 +277,7 @@ def test_panoptic_sections_from_the_evaluator_records(tmp_path):
             images = torch.stack([torch.from_numpy(np.array(s.image)).permute(2, 0, 1).float() / 255 for s in samples])
             batch = SimpleNamespace(ids=[s.id for s in samples], targets=[s.target for s in samples], images=images,
                                     indices=torch.arange(start, start + 4))
-            state.merge(evaluator.process("main", batch, [panoptic_prediction(s.target, j == 1) for s in samples]))
+            state.merge(evaluator.process(batch, outputs_for(evaluator, [panoptic_prediction(s.target, j == 1) for s in samples], "main")))
         metrics = evaluator.compute(state)
         key = f"job{j}"
         write_records(tmp_path / "samples" / f"{key}.jsonl.gz", state, meta={"categories": categories}, job_key=key)

@@ -22,6 +22,7 @@ from harness.evaluation.outputs import Detections
 from harness.evaluation.samples import DetectionTarget
 from harness.evaluation.state import EvalState, merge_all
 from harness.metrics import metric_info
+from tests.evaluating import outputs_for
 
 TOL = 1e-9
 
@@ -93,7 +94,7 @@ def run_evaluator(ground_truth, results, backend, iou_types=("bbox", "segm"), im
                                 targets=[SimpleNamespace(image_id=im["id"]) for im in chunk])
         outputs = [as_detections([r for r in results if r["image_id"] == im["id"]], im["height"], im["width"],
                                  with_masks) for im in chunk]
-        states.append(evaluator.process("clean", batch, outputs))
+        states.append(evaluator.process(batch, outputs_for(evaluator, outputs, "clean")))
     state = EvalState.from_json(json.loads(json.dumps(merge_all(states).to_json())))  # records are plain data
     return evaluator.compute(state)
 
@@ -179,7 +180,7 @@ def test_record_order_does_not_matter(scenes_gt):
     for image in scenes_gt["images"]:
         batch = SimpleNamespace(ids=[str(image["id"])], targets=[SimpleNamespace(image_id=image["id"])])
         mine = [r for r in results if r["image_id"] == image["id"]]
-        states.append(evaluator.process("clean", batch, [as_detections(mine, 128, 128, False)]))
+        states.append(evaluator.process(batch, outputs_for(evaluator, [as_detections(mine, 128, 128, False)], "clean")))
     shuffled = [states[i] for i in np.random.default_rng(0).permutation(len(states))]
     one, other = evaluator.compute(merge_all(states)), evaluator.compute(merge_all(shuffled))
     assert [(m.name, m.params, m.value) for m in one] == [(m.name, m.params, m.value) for m in other]
@@ -295,7 +296,7 @@ def test_predictions_outside_the_ground_truth(tmp_path):
     batch = SimpleNamespace(ids=["x"], targets=[SimpleNamespace(image_id=77)])
     empty = Detections(torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, dtype=torch.int64))
     with pytest.raises(ValueError, match="sample 'x': image id 77"):
-        evaluator.process("clean", batch, [empty])
+        evaluator.process(batch, outputs_for(evaluator, [empty], "clean"))
 
 
 def test_records_results_and_declarations():
@@ -304,7 +305,7 @@ def test_records_results_and_declarations():
     target = DetectionTarget(1, None, torch.zeros(0), torch.zeros(0), torch.zeros(0))
     batch = SimpleNamespace(ids=["a"], targets=[target])
     detections = Detections(torch.tensor([[10.0, 20.0, 40.0, 60.0]]), torch.tensor([0.5]), torch.tensor([4]))
-    state = evaluator.process("clean", batch, [detections])
+    state = evaluator.process(batch, outputs_for(evaluator, [detections], "clean"))
     record = state.records["a"]["clean"]
     assert record["results"] == [{"image_id": 1, "category_id": 4, "bbox": [10.0, 20.0, 30.0, 40.0], "score": 0.5}]
     assert coco_results([record], "bbox") == record["results"]
@@ -312,7 +313,7 @@ def test_records_results_and_declarations():
         evaluator.compute(state)
     broken = Detections(torch.tensor([[0.0, 0.0, float("nan"), 5.0]]), torch.tensor([0.5]), torch.tensor([1]))
     with pytest.raises(ValueError, match="NaN or infinite"):
-        evaluator.process("clean", SimpleNamespace(ids=["b"], targets=[target]), [broken])
+        evaluator.process(SimpleNamespace(ids=["b"], targets=[target]), outputs_for(evaluator, [broken], "clean"))
     assert metric_info("map").kind == "dataset" and metric_info("map").direction == "higher"
     assert metric_info("ap_class").headline is False
 

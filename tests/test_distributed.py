@@ -20,13 +20,14 @@ REPO = Path(__file__).resolve().parents[1]
 SUITE = {
     "name": "ddp", "version": 1, "defaults": {"batch_size": 8, "seed": 0},
     "models": [{"name": "resnet_digits", "source": "zoo"}, {"name": "vit_digits", "source": "zoo"}],
-    "datasets": [{"name": "digits-test", "kind": "digits", "split": "test", "subset": {"n": 60, "seed": 3}}],
-    "tasks": [
-        {"kind": "classification", "params": {"topk": [1, 5]}},
+    "datasets": [{"name": "digits-test", "kind": "digits", "split": "test", "subset": {"n": 60, "seed": 3}},
+                 {"name": "digits-other", "kind": "digits", "split": "train", "subset": {"n": 20, "seed": 1}}],
+    "tasks": [  # classification also sweeps a dataset by role: its batches are dealt to the ranks too
+        {"kind": "classification", "params": {"topk": [1, 5]}, "roles": {"shifted": ["digits-other"]}},
         {"kind": "pgd", "params": {"eps": ["4/255", "8/255"], "steps": 3, "random_start": False, "n": 36,
-                                   "blackbox_n": 10, "blackbox_queries": 20}},
+                                   "blackbox_n": 10, "blackbox_queries": 20}, "datasets": ["digits-test"]},
         {"kind": "corruption", "params": {"corruptions": ["gaussian_noise", "contrast"], "severities": [2],
-                                          "n": 28, "reference_model": "resnet_digits"}},
+                                          "n": 28, "reference_model": "resnet_digits"}, "datasets": ["digits-test"]},
     ],
 }
 

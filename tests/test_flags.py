@@ -12,7 +12,7 @@ from harness.data.digits import DigitsSource
 from harness.models.wrapper import PixelModel
 from harness.robustness import flags
 from harness.tasks.adversarial import PGDTask
-from harness.evaluation.loop import run_task
+from harness.loop import run_task
 from harness.tasks.base import JobContext
 
 N = 16

@@ -16,8 +16,10 @@ from torchmetrics.classification import MulticlassJaccardIndex
 import gate_runs as runs
 from harness.evaluation.state import EvalState
 from harness.gate import GatePolicy, gate, save_baseline
-from harness.gate.outcomes import dataset_statistic, series_id
+from harness.evaluation.detection import COCO_STATS, coco_bbox_statistic
+from harness.gate.evidence import series_id
 from harness.metrics import Metric
+from tests.evaluating import outputs_for
 
 # --- segmentation: 3-class masks of real photos, predicted by shifted thresholds ------------------------------
 PHOTOS = [skdata.camera(), skdata.coins(), skdata.moon(), skdata.page(), (skdata.astronaut()[..., 0])]
@@ -58,13 +60,14 @@ def _segmentation_job(shift: float) -> runs.Job:
     evaluator = SemanticEvaluator(3)
     targets = [SemanticTarget(torch.as_tensor(truth)) for _, truth in PATCHES]
     logits = [torch.nn.functional.one_hot(torch.as_tensor(p), 3).permute(2, 0, 1).float() for p in _predict(shift)]
-    state = evaluator.process("main", SimpleNamespace(ids=ids, targets=targets), logits)
-    statistic = dataset_statistic("segmentation", "miou", {}, ids, dict(state.pass_records("main")))
+    state = evaluator.process(SimpleNamespace(ids=ids, targets=targets), outputs_for(evaluator, logits, "main"))
+    statistic = evaluator.evidence("miou", {}).statistic([r for _, r in state.pass_records("main")])
     evaluated = next(m.value for m in evaluator.compute(state) if m.name == "miou")
     assert statistic(np.arange(len(ids))) == pytest.approx(evaluated, abs=1e-12)  # the gate reads the real records
     model = runs.LinearModel("seg", np.array([[shift]]), np.zeros(1), np.zeros(1), np.ones(1))
     return runs.Job(model, "segmentation", "segmentation", {}, state,
-                    [Metric("miou", statistic(np.arange(len(ids))), len(ids))], ids, dataset="photos")
+                    [Metric("miou", statistic(np.arange(len(ids))), len(ids))], ids, dataset="photos",
+                    meta={"num_classes": 3})
 
 
 def test_miou_from_records_equals_torchmetrics():
@@ -131,7 +134,7 @@ def _pycocotools_ap(records: list[dict], image_ids: list[int] | None = None) -> 
 def test_map_statistic_equals_pycocotools_and_gives_duplicates_new_ids():
     records = _detection_records()
     ids = [f"img/{i}" for i in range(len(records))]
-    statistic = dataset_statistic("detection", "map", {}, ids, dict(zip(ids, records)))
+    statistic = coco_bbox_statistic(records, COCO_STATS["map"])
     assert statistic(np.arange(len(records))) == pytest.approx(_pycocotools_ap(records), abs=1e-12)
     draw = np.array([0, 0, 3, 5, 5, 5, 7, 9, 9, 11, 2, 2])
     # the bootstrap's value is pycocotools' on the resample with every drawn image a distinct image ...
@@ -176,10 +179,11 @@ def _detection_job(jitter: float) -> runs.Job:
     state = EvalState()
     for sid, record in zip(ids, records):
         state.add_record(sid, "main", record)
-    value = dataset_statistic("detection", "map_50", {}, ids, dict(zip(ids, records)))(np.arange(len(ids)))
+    value = coco_bbox_statistic(records, COCO_STATS["map_50"])(np.arange(len(ids)))
     model = runs.LinearModel("det", np.array([[jitter]]), np.zeros(1), np.zeros(1), np.ones(1))
+    ground_truth = {"images": [], "annotations": [], "categories": []}  # the records carry each image's boxes
     return runs.Job(model, "detection", "detection", {}, state, [Metric("map_50", value, len(ids))], ids,
-                    dataset="boxes")
+                    dataset="boxes", meta={"ground_truth": ground_truth})
 
 
 def test_detection_gate_bootstraps_map(tmp_path):
@@ -212,7 +216,7 @@ def test_pq_statistic_reads_the_panoptic_evaluators_records():
                                                                       {"id": 2, "category_id": 2}]))
     ids = ["a", "b", "c"]
     evaluator = PanopticEvaluator(categories)
-    state = evaluator.process("main", SimpleNamespace(ids=ids, targets=targets), predictions)
+    state = evaluator.process(SimpleNamespace(ids=ids, targets=targets), outputs_for(evaluator, predictions, "main"))
     pq = next(m.value for m in evaluator.compute(state) if m.name == "pq")
-    statistic = dataset_statistic("panoptic", "pq", {}, ids, dict(state.pass_records("main")))
+    statistic = evaluator.evidence("pq", {}).statistic([r for _, r in state.pass_records("main")])
     assert 0 < pq < 1 and statistic(np.arange(3)) == pytest.approx(pq, abs=1e-12)

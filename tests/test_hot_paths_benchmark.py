@@ -14,6 +14,7 @@ import harness.plugins  # noqa: F401  (registers the latency report section)
 from harness.data.loader import collate
 from harness.report.render import render_html
 from harness.evaluation.topk import TopKEvaluator
+from tests.evaluating import outputs_for
 
 
 def test_topk_accumulation(benchmark):
@@ -27,9 +28,9 @@ def test_topk_accumulation(benchmark):
     batches = [SimpleNamespace(ids=[f"{b}/{i}" for i in range(256)], labels=labels) for b in range(4)]
 
     def accumulate():
-        state = evaluator.process("main", batches[0], logits)
+        state = evaluator.process(batches[0], outputs_for(evaluator, logits, "main"))
         for batch in batches[1:]:
-            state.merge(evaluator.process("main", batch, logits))
+            state.merge(evaluator.process(batch, outputs_for(evaluator, logits, "main")))
         return evaluator.compute(state)
 
     top1, top5 = benchmark(accumulate)

@@ -17,6 +17,7 @@ from harness.evaluation.panoptic import PanopticEvaluator, PanopticFormatError, 
 from harness.evaluation.samples import PanopticTarget
 from harness.evaluation.state import merge_all
 from harness.metrics import metric_info
+from tests.evaluating import batch_and_outputs
 
 PERSON, CAR, SKY, GRASS, DOG = 1, 2, 3, 4, 5
 CATEGORIES = [{"id": PERSON, "name": "person", "isthing": 1}, {"id": CAR, "name": "car", "isthing": 1},
@@ -106,7 +107,7 @@ def values(metrics) -> dict[str, float]:
 
 def test_hand_built_cases_follow_panopticapi():
     evaluator = PanopticEvaluator(CATEGORIES, previews=0)  # the counts alone (previews: test_dense_report)
-    state = evaluator.process("clean", *batch_of(list(IMAGES)))
+    state = evaluator.process(*batch_and_outputs(evaluator, batch_of(list(IMAGES)), "clean"))
     assert state.records["A"]["clean"] == {str(PERSON): [1, 0, 0, pytest.approx(11 / 21)]}
     assert state.records["B"]["clean"] == {str(PERSON): [0, 1, 1, 0.0]}
     assert state.records["C"]["clean"] == {str(CAR): [1, 0, 0, 1.0]}
@@ -141,9 +142,9 @@ def test_ground_truth_area_comes_from_segments_info_when_given():
 def test_merge_order_and_batching_do_not_change_numbers():
     evaluator = PanopticEvaluator(CATEGORIES)
     names = list(IMAGES)
-    whole = evaluator.compute(evaluator.process("clean", *batch_of(names)))
-    singles = [evaluator.process("clean", *batch_of([n])) for n in names]
-    pairs = [evaluator.process("clean", *batch_of(names[i:i + 2])) for i in range(0, len(names), 2)]
+    whole = evaluator.compute(evaluator.process(*batch_and_outputs(evaluator, batch_of(names), "clean")))
+    singles = [evaluator.process(*batch_and_outputs(evaluator, batch_of([n]), "clean")) for n in names]
+    pairs = [evaluator.process(*batch_and_outputs(evaluator, batch_of(names[i:i + 2]), "clean")) for i in range(0, len(names), 2)]
     for states in (singles, singles[::-1], pairs[::-1]):
         assert [(m.name, m.value, m.params) for m in evaluator.compute(merge_all(states))] == \
                [(m.name, m.value, m.params) for m in whole]
@@ -152,7 +153,7 @@ def test_merge_order_and_batching_do_not_change_numbers():
 def test_no_counted_category_gives_nan_not_an_error():
     evaluator = PanopticEvaluator(CATEGORIES)
     images = {"void": (row(5), [], row(5), [])}
-    metrics = values(evaluator.compute(evaluator.process("clean", *batch_of(["void"], images))))
+    metrics = values(evaluator.compute(evaluator.process(*batch_and_outputs(evaluator, batch_of(["void"], images), "clean"))))
     assert all(math.isnan(v) for v in metrics.values())
 
 
@@ -166,7 +167,7 @@ def test_malformed_predictions_are_named(pred_map, pred_segments, message):
     evaluator = PanopticEvaluator(CATEGORIES)
     images = {"img7": (row(4, (1, 0, 3)), [seg(1, CAR, 4)], pred_map, pred_segments)}
     with pytest.raises(PanopticFormatError, match=f"'img7'.*{message}"):
-        evaluator.process("clean", *batch_of(["img7"], images))
+        evaluator.process(*batch_and_outputs(evaluator, batch_of(["img7"], images), "clean"))
 
 
 def random_scene(rng: np.random.Generator, size: int = 32, block: int = 8) -> np.ndarray:
@@ -201,7 +202,7 @@ def test_cross_check_with_torchmetrics_without_void_or_crowd():
         preds.append(pred)
         images[str(i)] = (*to_segments(gt), *to_segments(pred))
     evaluator = PanopticEvaluator(CATEGORIES)
-    ours = values(evaluator.compute(evaluator.process("clean", *batch_of(list(images), images))))
+    ours = values(evaluator.compute(evaluator.process(*batch_and_outputs(evaluator, batch_of(list(images), images), "clean"))))
     reference = PanopticQuality(things={PERSON, CAR, DOG}, stuffs={SKY, GRASS}, return_sq_and_rq=True)
     pq, sq, rq = reference(torch.from_numpy(np.stack(preds)), torch.from_numpy(np.stack(gts))).tolist()
     assert (ours["pq"], ours["sq"], ours["rq"]) == pytest.approx((pq, sq, rq), abs=1e-6)

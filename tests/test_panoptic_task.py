@@ -12,10 +12,11 @@ import yaml
 from torch import nn
 
 from harness.cli import main
+from harness.data.preprocess import Preprocess
 from harness.data.scenes import ScenesSource
-from harness.evaluation.loop import run_task
+from harness.loop import run_task
 from harness.evaluation.outputs import PanopticPrediction
-from harness.models.wrapper import LoadedModel, Preprocess
+from harness.models.wrapper import LoadedModel
 from harness.runner import run_suite
 from harness.tasks.base import JobContext
 from harness.tasks.panoptic import PanopticTask

@@ -38,6 +38,7 @@ from harness.specs import ModelSpec
 from harness.suite import load_suite
 from harness.tasks.base import JobContext
 from harness.tasks.segmentation import SegmentationTask
+from tests.evaluating import outputs_for
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -202,17 +203,17 @@ def test_label_png_errors_name_the_file(tmp_path):
         Image.fromarray(source.scene(index).semantic()).save(folder / f"{index:06d}.png")
     reader = open_predictions(folder)
     evaluator = SemanticEvaluator(8)
-    metrics = {m.name: m.value for m in evaluator.compute(evaluator.process("main", batch, reader.outputs(batch, source)))}
+    metrics = {m.name: m.value for m in evaluator.compute(evaluator.process(batch, outputs_for(evaluator, reader.outputs(batch, source), "main")))}
     assert metrics["miou"] == 1.0 and metrics["aacc"] == 1.0
 
     Image.fromarray(np.zeros((64, 64), np.uint8)).save(folder / "000001.png")
     with pytest.raises(ValueError, match=r"000001\.png: predicted label map is 64x64 but the label of image "
                                          r"'test/000001' is 128x128"):
-        evaluator.process("main", batch, reader.outputs(batch, source))
+        evaluator.process(batch, outputs_for(evaluator, reader.outputs(batch, source), "main"))
     Image.fromarray(np.full((128, 128), 9, np.uint8)).save(folder / "000001.png")
     with pytest.raises(PredictionsError, match=r"000001\.png: value 9 is not a class \(the dataset has classes "
                                                r"0\.\.7\)$"):
-        evaluator.process("main", batch, reader.outputs(batch, source))
+        evaluator.process(batch, outputs_for(evaluator, reader.outputs(batch, source), "main"))
     Image.fromarray(source.scene(1).semantic()).save(folder / "000001.png")
     (folder / "000002.png").unlink()
     with pytest.raises(PredictionsError, match=r"flat: no label PNG for image 'test/000002' \(looked for "
@@ -236,7 +237,7 @@ def test_the_panoptic_reader_round_trips_the_ground_truth(panoptic_export):
     model = load_model(ModelSpec(name="gt", source="predictions", path=str(json_path), family="cnn"))
     assert model.output_kind == "panoptic" and model.module is None and model.provenance()["num_params"] is None
     evaluator = PanopticEvaluator(source.panoptic_categories())
-    states = [evaluator.process("main", batch, model.predictions.outputs(batch, source))
+    states = [evaluator.process(batch, outputs_for(evaluator, model.predictions.outputs(batch, source), "main"))
               for batch in make_loader(source, model.preprocess, 10)]
     state = states[0]
     for other in states[1:]:
@@ -344,7 +345,7 @@ def test_tasks_that_need_a_forward_pass_refuse_saved_predictions(tmp_path, task)
 def test_the_loop_never_feeds_saved_predictions_to_a_forward_pass_task(tmp_path):
     """Outside a suite too (``run_task``): a task without a ``prediction_kind`` refuses the model."""
     from harness.data.digits import DigitsSource
-    from harness.evaluation.loop import run_task
+    from harness.loop import run_task
     from harness.tasks.classification import ClassificationTask
 
     (tmp_path / "dets.json").write_text("[]")

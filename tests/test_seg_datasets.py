@@ -18,6 +18,7 @@ from harness.evaluation.panoptic import PanopticEvaluator
 from harness.evaluation.samples import PanopticTarget, SemanticTarget
 from harness.evaluation.semantic import SemanticEvaluator
 from harness.registry import DATASETS
+from tests.evaluating import outputs_for
 from seg_fixtures import write_ade20k, write_cityscapes, write_coco_panoptic, write_voc
 
 
@@ -133,7 +134,7 @@ def test_perfect_semantic_predictions_score_one(cityscapes):
         logits.append(F.one_hot(label, 19).permute(2, 0, 1).float())
     batch = SimpleNamespace(ids=[s.id for s in samples], targets=[s.target for s in samples])
     evaluator = SemanticEvaluator(source.num_classes, source.class_names)
-    metrics = {m.name: m.value for m in evaluator.compute(evaluator.process("clean", batch, logits))
+    metrics = {m.name: m.value for m in evaluator.compute(evaluator.process(batch, outputs_for(evaluator, logits, "clean")))
                if m.name != "iou_class"}
     assert metrics == {"miou": 1.0, "macc": 1.0, "aacc": 1.0}
 
@@ -185,7 +186,7 @@ def test_ground_truth_scored_against_itself_is_perfect(coco):
                                                      for s in sample.target.segments if not s["iscrowd"]]))
     batch = SimpleNamespace(ids=[s.id for s in samples], targets=[s.target for s in samples])
     evaluator = PanopticEvaluator(source.categories())
-    metrics = {m.name: m.value for m in evaluator.compute(evaluator.process("clean", batch, outputs))
+    metrics = {m.name: m.value for m in evaluator.compute(evaluator.process(batch, outputs_for(evaluator, outputs, "clean")))
                if m.name != "pq_class"}
     assert metrics == {name: 1.0 for name in ("pq", "sq", "rq", "pq_things", "sq_things", "rq_things",
                                               "pq_stuff", "sq_stuff", "rq_stuff")}

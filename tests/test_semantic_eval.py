@@ -17,6 +17,7 @@ from harness.evaluation.semantic import (LabelRangeError, SemanticEvaluator, sco
                                          sliding_window_logits)
 from harness.evaluation.state import merge_all
 from harness.metrics import metric_info
+from tests.evaluating import outputs_for
 
 IGNORE = 255
 
@@ -61,7 +62,7 @@ HAND_PER_IMAGE = (1 / 3 + 4 / 5 + 0 + 1 / 2 + 1 / 3 + 0) / 6
 def hand_state(evaluator: SemanticEvaluator):
     batch = make_batch(["a", "b"], [torch.tensor(LABEL_A), torch.tensor(LABEL_B)])
     outputs = [one_hot_logits(PRED_A, 4), one_hot_logits(PRED_B, 4)]
-    return evaluator.process("clean", batch, outputs)
+    return evaluator.process(batch, outputs_for(evaluator, outputs, "clean"))
 
 
 def test_hand_computed_case_with_absent_predicted_absent_and_ignored():
@@ -132,7 +133,7 @@ def test_parity_with_torchmetrics_on_resized_logits():
     labels, logits = random_case(0)
     evaluator = SemanticEvaluator(6)
     ids = [str(i) for i in range(len(labels))]
-    state = evaluator.process("clean", make_batch(ids, labels), logits)
+    state = evaluator.process(make_batch(ids, labels), outputs_for(evaluator, logits, "clean"))
     reference = MulticlassJaccardIndex(num_classes=6, average="macro", ignore_index=IGNORE)
     for label, logit in zip(labels, logits):  # mmseg's resize, done independently here
         up = F.interpolate(logit[None], size=label.shape, mode="bilinear", align_corners=False)
@@ -146,8 +147,7 @@ def test_batch_size_and_merge_order_do_not_change_numbers():
     evaluator = SemanticEvaluator(6)
 
     def states(batch_size: int):
-        return [evaluator.process("clean", make_batch(ids[s:s + batch_size], labels[s:s + batch_size]),
-                                  logits[s:s + batch_size])
+        return [evaluator.process(make_batch(ids[s:s + batch_size], labels[s:s + batch_size]), outputs_for(evaluator, logits[s:s + batch_size], "clean"))
                 for s in range(0, len(ids), batch_size)]
 
     whole = evaluator.compute(merge_all(states(9)))
@@ -162,17 +162,20 @@ def test_several_passes_are_scored_apart():
     evaluator = SemanticEvaluator(4)
     clean = hand_state(evaluator)
     batch = make_batch(["a"], [torch.tensor(LABEL_A)])
-    noisy = evaluator.process("noise-3", batch, [one_hot_logits([[0, 0, 1, 1], [0, 0, 1, 1]], 4)])
-    metrics = evaluator.compute(clean.merge(noisy))
-    miou = {m.params["pass"]: m.value for m in metrics if m.name == "miou"}
+    noisy = evaluator.process(batch, outputs_for(evaluator, [one_hot_logits([[0, 0, 1, 1], [0, 0, 1, 1]], 4)], "noise-3"))
+    both = clean.merge(noisy)
+    miou = {name: next(m.value for m in evaluator.compute(both.restricted(name)) if m.name == "miou")
+            for name in both.passes()}
     assert miou == pytest.approx({"clean": HAND_MIOU, "noise-3": 1.0})
+    with pytest.raises(ValueError, match=r"passes \['clean', 'noise-3'\]; expected exactly one"):
+        evaluator.compute(both)
 
 
 def test_label_outside_the_class_range_is_a_clear_error():
     evaluator = SemanticEvaluator(2)
     batch = make_batch(["bad.png"], [torch.tensor([[0, 1], [7, IGNORE]])])
     with pytest.raises(LabelRangeError, match=r"'bad.png'.*label value 7 .*0..1"):
-        evaluator.process("clean", batch, [torch.zeros(2, 2, 2)])
+        evaluator.process(batch, outputs_for(evaluator, [torch.zeros(2, 2, 2)], "clean"))
 
 
 def test_sliding_window_grid_and_averaging():
@@ -204,6 +207,6 @@ def test_sliding_window_equals_whole_for_a_pointwise_model():
 
 def test_nan_when_nothing_scored():
     evaluator = SemanticEvaluator(3)
-    state = evaluator.process("clean", make_batch(["x"], [torch.full((2, 2), IGNORE)]), [torch.zeros(3, 2, 2)])
+    state = evaluator.process(make_batch(["x"], [torch.full((2, 2), IGNORE)]), outputs_for(evaluator, [torch.zeros(3, 2, 2)], "clean"))
     assert math.isnan(by_name(evaluator.compute(state), "miou"))
     assert np.asarray(state.sums["clean/confusion"]).sum() == 0

@@ -16,7 +16,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from harness.data.base import CorruptImageError, ImageSource
-from harness.models.wrapper import Preprocess
+from harness.data.preprocess import Preprocess
 
 # (image, sample index) -> image: applied at native resolution, before the model's preprocessing.
 PixelOp = Callable[[Image.Image, int], Image.Image]

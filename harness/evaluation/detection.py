@@ -42,6 +42,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from harness.evaluation.coco_format import encode_masks, nonzero_ann_ids, xyxy_to_xywh
+from harness.evaluation.evaluator import MAIN_PASS, Evaluator, Outputs, Resampled, Statistic
 from harness.evaluation.outputs import Detections
 from harness.evaluation.state import EvalState, Record
 from harness.metrics import Metric, declare
@@ -181,7 +182,9 @@ def pr_curve(precision: np.ndarray, iou_thresholds: Sequence[float], iou: float)
     return np.divide(sums, counts, out=np.full(len(values), math.nan), where=counts > 0)
 
 
-class DetectionEvaluator:
+class DetectionEvaluator(Evaluator):
+    needs = ("detections",)
+
     """COCO mAP/mAR (bbox and/or segm) against a COCO instances ground truth (``source.coco_ground_truth()``)."""
 
     def __init__(self, ground_truth: dict[str, Any], iou_types: Sequence[str] = IOU_TYPES,
@@ -197,8 +200,9 @@ class DetectionEvaluator:
         for annotation in ground_truth.get("annotations", []):
             self._truth_of.setdefault(annotation["image_id"], []).append(annotation)
 
-    def process(self, pass_name: str, batch: Any, outputs: Sequence[Detections]) -> EvalState:
+    def process(self, batch: Any, outputs: Outputs) -> EvalState:
         """One batch's state: a record per sample with its image id and COCO results."""
+        pass_name, outputs = outputs.pass_name, outputs["detections"]
         if len(outputs) != len(batch.ids):
             raise ValueError(f"{len(outputs)} detection outputs for a batch of {len(batch.ids)} images")
         state = EvalState()
@@ -216,16 +220,9 @@ class DetectionEvaluator:
                        for a in self._truth_of.get(image_id, [])]})
         return state
 
-    def compute(self, state: EvalState, pass_name: str | None = None) -> list[Metric]:
-        """Metrics of one pass (the only pass in ``state`` when not named)."""
-        if pass_name is None:
-            passes = {p for passes in state.records.values() for p in passes}
-            if len(passes) != 1:
-                raise ValueError(f"state holds passes {sorted(passes)}; name the one to score")
-            pass_name = passes.pop()
-        records = [record for _, record in state.pass_records(pass_name)]
-        if not records:
-            raise ValueError(f"no records for pass {pass_name!r}")
+    def compute(self, state: EvalState) -> list[Metric]:
+        """Metrics of the one pass in ``state``."""
+        records = [record for _, record in state.pass_records(state.only_pass())]
         image_ids = [record["image_id"] for record in records]
         metrics: list[Metric] = []
         for iou_type in self.iou_types:
@@ -233,6 +230,46 @@ class DetectionEvaluator:
                                     self.backend, copy_results=False)
             metrics += summary.metrics(self.category_names)
         return metrics
+
+    def evidence(self, metric: str, params: dict[str, Any]) -> Resampled | None:
+        if metric not in COCO_STATS or params.get("iou_type", "bbox") != "bbox":
+            return None
+        return Resampled(MAIN_PASS, lambda records: coco_bbox_statistic(records, COCO_STATS[metric]))
+
+
+COCO_STATS = {"map": 0, "map_50": 1, "map_75": 2, "map_small": 3, "map_medium": 4, "map_large": 5}
+
+
+def coco_bbox_statistic(records: list[Record], index: int) -> Statistic:
+    """COCO bbox AP (``COCOeval.stats[index]``) over resampled images, from their records alone (``gt``,
+    ``results``, ``width``, ``height``): every resampled position becomes its own image id, since COCOeval
+    keeps one entry per image id and would silently drop a repeated image."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    categories = sorted({a["category_id"] for r in records for a in r["gt"] + r["results"]})
+
+    def statistic(idx: np.ndarray) -> float:
+        images, gts, dts = [], [], []
+        for image_id, position in enumerate(idx.tolist(), start=1):
+            record = records[position]
+            images.append({"id": image_id, "width": record["width"], "height": record["height"]})
+            gts += [{**a, "id": len(gts) + 1, "image_id": image_id} for a in [dict(g) for g in record["gt"]]]
+            dts += [{k: v for k, v in d.items() if k != "segmentation"} | {"image_id": image_id}
+                    for d in record["results"]]
+        with contextlib.redirect_stdout(io.StringIO()):
+            truth = COCO()
+            truth.dataset = {"images": images, "annotations": gts, "categories": [{"id": c} for c in categories]}
+            truth.createIndex()
+            if not dts:
+                return 0.0
+            evaluation = COCOeval(truth, truth.loadRes(dts), "bbox")
+            evaluation.evaluate()
+            evaluation.accumulate()
+            evaluation.summarize()
+        return max(0.0, float(evaluation.stats[index]))  # pycocotools reports -1 when nothing is defined
+
+    return statistic
 
 
 def _copy_annotations(annotations: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -29,7 +29,8 @@ import torch
 
 from harness.evaluation.previews import (PREVIEW_COUNT, PREVIEW_KEY, palette_of, preview, preview_positions,
                                         segment_classes)
-from harness.evaluation.state import EvalState
+from harness.evaluation.evaluator import MAIN_PASS, Evaluator, Outputs, Resampled, Statistic
+from harness.evaluation.state import EvalState, Record
 from harness.metrics import Metric, declare
 
 VOID = 0
@@ -192,7 +193,9 @@ def pq_average(totals: Mapping[int, tuple[int, int, int, float]], categories: Se
     return {**mean, "n": n}, per_class
 
 
-class PanopticEvaluator:
+class PanopticEvaluator(Evaluator):
+    needs = ("panoptic",)
+
     """PQ / SQ / RQ (all, things, stuff) and per-category PQ; ``process`` per batch, ``compute`` pure."""
 
     def __init__(self, categories: Iterable[Mapping[str, Any] | Category], previews: int = PREVIEW_COUNT) -> None:
@@ -205,9 +208,10 @@ class PanopticEvaluator:
         self.palette = palette_of([c.get("color") if isinstance(c, Mapping) else None for c in categories])
         self.previews = previews
 
-    def process(self, pass_name: str, batch: Any, outputs: Sequence[Any]) -> EvalState:
-        """The state of one batch: ``outputs`` are ``PanopticPrediction``s, targets ``PanopticTarget``s,
+    def process(self, batch: Any, outputs: Outputs) -> EvalState:
+        """The state of one batch: the outputs are ``PanopticPrediction``s, targets ``PanopticTarget``s,
         both at the original image size."""
+        pass_name, outputs = outputs.pass_name, outputs["panoptic"]
         state = EvalState()
         previewed = preview_positions(pass_name, batch, self.previews)
         for position, (sample_id, prediction, target) in enumerate(zip(batch.ids, outputs, batch.targets,
@@ -222,23 +226,40 @@ class PanopticEvaluator:
             state.add_record(sample_id, pass_name, record)
         return state
 
-    def compute(self, state: EvalState, pass_name: str | None = None) -> list[Metric]:
-        """Metrics of one pass, or of every pass in ``state`` (tagged with a ``pass`` param when several)."""
-        passes = [pass_name] if pass_name is not None else list(dict.fromkeys(
-            name for passes in state.records.values() for name in passes))
+    def compute(self, state: EvalState) -> list[Metric]:
+        """Metrics of the one pass in ``state``."""
         names = {c.id: c.name for c in self.categories}
+        records = [record for _, record in state.pass_records(state.only_pass())]
+        totals = pq_totals(records)
         metrics: list[Metric] = []
-        for name in passes:
-            records = [record for _, record in state.pass_records(name)]
-            tag = {"pass": name} if len(passes) > 1 else {}
-            totals = pq_totals(records)
-            for suffix, isthing in (("", None), ("_things", True), ("_stuff", False)):
-                mean, per_class = pq_average(totals, self.categories, isthing)
-                metrics += [Metric(f"{key}{suffix}", mean[key], len(records), dict(tag)) for key in ("pq", "sq", "rq")]
-                if isthing is None:
-                    metrics += [Metric("pq_class", value["pq"], len(records), {**tag, "class": names[category]})
-                                for category, value in per_class.items()]
+        for suffix, isthing in (("", None), ("_things", True), ("_stuff", False)):
+            mean, per_class = pq_average(totals, self.categories, isthing)
+            metrics += [Metric(f"{key}{suffix}", mean[key], len(records)) for key in ("pq", "sq", "rq")]
+            if isthing is None:
+                metrics += [Metric("pq_class", value["pq"], len(records), {"class": names[category]})
+                            for category, value in per_class.items()]
         return metrics
+
+    def evidence(self, metric: str, params: dict[str, Any]) -> Resampled | None:
+        return Resampled(MAIN_PASS, pq_statistic) if metric == "pq" else None
+
+
+def pq_statistic(records: list[Record]) -> Statistic:
+    """PQ as panopticapi over resampled images: per category IoU sum / (TP + FP/2 + FN/2), averaged over
+    the categories seen."""
+    cats = sorted({c for r in records for c, _ in category_counts(r)}, key=str)
+    column = {c: i for i, c in enumerate(cats)}
+    counts = np.zeros((len(records), len(cats), 4))  # tp, fp, fn, iou sum
+    for row, record in enumerate(records):
+        for c, values in category_counts(record):
+            counts[row, column[c]] = values[:4]
+
+    def statistic(idx: np.ndarray) -> float:
+        tp, fp, fn, iou = counts[idx].sum(axis=0).T
+        seen = tp + fp + fn > 0
+        return float(np.mean(iou[seen] / (tp[seen] + fp[seen] / 2 + fn[seen] / 2))) if seen.any() else math.nan
+
+    return statistic
 
 
 def _numpy(value: Any) -> np.ndarray:

@@ -31,9 +31,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness.evaluation.evaluator import MAIN_PASS, Evaluator, Outputs, Resampled, Statistic
 from harness.evaluation.outputs import LabelMap
 from harness.evaluation.previews import PREVIEW_COUNT, PREVIEW_KEY, palette_of, preview, preview_positions
-from harness.evaluation.state import EvalState
+from harness.evaluation.state import EvalState, Record
 from harness.metrics import Metric, declare
 
 declare("miou", "higher", kind="dataset",
@@ -117,8 +118,10 @@ def sliding_window_logits(model: Callable[[torch.Tensor], torch.Tensor], images:
     return total / count
 
 
-class SemanticEvaluator:
+class SemanticEvaluator(Evaluator):
     """mIoU / mAcc / aAcc over a dataset; ``process`` per batch, ``compute`` pure on the merged state."""
+
+    needs = ("semantic_logits", "semantic_labels")  # either one
 
     def __init__(self, num_classes: int, class_names: Sequence[str] | None = None,
                  previews: int = PREVIEW_COUNT, colours: Sequence[Sequence[int]] | None = None,
@@ -134,10 +137,10 @@ class SemanticEvaluator:
         if len(self.class_names) != num_classes:
             raise ValueError(f"{len(self.class_names)} class names for {num_classes} classes")
 
-    def process(self, pass_name: str, batch: Any,
-                outputs: torch.Tensor | Iterable[torch.Tensor] | Iterable[LabelMap]) -> EvalState:
-        """The state of one batch: ``outputs`` are ``semantic_logits`` (N, C, h, w) or ``semantic_labels``
+    def process(self, batch: Any, outputs: Outputs) -> EvalState:
+        """The state of one batch: the outputs are ``semantic_logits`` (N, C, h, w) or ``semantic_labels``
         (a ``LabelMap`` per image), targets ``SemanticTarget`` at the original image size."""
+        pass_name, outputs = outputs.pass_name, outputs.first(*self.needs)
         state = EvalState()
         total = torch.zeros((self.num_classes, self.num_classes), dtype=torch.int64)
         unpredicted_total = torch.zeros(self.num_classes, dtype=torch.int64)
@@ -187,27 +190,45 @@ class SemanticEvaluator:
             raise ValueError(f"sample {sample_id!r}: {output.shape[0]} logit channels for {self.num_classes} classes")
         return predict_labels(output, size), None
 
-    def compute(self, state: EvalState, pass_name: str | None = None) -> list[Metric]:
-        """Metrics of one pass, or of every pass in ``state`` (then tagged with a ``pass`` param when
-        there are several)."""
-        passes = [pass_name] if pass_name is not None else _passes(state)
-        metrics: list[Metric] = []
-        for name in passes:
-            key = f"{name}/{CONFUSION}"
-            if key not in state.sums:
-                raise KeyError(f"no confusion matrix for pass {name!r} in the evaluator state")
-            n = sum(1 for _ in state.pass_records(name))
-            tag = {"pass": name} if len(passes) > 1 else {}
-            matrix = np.asarray(state.sums[key], dtype=np.int64)
-            unpredicted = np.asarray(state.sums.get(f"{name}/{UNPREDICTED}", np.zeros(len(matrix))), dtype=np.int64)
-            if self.saved is not None:
-                check_label_convention(matrix, unpredicted, self.saved)
-            scores = scores_from_confusion(matrix, unpredicted)
-            metrics += [Metric("miou", scores["miou"], n, dict(tag)), Metric("macc", scores["macc"], n, dict(tag)),
-                        Metric("aacc", scores["aacc"], n, dict(tag))]
-            metrics += [Metric("iou_class", float(iou), n, {**tag, "class": self.class_names[c]})
-                        for c, iou in enumerate(scores["iou"]) if not math.isnan(iou)]
-        return metrics
+    def compute(self, state: EvalState) -> list[Metric]:
+        """Metrics of the one pass in ``state``."""
+        name = state.only_pass()
+        key = f"{name}/{CONFUSION}"
+        if key not in state.sums:
+            raise KeyError(f"no confusion matrix for pass {name!r} in the evaluator state")
+        n = sum(1 for _ in state.pass_records(name))
+        matrix = np.asarray(state.sums[key], dtype=np.int64)
+        unpredicted = np.asarray(state.sums.get(f"{name}/{UNPREDICTED}", np.zeros(len(matrix))), dtype=np.int64)
+        if self.saved is not None:
+            check_label_convention(matrix, unpredicted, self.saved)
+        scores = scores_from_confusion(matrix, unpredicted)
+        metrics = [Metric("miou", scores["miou"], n), Metric("macc", scores["macc"], n),
+                   Metric("aacc", scores["aacc"], n)]
+        return metrics + [Metric("iou_class", float(iou), n, {"class": self.class_names[c]})
+                          for c, iou in enumerate(scores["iou"]) if not math.isnan(iou)]
+
+    def evidence(self, metric: str, params: dict[str, Any]) -> Resampled | None:
+        return Resampled(MAIN_PASS, miou_statistic) if metric == "miou" else None
+
+
+def miou_statistic(records: list[Record]) -> Statistic:
+    """mIoU as mmsegmentation over resampled images: per-class intersection and union summed over the
+    images, averaged over the classes with a union (records' parallel lists ``classes``, ``intersect``,
+    ``union``)."""
+    classes = sorted({c for r in records for c in r["classes"]})
+    column = {c: i for i, c in enumerate(classes)}
+    inter = np.zeros((len(records), len(classes)))
+    union = np.zeros((len(records), len(classes)))
+    for row, record in enumerate(records):
+        for c, i, u in zip(record["classes"], record["intersect"], record["union"]):
+            inter[row, column[c]], union[row, column[c]] = i, u
+
+    def statistic(idx: np.ndarray) -> float:
+        i, u = inter[idx].sum(axis=0), union[idx].sum(axis=0)
+        present = u > 0
+        return float(np.mean(i[present] / u[present])) if present.any() else math.nan
+
+    return statistic
 
 
 def scores_from_confusion(matrix: np.ndarray, unpredicted: np.ndarray | None = None) -> dict[str, Any]:
@@ -303,8 +324,3 @@ def _sparse_record(matrix: torch.Tensor, unpredicted: torch.Tensor | None = None
 def _nanmean(values: np.ndarray) -> float:
     finite = values[~np.isnan(values)]
     return float(finite.mean()) if finite.size else math.nan
-
-
-def _passes(state: EvalState) -> list[str]:
-    suffix = f"/{CONFUSION}"
-    return [key[: -len(suffix)] for key in state.sums if key.endswith(suffix)]

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 Record = dict[str, Any]  # JSON-serialisable per-sample outcome
+SKIPPED = "skipped_corrupt:"  # sums named SKIPPED + pass: the loop's count of unreadable samples
 
 
 class DuplicateSampleError(ValueError):
@@ -55,6 +56,32 @@ class EvalState:
         for sample_id, passes in self.records.items():
             if pass_name in passes:
                 yield sample_id, passes[pass_name]
+
+    def passes(self) -> list[str]:
+        """The pass names the records hold, in first-seen order."""
+        return list(dict.fromkeys(name for passes in self.records.values() for name in passes))
+
+    def only_pass(self) -> str:
+        """The one pass the records hold (an evaluator scoring one sweep); an error when there are others."""
+        passes = self.passes()
+        if len(passes) != 1:
+            raise ValueError(f"the state holds passes {passes or 'none'}; expected exactly one")
+        return passes[0]
+
+    def restricted(self, pass_name: str) -> "EvalState":
+        """The records of one pass and its own sums (those named ``<pass>/...``): what scoring it needs."""
+        prefix = f"{pass_name}/"
+        return EvalState({sample_id: {pass_name: passes[pass_name]} for sample_id, passes in self.records.items()
+                          if pass_name in passes},
+                         {name: value for name, value in self.sums.items() if name.startswith(prefix)})
+
+    def count_skipped(self, pass_name: str, count: int) -> None:
+        """Unreadable samples skipped in a pass (``on_corrupt: skip``), kept beside the evaluator's sums."""
+        self.add_sum(f"{SKIPPED}{pass_name}", count)
+
+    def skipped(self) -> dict[str, int]:
+        """pass name -> samples skipped as unreadable."""
+        return {name[len(SKIPPED):]: int(value) for name, value in self.sums.items() if name.startswith(SKIPPED)}
 
     def to_json(self) -> dict[str, Any]:
         return {"records": self.records, "sums": self.sums}

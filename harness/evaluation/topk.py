@@ -1,13 +1,15 @@
 """Top-k accuracy from per-sample records: label, the top-k predicted classes, top-1 correctness."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import torch
 
-from harness.evaluation.evaluator import Evaluator
+from harness.evaluation.evaluator import MAIN_PASS, Evaluator, Outcomes, Outputs, role_of, role_pass
 from harness.evaluation.state import EvalState
 from harness.metrics import Metric, declare, proportion
+from harness.registry import EVALUATORS
 
 for _k in range(1, 11):
     declare(f"top{_k}", "higher", kind="proportion", description=f"top-{_k} accuracy")
@@ -31,19 +33,48 @@ def topk_records(logits: torch.Tensor, labels: torch.Tensor, kmax: int) -> list[
             for label, classes in zip(labels.tolist(), top)]
 
 
+@EVALUATORS.register("topk")
 class TopKEvaluator(Evaluator):
-    def __init__(self, ks: Sequence[int] = (1, 5), valid_classes: Sequence[int] | None = None,
-                 pass_name: str = "main") -> None:
-        self.ks, self.valid_classes, self.pass_name = tuple(ks), valid_classes, pass_name
+    """Top-k accuracy; attachable to any task whose passes give logits (e.g. ``evaluators: [{kind: topk,
+    ks: [3]}]``)."""
 
-    def process(self, pass_name: str, batch: Any, outputs: torch.Tensor) -> EvalState:
+    @dataclass
+    class Params:
+        ks: list[int] = field(default_factory=lambda: [1, 5])
+
+        def validate(self, where: Any) -> None:
+            if not self.ks or any(k < 1 or k > 10 for k in self.ks):
+                raise where.error("ks must list integers from 1 to 10")
+
+    @classmethod
+    def attach(cls, params: "TopKEvaluator.Params", meta: dict[str, Any]) -> "TopKEvaluator":
+        return cls(tuple(params.ks), meta.get("valid_classes"), role_classes=meta.get("role_classes"))
+
+    def __init__(self, ks: Sequence[int] = (1, 5), valid_classes: Sequence[int] | None = None,
+                 pass_name: str = MAIN_PASS, role_classes: dict[str, Sequence[int] | None] | None = None) -> None:
+        """``role_classes``: the passes over role datasets (``shifted:<name>``), each with its valid classes."""
+        self.ks, self.valid_classes, self.pass_name = tuple(ks), valid_classes, pass_name
+        self.role_classes = dict(role_classes or {})
+
+    def process(self, batch: Any, outputs: Outputs) -> EvalState:
         state = EvalState()
-        logits = restrict_to(outputs, self.valid_classes)
+        valid = self.role_classes.get(outputs.pass_name, self.valid_classes)
+        logits = restrict_to(outputs["logits"], valid)
         for sample_id, record in zip(batch.ids, topk_records(logits, batch.labels, max(self.ks))):
-            state.add_record(sample_id, pass_name, record)
+            state.add_record(sample_id, outputs.pass_name, record)
         return state
 
     def compute(self, state: EvalState) -> list[Metric]:
-        records = [record for _, record in state.pass_records(self.pass_name)]
-        return [proportion(f"top{k}", sum(r["label"] in r["topk"][:k] for r in records), len(records))
-                for k in self.ks]
+        metrics = []
+        for pass_name in [self.pass_name, *self.role_classes]:
+            records = [record for _, record in state.pass_records(pass_name)]
+            metrics += [proportion(f"top{k}", sum(r["label"] in r["topk"][:k] for r in records), len(records),
+                                   **role_of(pass_name)) for k in self.ks]
+        return metrics
+
+    def evidence(self, metric: str, params: dict[str, Any]) -> Outcomes | None:
+        if not metric.startswith("top") or not metric[3:].isdigit():
+            return None
+        k = int(metric[3:])
+        pass_name = role_pass(params["role"], params["dataset"]) if "role" in params else self.pass_name
+        return Outcomes(pass_name, lambda r: r["label"] in r["topk"][:k])

@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.evaluation.state import EvalState, Record, RecordsError, read_records, records_present
-import harness.gate.outcomes as outcomes
+from harness.evaluation.evaluator import Evaluator, Resampled
+from harness.evaluation.state import EvalState, Record, RecordsError, load_records, records_present
+import harness.gate.evidence as evidence
 from harness.gate.policy import GatePolicy
 
 FORMAT = "visionbench-baseline"
@@ -55,6 +56,7 @@ class MetricEntry:
     headline: bool
     outcomes: dict[str, bool] | None = None  # sample id -> success (proportions)
     series: list[float] | None = None  # repeated measurements (timings)
+    resampled: Resampled | None = None  # how a dataset statistic re-accumulates (from a run, not saved)
 
     @property
     def key(self) -> str:
@@ -75,6 +77,8 @@ class JobEntry:
     sample_ids: list[str] = field(default_factory=list)
     records: dict[str, Record] = field(default_factory=dict)  # per-image records of dataset-level metrics
     error: str = ""
+    fingerprint: dict[str, Any] | None = None  # the task as the run stored it (rebuilds its evaluators)
+    records_pass: str | None = None  # the pass ``records`` come from
 
     @property
     def key(self) -> str:
@@ -157,7 +161,8 @@ def _job(row: dict[str, Any]) -> JobEntry:
         "dataset": {name: dataset.get(name) for name in DATASET_FIELDS},
         "dataset_fingerprint": provenance.get("dataset_fingerprint"),
         "sample_ids_sha256": provenance.get("sample_ids_sha256"),
-        "task": {"kind": task.get("kind", row.get("task_kind")), "params": task.get("params", {})},
+        "task": {"kind": task.get("kind", row.get("task_kind")), "params": task.get("params", {}),
+                 **({"evaluators": task["evaluators"]} if task.get("evaluators") else {})},
     }
     protocol["dataset"]["split"] = dataset.get("split", row.get("split"))
     preprocess = model.get("preprocess") or {}
@@ -166,7 +171,7 @@ def _job(row: dict[str, Any]) -> JobEntry:
                 "preprocess": {name: preprocess.get(name) for name in PREPROCESS_FIELDS}}
     conditions = {name: row.get(name) for name in ("seed", "device", "precision", "world_size")}
     return JobEntry(row["model"], row["dataset"], row["task"], row.get("task_kind", ""), row.get("status", "ok"),
-                    protocol, identity, conditions)
+                    protocol, identity, conditions, fingerprint=task or None)
 
 
 def _metric(row: dict[str, Any]) -> MetricEntry:
@@ -184,34 +189,41 @@ def _attach_evidence(job: JobEntry, path: Path, policy: GatePolicy, keep_records
     try:
         if not records_present(path):  # a run without --log-samples: the gate falls back to the counts
             return
-        state = read_records(path)
+        state, meta = load_records(path)
     except RecordsError as exc:  # its message names the file and what is wrong with it
         raise GateInputError(str(exc)) from None
     except (OSError, ValueError, KeyError, EOFError, zlib.error) as exc:  # EOFError: a truncated gzip
         raise GateInputError(f"{path}: unreadable per-sample records ({exc})") from None
     job.sample_ids = [sid for sid in state.records if not sid.startswith("{")]  # timing series ids are JSON
-    for metric in job.metrics.values():
-        try:
-            _attach_metric(job, metric, state, policy, keep_records)
-        except ValueError as exc:
-            raise GateInputError(f"{path}: {exc}") from None
+    try:
+        evaluator = evidence.stored_evaluator(job.fingerprint, meta)
+        for metric in job.metrics.values():
+            _attach_metric(job, metric, state, evaluator, policy, keep_records)
+    except ValueError as exc:
+        raise GateInputError(f"{path}: {exc}") from None
 
 
-def _attach_metric(job: JobEntry, metric: MetricEntry, state: EvalState, policy: GatePolicy,
-                   keep_records: bool) -> None:
+def _attach_metric(job: JobEntry, metric: MetricEntry, state: EvalState, evaluator: Evaluator | None,
+                   policy: GatePolicy, keep_records: bool) -> None:
     if metric.kind == "proportion":
-        vector = outcomes.outcome_vector(job.task_kind, metric.metric, metric.params, state)
+        vector = evidence.outcome_vector(evaluator, metric.metric, metric.params, state)
         if vector and metric.n == len(vector) and abs(sum(vector.values()) / len(vector) - metric.value) > 1e-9:
             raise ValueError(f"per-sample outcomes of {metric.key} give {sum(vector.values()) / len(vector):.6g} "
                              f"but the result row says {metric.value:.6g}")
         metric.outcomes = vector or None  # no outcomes: the gate falls back to the counts
     elif metric.kind == "timing":
-        metric.series = outcomes.timing_series(metric.params, state)
-    elif metric.kind == "dataset" and keep_records:
-        rule = outcomes.dataset_rule(job.task_kind, metric.metric)
-        if rule is not None and (policy is None or policy.gated(metric.metric, metric.kind, metric.headline,
-                                                                metric.direction)):
-            job.records.update(dict(state.pass_records(rule.pass_name)))
+        metric.series = evidence.timing_series(metric.params, state)
+    elif metric.kind == "dataset":
+        found = evidence.resampled(evaluator, metric.metric, metric.params)
+        # one pass of records per job (the baseline file keeps one record per sample): a statistic of another
+        # pass is tested from the rows' intervals instead
+        if found is None or job.records_pass not in (None, found.pass_name):
+            return
+        metric.resampled = found
+        if keep_records and (policy is None or policy.gated(metric.metric, metric.kind, metric.headline,
+                                                            metric.direction)):
+            job.records_pass = found.pass_name
+            job.records.update(dict(state.pass_records(found.pass_name)))
 
 
 # --- baseline file -----------------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import harness.gate.outcomes as outcomes
 import harness.gate.stats as stats
 from harness.gate.baseline import JobEntry, MetricEntry, Snapshot
 from harness.gate.policy import GatePolicy, MetricPolicy
@@ -233,9 +232,13 @@ def _test(base_job: JobEntry, new_job: JobEntry, base: MetricEntry, new: MetricE
                                           rules.alpha)
     if base.kind == "dataset" and base_job.records and new_job.records:
         ids = [sid for sid in base_job.sample_ids if sid in base_job.records and sid in new_job.records]
-        before = outcomes.dataset_statistic(base_job.task_kind, base.metric, base.params, ids, base_job.records)
-        after = outcomes.dataset_statistic(new_job.task_kind, new.metric, new.params, ids, new_job.records)
-        if before is not None and after is not None:
+        resampled = new.resampled or base.resampled  # the same task on both sides (the protocols match)
+        if resampled is not None:
+            try:
+                before = resampled.statistic([base_job.records[i] for i in ids])
+                after = resampled.statistic([new_job.records[i] for i in ids])
+            except ValueError as exc:
+                raise ValueError(f"{base.key}: {exc}") from None
             return stats.paired_bootstrap(len(ids), before, after, rules.resamples, rules.seed, rules.alpha)
     if base.kind == "timing":
         if base.series and new.series:

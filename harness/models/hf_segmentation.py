@@ -34,10 +34,11 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from harness.data.preprocess import Preprocess
 from harness.evaluation.outputs import PanopticPrediction
 from harness.models.family import family_from_modules, family_from_name
 from harness.models.hf_common import build_config, build_model, build_processor, import_transformers, processor_policy
-from harness.models.wrapper import LoadedModel, Preprocess
+from harness.models.wrapper import LoadedModel
 from harness.registry import HF_ADAPTERS
 from harness.specs import ModelSpec
 

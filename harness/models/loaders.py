@@ -8,9 +8,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness.data.preprocess import Preprocess
 from harness.models.checkpoint import file_sha256, load_weights, state_dict_sha256
 from harness.models.family import infer_family
-from harness.models.wrapper import LoadedModel, PixelModel, Preprocess
+from harness.models.wrapper import LoadedModel, PixelModel
 from harness.registry import HF_ADAPTERS, MODEL_SOURCES, ZOO_MODELS
 import harness.zoo  # noqa: F401  (registers the embedded zoo)
 from harness.specs import ModelSpec

@@ -54,11 +54,12 @@ from pycocotools import mask as mask_utils
 
 from harness.data.base import ImageSource, base_and_indices
 from harness.data.loader import Batch
+from harness.data.preprocess import Preprocess
 from harness.evaluation.coco_format import decode_segmentation, rgb2id, rle_problem, xywh_to_xyxy
 from harness.evaluation.outputs import Detections, LabelMap, PanopticPrediction
 from harness.evaluation.semantic import SHIFT_RATIO, SHIFT_SHARE
 from harness.models.checkpoint import file_sha256, folder_sha256
-from harness.models.wrapper import LoadedModel, Preprocess
+from harness.models.wrapper import LoadedModel
 from harness.specs import ModelSpec
 
 # images are loaded only for their ids and targets: at their native size, untouched

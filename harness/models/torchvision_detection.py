@@ -18,9 +18,10 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from harness.data.preprocess import Preprocess
 from harness.evaluation.outputs import Detections
 from harness.models.detection_adapter import DetectorAdapter
-from harness.models.wrapper import LoadedModel, Preprocess
+from harness.models.wrapper import LoadedModel
 from harness.specs import ModelSpec
 
 MASK_THRESHOLD = 0.5

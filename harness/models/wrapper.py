@@ -5,39 +5,15 @@ thing for every model in a suite.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from harness.data.preprocess import Preprocess
+
 FAMILIES = ("cnn", "transformer", "hybrid")
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """Eval preprocessing resolved from the model's pretrained config (recorded with every result)."""
-
-    input_size: tuple[int, int, int]
-    interpolation: str = "bilinear"
-    crop_pct: float = 0.875
-    crop_mode: str = "center"
-    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
-    std: tuple[float, ...] = (0.229, 0.224, 0.225)
-
-    @classmethod
-    def from_timm_config(cls, cfg: dict[str, Any]) -> "Preprocess":
-        return cls(
-            input_size=tuple(int(v) for v in cfg["input_size"]),
-            interpolation=str(cfg.get("interpolation", "bilinear")),
-            crop_pct=float(cfg.get("crop_pct", 0.875)),
-            crop_mode=str(cfg.get("crop_mode", "center")),
-            mean=tuple(float(v) for v in cfg.get("mean", cls.mean)),
-            std=tuple(float(v) for v in cfg.get("std", cls.std)),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def as_logits(output: Any) -> torch.Tensor:

@@ -5,7 +5,7 @@ a transformer, say) whose cost is within ``band`` of each other, |a - b| <= band
 per image where the suite measured it for every model, else the parameter count.
 
 Each pair is compared on every headline accuracy (top-1, clean and robust accuracy...) that keeps per-sample
-outcomes (harness/gate/outcomes.py), on the samples both models were scored on: the difference of accuracies,
+outcomes (their evaluators' evidence, harness/gate/evidence.py), on the samples both models were scored on: the difference of accuracies,
 Newcombe's paired interval and the exact McNemar p-value (harness/gate/stats.py), the p-values Holm-adjusted
 over all the suite's comparisons so that testing many pairs does not manufacture a finding.
 """
@@ -15,12 +15,13 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-from harness.evaluation.state import EvalState, RecordsError, read_records, records_present
-from harness.gate.outcomes import has_outcomes, outcome_vector
+from harness.evaluation.evaluator import Evaluator
+from harness.evaluation.state import EvalState, RecordsError, load_records, records_present
+from harness.gate.evidence import outcome_vector, stored_evaluator
 from harness.gate.stats import Comparison, paired_proportions
 from harness.report.tables import headline, unreliable_jobs
 
@@ -126,33 +127,39 @@ def compare_pairs(rows: pd.DataFrame, pairs: Sequence[Pair], records_dir: Path |
     if folder is None or not pairs:
         return []
     unreliable = unreliable_jobs(rows)
-    states: dict[str, EvalState | None] = {}
+    scored: dict[str, tuple[EvalState, Evaluator | None] | None] = {}
 
-    def state(job_key: str) -> EvalState | None:
-        if job_key not in states:
-            path = folder / f"{job_key}.jsonl.gz"
+    def records(row: Any) -> tuple[EvalState, Evaluator | None] | None:
+        """A job's records and the evaluator that wrote them (it says where each row's outcomes are)."""
+        if row.job_key not in scored:
+            path = folder / f"{row.job_key}.jsonl.gz"
             try:
-                states[job_key] = read_records(path) if records_present(path) else None
-            except RecordsError as exc:
-                states[job_key] = None
+                if records_present(path):
+                    state, meta = load_records(path)
+                    provenance = json.loads(row.provenance) if isinstance(row.provenance, str) else row.provenance
+                    scored[row.job_key] = (state, stored_evaluator((provenance or {}).get("task"), meta))
+                else:
+                    scored[row.job_key] = None
+            except (RecordsError, ValueError) as exc:
+                scored[row.job_key] = None
                 if refused is not None:
-                    refused.append(str(exc))
-        return states[job_key]
+                    refused.append(str(exc) if isinstance(exc, RecordsError) else f"{path}: {exc}")
+        return scored[row.job_key]
 
     found: list[dict] = []
     table = headline(rows)
-    table = table[[has_outcomes(k, m) for k, m in zip(table["task_kind"], table["metric"])]]
+    table = table[table["metric_kind"] == "proportion"]
     for (task, dataset, column), part in table.groupby(["task", "dataset", "column"], sort=False):
         by_model = {row.model: row for row in part.itertuples()}
         for pair in pairs:
             if pair.first not in by_model or pair.second not in by_model:
                 continue
             one, two = by_model[pair.first], by_model[pair.second]
-            first_state, second_state = state(one.job_key), state(two.job_key)
-            if first_state is None or second_state is None:
+            first_records, second_records = records(one), records(two)
+            if first_records is None or second_records is None:
                 continue
-            first = outcome_vector(one.task_kind, one.metric, one.params, first_state) or {}
-            second = outcome_vector(two.task_kind, two.metric, two.params, second_state) or {}
+            first = outcome_vector(first_records[1], one.metric, one.params, first_records[0]) or {}
+            second = outcome_vector(second_records[1], two.metric, two.params, second_records[0]) or {}
             common = [i for i in first if i in second]
             if not common:
                 continue

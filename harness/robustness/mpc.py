@@ -12,7 +12,7 @@ import math
 from dataclasses import replace
 from typing import Any, Sequence
 
-from harness.evaluation.evaluator import Evaluator
+from harness.evaluation.evaluator import Evaluator, Evidence, Outputs
 from harness.evaluation.state import EvalState
 from harness.metrics import Metric, declare
 
@@ -33,19 +33,23 @@ class PerformanceUnderCorruption(Evaluator):
     def __init__(self, inner: Any, metric: str, cells: Sequence[str], mode: str) -> None:
         self.inner, self.metric, self.cells, self.mode = inner, metric, list(cells), mode
 
-    def process(self, pass_name: str, batch: Any, outputs: Any) -> EvalState:
-        return self.inner.process(pass_name, batch, outputs)
+    @property
+    def needs(self) -> tuple[str, ...]:  # type: ignore[override]
+        return self.inner.needs
+
+    def process(self, batch: Any, outputs: Outputs) -> EvalState:
+        return self.inner.process(batch, outputs)
 
     def compute(self, state: EvalState) -> list[Metric]:
         """Clean P, then mPC and rPC (the columns a leaderboard shows first), the other clean metrics, then
         P per cell."""
-        clean = [_tagged(m, mode=self.mode) for m in self.inner.compute(state, "clean")]
+        clean = [_tagged(m, mode=self.mode) for m in self.inner.compute(state.restricted("clean"))]
         clean_score = {_variant(m): m for m in clean if m.name == self.metric}
         n_clean = clean[0].n if clean else 0
         cells, by_variant = [], {variant: [] for variant in clean_score}
         for cell in self.cells:
             corruption, severity = cell.rsplit("/", 1)
-            for m in self.inner.compute(state, cell):
+            for m in self.inner.compute(state.restricted(cell)):
                 if m.name != self.metric:
                     continue
                 if m.n != n_clean:
@@ -63,6 +67,16 @@ class PerformanceUnderCorruption(Evaluator):
             summary += [Metric("mpc", mpc, n_clean, params), Metric("rpc", rpc, n_clean, params)]
         headline = list(clean_score.values())
         return headline + summary + [m for m in clean if m.name != self.metric] + cells
+
+    def evidence(self, metric: str, params: dict[str, Any]) -> Evidence | None:
+        """A cell's score and the clean metrics: the inner evaluator's evidence on that pass."""
+        if metric == "corruption_score":
+            found = self.inner.evidence(self.metric, params)
+            pass_name = f"{params.get('corruption')}/{params.get('severity')}"
+        else:
+            found = self.inner.evidence(metric, params) if metric not in ("mpc", "rpc") else None
+            pass_name = "clean"
+        return replace(found, pass_name=pass_name) if found is not None else None
 
 
 def _variant(metric: Metric) -> tuple[tuple[str, Any], ...]:

@@ -23,10 +23,11 @@ import torch
 import torchattacks
 
 from harness.data.loader import Batch
-from harness.evaluation.evaluator import Evaluator
+from harness.data.preprocess import Preprocess
+from harness.evaluation.evaluator import MAIN_PASS, Evaluator, Outcomes, Outputs
 from harness.evaluation.state import EvalState
 from harness.metrics import Metric, declare, proportion
-from harness.models.wrapper import Preprocess, ResizeInput
+from harness.models.wrapper import ResizeInput
 from harness.registry import TASKS
 from harness.robustness import attacks, flags
 from harness.robustness.attacks import ThreatModel
@@ -73,6 +74,7 @@ class AdversarialTask(Task):
     """The shared attack: per batch, clean predictions, sanity checks, then every eps (and restart)."""
 
     batch_size_matters = True
+    produces = "attack_outcomes"  # per sample: clean and robust correctness (``infer``)
     version = 2  # 2: one image space per dataset; Square budget 100 x 5000; per-sample records
 
     def attack_for(self, model: torch.nn.Module, num_classes: int, threat: ThreatModel, seed: int) -> torchattacks.Attack:
@@ -185,7 +187,10 @@ class AttackEvaluator(Evaluator):
         self.threats, self.with_flags, self.attack_size = threats, with_flags, attack_size
         self.square_queries = square_queries
 
-    def process(self, pass_name: str, batch: Batch, outputs: Record) -> EvalState:
+    needs = ("attack_outcomes",)
+
+    def process(self, batch: Batch, outputs: Outputs) -> EvalState:
+        pass_name, outputs = outputs.pass_name, outputs["attack_outcomes"]
         state = EvalState()
         for position, (sample_id, label) in enumerate(zip(batch.ids, batch.labels.tolist())):
             record: Record = {"label": label, "clean": outputs["clean"][position],
@@ -199,8 +204,16 @@ class AttackEvaluator(Evaluator):
         return state
 
     def compute(self, state: EvalState) -> list[Metric]:
-        return summarise([r for _, r in state.pass_records("main")], state.sums, self.threats, self.with_flags,
+        return summarise([r for _, r in state.pass_records(MAIN_PASS)], state.sums, self.threats, self.with_flags,
                          self.attack_size, self.square_queries)
+
+    def evidence(self, metric: str, params: dict[str, Any]) -> Outcomes | None:
+        if metric == "robust_acc":
+            key = f"{params['norm']}:{float(params['eps'])!r}"
+            return Outcomes(MAIN_PASS, lambda r: r["robust"][key])
+        if metric == "clean_acc":
+            return Outcomes(MAIN_PASS, lambda r: r["clean"])
+        return None
 
 
 def summarise(records: list[Record], sums: dict[str, Any], threats: list[ThreatModel], with_flags: bool,

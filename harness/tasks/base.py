@@ -2,7 +2,7 @@
 
 An accuracy task declares its passes over the data (one, or clean + one per corruption cell), how to get
 outputs for a batch (a forward pass, or an attack), and its evaluator; the runner owns the loop
-(harness/evaluation/loop.py). A performance task (latency) measures instead, in its own pass.
+(harness/loop.py). A performance task (latency) measures instead, in its own pass.
 """
 from __future__ import annotations
 
@@ -16,11 +16,14 @@ import torch
 
 from harness.data.base import ImageSource, take_sample
 from harness.data.loader import Batch, PixelOp, make_loader
-from harness.evaluation.evaluator import Evaluator
+from harness.data.preprocess import Preprocess
+from harness.evaluation.composite import EvaluatorSet
+from harness.evaluation.evaluator import Evaluator, role_pass
 from harness.evaluation.outputs import check_logits
 from harness.metrics import Metric
-from harness.models.wrapper import LoadedModel, Preprocess
+from harness.models.wrapper import LoadedModel
 from harness.progress import progress
+from harness.registry import EVALUATORS
 
 
 class NonFiniteOutputError(RuntimeError):
@@ -39,6 +42,7 @@ class JobContext:
     workers: int = 0
     skip_corrupt: bool = False
     show_progress: bool = True
+    roles: dict[str, list[ImageSource]] = dataclasses.field(default_factory=dict)  # datasets by role
 
     def batches(self, pixel_op: PixelOp | None = None, desc: str = "", source: ImageSource | None = None,
                 preprocess: Preprocess | None = None, batch_indices: list[int] | None = None) -> Iterator[Batch]:
@@ -55,21 +59,33 @@ class JobContext:
 
     def logits(self, images: torch.Tensor, module: torch.nn.Module | None = None) -> torch.Tensor:
         """Forward pass of a classifier: (N, C) logits, refusing NaN/inf outputs."""
-        out = check_logits((module or self.model.module)(images), self.model.name)
-        if not torch.isfinite(out).all():
+        return self._finite(check_logits((module or self.model.module)(images), self.model.name))
+
+    def _finite(self, logits: torch.Tensor) -> torch.Tensor:
+        if not torch.isfinite(logits).all():
             raise NonFiniteOutputError(f"model {self.model.name} produced NaN/inf logits")
-        return out
+        return logits
 
 
 @dataclass
 class Pass:
-    """One sweep over a job's samples. Every pass covers the same sample ids (records join on them)."""
+    """One sweep over a job's samples (or over a role dataset's, with ``source``). The passes over one
+    source cover the same sample ids (records join on them)."""
 
     name: str
     source: ImageSource | None = None  # default: the job's source
     pixel_op: PixelOp | None = None  # e.g. a corruption, applied at native resolution
     preprocess: Preprocess | None = None  # default: the model's own eval transform
     needs_grad: bool = False  # attacks: no inference_mode around ``infer``
+
+
+@dataclass(frozen=True)
+class Attached:
+    """An extra evaluator on a task: its name in results, registered kind and parameters."""
+
+    name: str
+    kind: str
+    params: Any
 
 
 class Task(ABC):
@@ -84,6 +100,9 @@ class Task(ABC):
     # the output kind of saved predictions (source: predictions) it scores; None: it needs a forward pass
     prediction_kind: ClassVar[str | None] = None
     output_kinds: ClassVar[tuple[str, ...]] = ()  # when set, every output it accepts (it converts the others)
+    produces: ClassVar[str | None] = None  # the output kind ``infer`` returns, when not ``output_kind``
+    # the dataset roles a job of this task may name beside ``eval``: role -> "one" or "many" datasets
+    dataset_roles: ClassVar[dict[str, str]] = {}
     # attacks average their loss over the batch, so float rounding can flip a near-zero gradient sign:
     # for such tasks the batch size is part of the cache key
     batch_size_matters: ClassVar[bool] = False
@@ -91,13 +110,30 @@ class Task(ABC):
     def __init__(self, params: Any, label: str | None = None) -> None:
         self.params = params
         self.label = label or self.kind
+        self.attached: list[Attached] = []  # extra evaluators fed the same passes (suite ``evaluators:``)
+        self.roles: dict[str, list[str]] = {}  # role -> suite dataset names (suite ``roles:``)
+
+    def attach(self, kind: str, params: Any, name: str | None = None) -> None:
+        """Feed every pass of this task to the registered evaluator ``kind`` too (no second forward pass)."""
+        self.attached.append(Attached(name or kind, kind, params))
+
+    @classmethod
+    def offers(cls) -> tuple[str, ...]:
+        """The output kinds a pass of this task can hand its evaluators."""
+        return (cls.produces or cls.output_kind,)
 
     def check_suite(self, suite: Any, where: Any) -> None:
         """Cross-checks against the whole suite (e.g. a reference model exists); raise where.error(...)."""
 
     def fingerprint(self) -> dict[str, Any]:
         """What determines this task's numbers; part of each job's cache key."""
-        return {"kind": self.kind, "version": self.version, "label": self.label, "params": asdict(self.params)}
+        fingerprint = {"kind": self.kind, "version": self.version, "label": self.label, "params": asdict(self.params)}
+        if self.roles:
+            fingerprint["roles"] = {role: list(names) for role, names in self.roles.items()}
+        if self.attached:
+            fingerprint["evaluators"] = [{"name": a.name, "kind": a.kind, "params": asdict(a.params)}
+                                         for a in self.attached]
+        return fingerprint
 
     # --- accuracy tasks: the runner's loop calls these ------------------------------------------------------
     def prepare(self, ctx: JobContext) -> JobContext:
@@ -118,18 +154,45 @@ class Task(ABC):
         return ctx.sample(getattr(self.params, "n", None))
 
     def passes(self, ctx: JobContext) -> list[Pass]:
-        return [Pass("main")]
+        return [Pass("main")] + self.role_passes(ctx)
+
+    def role_passes(self, ctx: JobContext) -> list[Pass]:
+        """One pass per role dataset of the job, named ``<role>:<dataset>`` (see ``role_of``)."""
+        return [Pass(role_pass(role, source.name), source=source) for role, sources in ctx.roles.items()
+                for source in sources]
 
     def infer(self, ctx: JobContext, pass_: Pass, batch_index: int, batch: Batch) -> Any:
         """The outputs the evaluator scores for one batch (default: the model's canonical forward)."""
         return ctx.logits(batch.images)
 
+    def infer_kind(self, ctx: JobContext) -> str:
+        """The output kind ``infer`` returns for this job."""
+        return self.produces or self.output_kind
+
+    def outputs(self, ctx: JobContext, pass_: Pass, batch_index: int, batch: Batch,
+                needs: tuple[str, ...]) -> dict[str, Any]:
+        """Every output kind the job's evaluators read, from one forward pass (today: the task's own output;
+        ``needs`` is where a task that can also give e.g. penultimate features would read what is wanted)."""
+        return {self.infer_kind(ctx): self.infer(ctx, pass_, batch_index, batch)}
+
     def job_meta(self, ctx: JobContext) -> dict[str, Any]:
         """JSON facts about the job that the evaluator needs (saved with the records, for rescoring)."""
-        return {"valid_classes": ctx.source.valid_classes()}
+        meta: dict[str, Any] = {"valid_classes": ctx.source.valid_classes()}
+        if ctx.roles:
+            meta["role_classes"] = {role_pass(role, source.name): source.valid_classes()
+                                    for role, sources in ctx.roles.items() for source in sources}
+        return meta
 
     def evaluator(self, meta: dict[str, Any]) -> Evaluator:
+        """The task's own evaluator."""
         raise NotImplementedError(f"task {self.kind} has no evaluator")
+
+    def evaluators(self, meta: dict[str, Any]) -> Evaluator:
+        """What scores the job: the task's own evaluator, with the attached ones beside it."""
+        own = self.evaluator(meta)
+        if not self.attached:
+            return own
+        return EvaluatorSet(own, {a.name: EVALUATORS.get(a.kind).attach(a.params, meta) for a in self.attached})
 
     # --- performance tasks ----------------------------------------------------------------------------------
     def measure(self, ctx: JobContext) -> list[Metric]:

@@ -16,6 +16,7 @@ class ClassificationTask(Task):
 
     kind = "classification"
     version = 2  # 2: records per sample; label-space subsets restrict logits
+    dataset_roles = {"shifted": "many"}  # top-k on each shifted dataset too, tagged with its role and name
 
     @dataclass
     class Params:
@@ -26,4 +27,4 @@ class ClassificationTask(Task):
                 raise where.error("topk must list integers from 1 to 10")
 
     def evaluator(self, meta: dict[str, Any]) -> Evaluator:
-        return TopKEvaluator(tuple(self.params.topk), meta.get("valid_classes"))
+        return TopKEvaluator(tuple(self.params.topk), meta.get("valid_classes"), role_classes=meta.get("role_classes"))

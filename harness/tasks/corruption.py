@@ -26,11 +26,12 @@ import torch
 from harness.data.base import base_and_indices
 from harness.data.corrupted_folders import LAYOUTS, canonical_source
 from harness.data.loader import Batch
-from harness.evaluation.evaluator import Evaluator
+from harness.data.preprocess import Preprocess
+from harness.evaluation.evaluator import Evaluator, Outcomes, Outputs
 from harness.evaluation.state import EvalState
 from harness.evaluation.topk import restrict_to
 from harness.metrics import Metric, declare, proportion
-from harness.models.wrapper import Preprocess, ResizeInput
+from harness.models.wrapper import ResizeInput
 from harness.registry import TASKS, UnknownNameError
 from harness.robustness.mpc import HEADLINE_METRIC, PerformanceUnderCorruption
 from harness.schema import SuiteError, Where, build
@@ -229,6 +230,10 @@ class CorruptionTask(Task):
             module = ResizeInput(module, tuple(ctx.model.preprocess.input_size[1:]))
         return ctx.logits(batch.images, module)
 
+    def infer_kind(self, ctx: JobContext) -> str:
+        target_kind = ctx.source.target_kind
+        return "logits" if target_kind == "class" else self.scorer(target_kind).infer_kind(ctx)
+
     def job_meta(self, ctx: JobContext) -> dict[str, Any]:
         target_kind = ctx.source.target_kind
         if target_kind == "class":
@@ -296,12 +301,19 @@ class CorruptionEvaluator(Evaluator):
     def __init__(self, params: Any, valid_classes: list[int] | None) -> None:
         self.params, self.valid_classes = params, valid_classes
 
-    def process(self, pass_name: str, batch: Batch, outputs: torch.Tensor) -> EvalState:
+    def process(self, batch: Batch, outputs: Outputs) -> EvalState:
         state = EvalState()
-        predicted = restrict_to(outputs, self.valid_classes).argmax(-1).tolist()
+        predicted = restrict_to(outputs["logits"], self.valid_classes).argmax(-1).tolist()
         for sample_id, label, guess in zip(batch.ids, batch.labels.tolist(), predicted):
-            state.add_record(sample_id, pass_name, {"label": label, "correct": guess == label})
+            state.add_record(sample_id, outputs.pass_name, {"label": label, "correct": guess == label})
         return state
+
+    def evidence(self, metric: str, params: dict[str, Any]) -> Outcomes | None:
+        if metric == "clean_acc":
+            return Outcomes("clean", lambda r: r["correct"])
+        if metric == "corruption_acc":
+            return Outcomes(f"{params['corruption']}/{int(params['severity'])}", lambda r: r["correct"])
+        return None
 
     def compute(self, state: EvalState) -> list[Metric]:
         p = self.params

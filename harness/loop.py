@@ -1,8 +1,9 @@
 """The evaluation loop every accuracy task shares; the runner calls it, tasks only say what a batch means.
 
 For each pass of a task over the job's samples: load the batches this rank owns, skip those saved by an
-interrupted run, get the task's outputs, let the evaluator turn them into that batch's state and save it.
-The (pass, batch, state) pieces of all ranks are merged in order into the job's state.
+interrupted run, get the outputs every evaluator of the job needs (one forward pass), let the evaluators turn
+them into that batch's state and save it. The (pass, batch, state) pieces of all ranks are merged in order
+into the job's state.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import torch
 
 from harness.data.loader import batch_count
 from harness.distributed import World
-from harness.evaluation.evaluator import Evaluator
+from harness.evaluation.evaluator import Evaluator, Outputs
 from harness.evaluation.partial import PartialStore
 from harness.evaluation.state import EvalState
 from harness.metrics import Metric
@@ -26,7 +27,7 @@ Piece = tuple[int, int, dict[str, Any]]  # (pass index, batch index, state as JS
 
 def evaluate_shard(task: Task, ctx: JobContext, partial: PartialStore, world: World) -> list[Piece]:
     """This rank's batch states for every pass of ``task`` (``ctx`` as prepared by ``task.prepare``)."""
-    evaluator = task.evaluator(task.job_meta(ctx))
+    evaluator = task.evaluators(task.job_meta(ctx))
     pieces: list[Piece] = []
     try:
         for pass_index, pass_ in enumerate(task.passes(ctx)):
@@ -54,11 +55,13 @@ def _evaluate_pass(task: Task, ctx: JobContext, evaluator: Evaluator, pass_index
             if not len(batch):
                 state = EvalState()
             elif ctx.model.predictions is not None:  # saved outputs, looked up by sample: no forward pass
-                state = evaluator.process(pass_.name, batch, ctx.model.predictions.outputs(batch, source))
+                outputs = {ctx.model.output_kind: ctx.model.predictions.outputs(batch, source)}
+                state = evaluator.process(batch, Outputs(pass_.name, outputs))
             else:
-                state = evaluator.process(pass_.name, batch, task.infer(ctx, pass_, b, batch))
+                outputs = task.outputs(ctx, pass_, b, batch, evaluator.needs)
+                state = evaluator.process(batch, Outputs(pass_.name, outputs))
         if batch.skipped:
-            state.add_sum(f"skipped_corrupt:{pass_.name}", len(batch.skipped))
+            state.count_skipped(pass_.name, len(batch.skipped))
         partial.save(pass_index, pass_.name, b, ids[b * size:(b + 1) * size], state)
         done[b] = state
     return {b: done[b] for b in mine}
@@ -83,4 +86,4 @@ def run_task(task: Task, ctx: JobContext, state_dir: Path | None = None) -> list
     with tempfile.TemporaryDirectory() as scratch:  # with a state_dir, every finished batch is saved at once
         partial = PartialStore(Path(state_dir), flush_seconds=0) if state_dir is not None else PartialStore(Path(scratch))
         state = merge_pieces([evaluate_shard(task, ctx, partial, World())])
-    return task.evaluator(task.job_meta(ctx)).compute(state)
+    return task.evaluators(task.job_meta(ctx)).compute(state)
