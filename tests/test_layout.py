@@ -127,6 +127,7 @@ KNOWN_BACKWARD = {
     "harness.perf.isolation (perf) imports harness.tasks.base (tasks)",
     "harness.runner (runner) imports harness.report.render (report)",
     "harness.zoo.detectors (models) imports harness.evaluation.detection (evaluation)",
+    "harness.zoo.detectors (models) imports harness.evaluation.evaluator (evaluation)",
 }
 
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.evaluation.detection import DetectionEvaluator
+from harness.evaluation.evaluator import Outputs
 from harness.evaluation.outputs import Detections
 from harness.evaluation.state import merge_all
 from harness.zoo.files import ZOO_DIR, BackboneEntry, load_half_weights
@@ -152,7 +153,7 @@ def score_on_scenes(model: CenterNetDetector, source: Any, batch_size: int = 100
         images = torch.from_numpy(np.stack([source.scene(i).image for i in indices])).permute(0, 3, 1, 2) / 255
         batch = SimpleNamespace(ids=[source.sample_id(i) for i in indices],
                                 targets=[SimpleNamespace(image_id=source.image_id(i)) for i in indices])
-        states.append(evaluator.process("clean", batch, model.detect(images)))
+        states.append(evaluator.process(batch, Outputs("clean", {"detections": model.detect(images)})))
     return {m.name: m.value for m in evaluator.compute(merge_all(states)) if m.name != "ap_class"}
 
 
