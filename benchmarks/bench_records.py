@@ -27,7 +27,7 @@ import harness.plugins  # noqa: E402,F401
 from harness.data.base import SubsetSource  # noqa: E402
 from harness.data.digits import DigitsSource  # noqa: E402
 from harness.distributed import World  # noqa: E402
-from harness.evaluation.evaluator import Evaluator  # noqa: E402
+from harness.evaluation.evaluator import Evaluator, Outputs  # noqa: E402
 from harness.loop import evaluate_shard, merge_pieces  # noqa: E402
 from harness.evaluation.partial import PartialStore  # noqa: E402
 from harness.evaluation.state import EvalState, write_records  # noqa: E402
@@ -44,9 +44,11 @@ class CountsOnly(Evaluator):
     def __init__(self, ks: tuple[int, ...]) -> None:
         self.ks = ks
 
-    def process(self, pass_name: str, batch: Any, outputs: torch.Tensor) -> EvalState:
+    needs = ("logits",)
+
+    def process(self, batch: Any, outputs: Outputs) -> EvalState:
         state = EvalState()
-        hits = outputs.topk(max(self.ks), dim=-1).indices == batch.labels.unsqueeze(-1)
+        hits = outputs["logits"].topk(max(self.ks), dim=-1).indices == batch.labels.unsqueeze(-1)
         state.add_sum("n", len(batch))
         for k in self.ks:
             state.add_sum(f"k{k}", int(hits[:, :k].any(-1).sum()))
