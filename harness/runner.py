@@ -29,6 +29,7 @@ from harness.extras import refusal
 from harness.metrics import Metric, declare
 from harness.models.checkpoint import file_sha256
 from harness.models.wrapper import LoadedModel
+from harness.plugins import loaded as loaded_plugins, plugins_behind
 from harness.progress import progress
 from harness.registry import ZOO_MODELS
 from harness.zoo.detectors import DETECTORS
@@ -168,6 +169,7 @@ def job_key(job: Job, rc: RunContext, weights: str) -> str:
         "versions": library_versions(), "harness": rc.env["harness_version"],
         **({"roles": {role: [rc.fingerprints[n] for n in names] for role, names in task.roles.items()}}
            if task.roles else {}),
+        **({"plugins": behind} if (behind := plugins_behind(task)) else {}),
     })
 
 
@@ -197,7 +199,8 @@ def run_suite(suite: str | Path | Suite, **overrides: Any) -> RunOutcome:
     sources = build_sources(suite, jobs, limit, seed)
     rc = RunContext(
         suite=suite, options=options, device=device, world=world,
-        out_dir=Path(options.out) if options.out else output_dir_for(suite.name), env=environment(device),
+        out_dir=Path(options.out) if options.out else output_dir_for(suite.name),
+        env={**environment(device), "plugins": [plugin.describe() for plugin in loaded_plugins()]},
         seed=seed, limit=limit, batch_size=options.batch_size or defaults.batch_size,
         workers=options.workers if options.workers is not None else defaults.workers, sources=sources,
         # a folder's manifest stats every file: once per dataset and run, not once per job

@@ -209,6 +209,8 @@ class SuiteFile:
     defaults: Defaults = field(default_factory=Defaults)
     gate: dict | None = None  # regression-gate policy (harness/gate/policy.py, docs/gate.md)
     pairs: list[list[str]] = field(default_factory=list)  # [[model, model], ...]: the report's matched pairs
+    # modules to import before the suite is checked (they register tasks, evaluators...: harness/plugins.py)
+    plugins: list[str] = field(default_factory=list)
 
     def validate(self, where: Where) -> None:
         if not NAME_PATTERN.fullmatch(self.name):

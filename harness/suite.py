@@ -91,6 +91,8 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
     raw = load_yaml(path)
     top = Where(path, getattr(raw, "line", 1), "")
     spec: SuiteFile = build(SuiteFile, raw, top)
+    if spec.plugins:
+        _load_plugins(spec.plugins, top.child("plugins", raw), raw["plugins"])
     base = path.resolve().parent
     # --data-root is a command-line path (relative to the current directory); the suite's own is
     # relative to the suite file, like every other path written in it.
@@ -190,6 +192,19 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
 
         check_class_counts(suite)
     return suite
+
+
+def _load_plugins(modules: list[str], where: Where, raw: Any) -> None:
+    """The suite's ``plugins:``: importable modules that register what the suite uses (harness/plugins.py)."""
+    from harness.plugins import PluginError, load_modules
+
+    for i, name in enumerate(modules):
+        if not isinstance(name, str) or not name.replace(".", "_").isidentifier():
+            raise where.child(i, raw).error(f"{name!r} is not a module name (e.g. my_package.vision_tasks)")
+        try:
+            load_modules([name])
+        except PluginError as exc:
+            raise where.child(i, raw).error(str(exc)) from None
 
 
 def _attach_evaluator(task: Any, entry: Any, where: Where) -> None:

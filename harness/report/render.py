@@ -11,12 +11,10 @@ import pandas as pd
 from markupsafe import Markup
 
 from harness.version import __version__
-from harness.registry import REPORT_SECTIONS
-from harness.report import (corruption_figures, detection_figures, latency_figures,  # noqa: F401  (sections)
-                            robustness_figures, segmentation_figures)
 from harness.report.analysis import suite_analysis
 from harness.report.paths import PathScrubber
 from harness.report.samples import samples_from
+from harness.report.sections import not_drawn, task_figures
 from harness.report.tables import (column_directions, format_number, format_param, leaderboard, ok_rows,
                                    provenance_summary, shared_params, unreliable_jobs)
 
@@ -45,7 +43,7 @@ def build_context(frame: pd.DataFrame, title: str, records_dir: Path | None = No
             "higher": {c: column_directions(part).get(c) == "higher" for c in metric_columns},
             "rows": [{**row, "caveat": unreliable.get((row["model"], dataset, task))} for row in table.to_dict("records")],
             "ci": ci,
-            "extras": [{"title": t, "html": Markup(h)} for t, h in _extra_sections(part, rows)],
+            "extras": [{"title": t, "html": Markup(h)} for t, h in task_figures(part, rows)],
         })
     failed = frame[frame["status"] != "ok"].drop_duplicates("job_key")
     with_metrics = set(frame.loc[frame["metric"].notna(), "job_key"]) if not frame.empty else set()
@@ -62,33 +60,11 @@ def build_context(frame: pd.DataFrame, title: str, records_dir: Path | None = No
     }
 
 
-def _extra_sections(part: pd.DataFrame, all_rows: pd.DataFrame) -> list[tuple[str, str]]:
-    """Task-specific figures; a section gets its task's rows and, for cross-task plots, all rows, both without
-    missing values (a figure plots numbers; the tables show what is missing). A figure that still cannot be
-    drawn is reported in its place, so the rest of the report is written."""
-    kind = part["task_kind"].iloc[0]
-    if kind not in REPORT_SECTIONS:
-        return []
-    present = part[part["value"].notna()]
-    if present.empty:
-        return []
-    try:
-        return REPORT_SECTIONS.get(kind)(present, all_rows[all_rows["value"].notna()])
-    except Exception as exc:  # noqa: BLE001 - one broken figure must not cost the whole report
-        return [_not_drawn(f"the {kind} figures", exc)]
-
-
 def _analysis(frame: pd.DataFrame, records_dir: Path | None, pairs: Sequence[Sequence[str]]) -> list[tuple[str, str]]:
     try:
         return suite_analysis(frame, records_dir, pairs=pairs)
     except Exception as exc:  # noqa: BLE001 - as for figures: the tables are still written
-        return [_not_drawn("the CNN-vs-transformer analysis", exc)]
-
-
-def _not_drawn(what: str, exc: Exception) -> tuple[str, str]:
-    message = str(Markup.escape(f"{type(exc).__name__}: {exc}"))
-    return ("Figures not drawn", f'<p class="figure-error">{what} could not be drawn from the stored results '
-                                 f"({message})</p>")
+        return [not_drawn("the CNN-vs-transformer analysis", exc)]
 
 
 def render_html(frame: pd.DataFrame, title: str, records_dir: Path | None = None,

@@ -22,7 +22,7 @@ import time
 from collections import defaultdict
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -39,6 +39,8 @@ from harness.report.htmltable import table_html
 from harness.report.history import history_figures, history_rows, run_order
 from harness.report.paths import PathScrubber
 from harness.report.protocol import protocol_facts, suite_protocol
+from harness.report.samples import samples_from
+from harness.report.sections import task_figures
 from harness.report.tables import ok_rows, provenance_summary
 from harness.schema import UsageError
 from harness.version import __version__
@@ -55,6 +57,7 @@ class SuitePage:
     failures: list[dict[str, Any]]
     sizes: dict[str, float]
     rows: pd.DataFrame  # the latest finished metric rows, with column labels (tables.ok_rows)
+    figures: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # table id -> its task's figures
 
 
 @dataclass
@@ -79,15 +82,16 @@ def model_slug(model: str, slugs: dict[str, str] | None = None) -> str:
     return (slugs or {}).get(model) or file_slug(model)
 
 
-def build_suite(run: PublishedRun, slugs: dict[str, str] | None = None) -> SuitePage:
-    """One suite's tables; ``slugs``: model -> page name (every model of the site, so names cannot clash)."""
+def build_suite(run: PublishedRun, slugs: dict[str, str] | None = None, draw: bool = False) -> SuitePage:
+    """One suite's tables; ``slugs``: model -> page name (every model of the site, so names cannot clash);
+    with ``draw``, each table's task figures too (those of the run's own report)."""
     rows = ok_rows(run.latest) if not run.latest.empty else run.latest
     sizes = model_sizes(run.latest) if not run.latest.empty else {}
     failed_jobs = run.latest[run.latest["status"] != "ok"].drop_duplicates(["model", "dataset", "task"])
     models = run.latest["model"].dropna().unique()
     slugs = slugs or unique_slugs(models)
     hrefs = {m: f"../../models/{model_slug(m, slugs)}.html" for m in models}
-    tables, protocols = [], {}
+    tables, protocols, figures = [], {}, {}
     groups = rows.groupby(["task", "dataset"], sort=False) if not rows.empty else []
     for (task, dataset), part in groups:
         table_id = file_slug(f"{run.slug}--{task}--{dataset}")
@@ -97,8 +101,11 @@ def build_suite(run: PublishedRun, slugs: dict[str, str] | None = None) -> Suite
             table.meta.update({"suite": run.suite, "folder": run.label or run.folder.name})
             tables.append(table)
             protocols[table_id] = protocol_facts(part)
+            if draw:
+                with samples_from(_records_dir(run.folder)):
+                    figures[table_id] = task_figures(part, rows)
     failures = failed_jobs[["model", "dataset", "task", "error"]].to_dict("records")
-    return SuitePage(run, tables, protocols, failures, sizes, rows)
+    return SuitePage(run, tables, protocols, failures, sizes, rows, figures)
 
 
 def history_table(run: PublishedRun, order: pd.DataFrame) -> Table:
@@ -240,7 +247,7 @@ def write_site(runs: list[PublishedRun], out: Path, scrub: PathScrubber, sources
     pages: list[Path] = []
     tables_written = 0
     slugs = unique_slugs(m for run in runs for m in run.latest["model"].dropna().unique())
-    suite_pages = [build_suite(run, slugs) for run in runs]
+    suite_pages = [build_suite(run, slugs, draw=True) for run in runs]
     by_model: dict[str, list[tuple[SuitePage, Table, Row]]] = defaultdict(list)
     frames: dict[str, list[tuple[SuitePage, pd.DataFrame]]] = defaultdict(list)
     failures: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -295,6 +302,8 @@ def write_site(runs: list[PublishedRun], out: Path, scrub: PathScrubber, sources
             protocol = suite_protocol(latest_rows) if not latest_rows.empty else []
             render("site/suite.html.j2", folder / "index.html", 2, title=f"{run.suite} — leaderboard", run=run,
                    tables=page.tables, protocols=page.protocols, downloads=downloads, analysis=analysis,
+                   figures={table_id: [(title, Markup(scrub.known(html))) for title, html in drawn_figures]
+                            for table_id, drawn_figures in page.figures.items()},
                    failures=page.failures, provenance=provenance, protocol=protocol, filters=_filters(page.tables),
                    notes=run.notes)
             order, values = histories[run.slug]
