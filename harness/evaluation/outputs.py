@@ -24,6 +24,14 @@ OUTPUT_FOR_TARGET = {"class": "logits", "detection": "detections", "semantic": "
                      "panoptic": "panoptic"}
 
 
+# When a label map reads as off by one class (mmseg's format_only writes train id + 1 for reduce_zero_label
+# datasets): a shift is called only on strong evidence: the shifted band holds at least SHIFT_SHARE of the scored
+# pixels and SHIFT_RATIO times the diagonal, and beats the diagonal in at least SHIFT_CLASSES classes (a model that
+# merely predicts one wrong class everywhere, or a random one, is scored, not refused). Shared by the semantic
+# evaluator and the saved-predictions reader, so it lives with the outputs they both read.
+SHIFT_SHARE, SHIFT_RATIO, SHIFT_CLASSES = 0.25, 3.0, 3
+
+
 @dataclass
 class Detections:
     """Detections of one image: XYXY boxes in original pixels, scores, dataset category ids, optional masks."""

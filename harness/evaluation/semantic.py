@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.evaluation.evaluator import MAIN_PASS, Evaluator, Outputs, Resampled, Statistic
-from harness.evaluation.outputs import LabelMap
+from harness.evaluation.outputs import SHIFT_CLASSES, SHIFT_RATIO, SHIFT_SHARE, LabelMap
 from harness.evaluation.previews import PREVIEW_COUNT, PREVIEW_KEY, palette_of, preview, preview_positions
 from harness.evaluation.state import EvalState, Record
 from harness.metrics import Metric, declare
@@ -237,12 +237,6 @@ def scores_from_confusion(matrix: np.ndarray, unpredicted: np.ndarray | None = N
     intersect = np.diag(matrix)
     label = matrix.sum(axis=1) + (0 if unpredicted is None else np.asarray(unpredicted))
     return _scores(intersect, label + matrix.sum(axis=0) - intersect, label)
-
-
-# A shift is called only on strong evidence: the shifted band holds at least SHIFT_SHARE of the scored pixels and
-# SHIFT_RATIO times the diagonal, and beats the diagonal in at least SHIFT_CLASSES classes (a model that merely
-# predicts one wrong class everywhere, or a random one, is scored, not refused).
-SHIFT_SHARE, SHIFT_RATIO, SHIFT_CLASSES = 0.25, 3.0, 3
 
 
 def label_shift(matrix: np.ndarray) -> tuple[int, float, float] | None:

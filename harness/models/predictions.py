@@ -56,8 +56,7 @@ from harness.data.base import ImageSource, base_and_indices
 from harness.data.loader import Batch
 from harness.data.preprocess import Preprocess
 from harness.evaluation.coco_format import decode_segmentation, rgb2id, rle_problem, xywh_to_xyxy
-from harness.evaluation.outputs import Detections, LabelMap, PanopticPrediction
-from harness.evaluation.semantic import SHIFT_RATIO, SHIFT_SHARE
+from harness.evaluation.outputs import SHIFT_RATIO, SHIFT_SHARE, Detections, LabelMap, PanopticPrediction
 from harness.models.checkpoint import file_sha256, folder_sha256
 from harness.models.wrapper import LoadedModel
 from harness.specs import ModelSpec
