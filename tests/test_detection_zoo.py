@@ -10,8 +10,8 @@ import torch
 from pycocotools.coco import COCO
 
 from harness.data.scenes import THINGS, ScenesSource
-from harness.evaluation.detection import detections_to_coco
-from harness.zoo.detectors import DETECTORS, INPUT_SIZE, score_on_scenes
+from harness.evaluation.detection import detections_to_coco, score_on_scenes
+from harness.zoo.detectors import DETECTORS, INPUT_SIZE
 
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))

@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness.data.scenes import THINGS, ScenesSource, coco_annotations  # noqa: E402
 from harness.evaluation.coco_format import xywh_to_xyxy  # noqa: E402
 from harness.zoo.files import save_half_weights, write_metadata  # noqa: E402
-from harness.zoo.detectors import DETECTORS, INPUT_SIZE, METADATA_FILE as METADATA, STRIDE, score_on_scenes  # noqa: E402,E501
+from harness.evaluation.detection import score_on_scenes  # noqa: E402
+from harness.zoo.detectors import DETECTORS, INPUT_SIZE, METADATA_FILE as METADATA, STRIDE  # noqa: E402
 
 CATEGORY_IDS = list(THINGS)
 GRID = INPUT_SIZE // STRIDE

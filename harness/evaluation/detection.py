@@ -37,14 +37,16 @@ import contextlib
 import io
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+import torch
 
 from harness.evaluation.coco_format import encode_masks, nonzero_ann_ids, xyxy_to_xywh
 from harness.evaluation.evaluator import MAIN_PASS, Evaluator, Outputs, Resampled, Statistic
 from harness.evaluation.outputs import Detections
-from harness.evaluation.state import EvalState, Record
+from harness.evaluation.state import EvalState, Record, merge_all
 from harness.metrics import Metric, declare
 
 IOU_TYPES = ("bbox", "segm")
@@ -310,3 +312,18 @@ def _check_iou_type(iou_type: str) -> None:
 
 def _nan_if_undefined(value: float) -> float:
     return math.nan if value == -1 else float(value)
+
+
+def score_on_scenes(model: Any, source: Any, batch_size: int = 100) -> dict[str, float]:
+    """COCO bbox stats of a zoo detector (``model.detect(images) -> list[Detections]``) on a scenes source
+    (native 128 x 128 images, no resize): the zoo's recorded scores and its training script use it."""
+    model.eval()
+    evaluator = DetectionEvaluator(source.coco_ground_truth(), ("bbox",))
+    states = []
+    for start in range(0, len(source), batch_size):
+        indices = range(start, min(start + batch_size, len(source)))
+        images = torch.from_numpy(np.stack([source.scene(i).image for i in indices])).permute(0, 3, 1, 2) / 255
+        batch = SimpleNamespace(ids=[source.sample_id(i) for i in indices],
+                                targets=[SimpleNamespace(image_id=source.image_id(i)) for i in indices])
+        states.append(evaluator.process(batch, Outputs("clean", {"detections": model.detect(images)})))
+    return {m.name: m.value for m in evaluator.compute(merge_all(states)) if m.name != "ap_class"}

@@ -13,19 +13,14 @@ Input: RGB in [0, 1] at 128 x 128 (the scenes size); normalisation is inside the
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 from typing import Any, Sequence
 
-import numpy as np
 import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.evaluation.detection import DetectionEvaluator
-from harness.evaluation.evaluator import Outputs
 from harness.evaluation.outputs import Detections
-from harness.evaluation.state import merge_all
 from harness.zoo.files import ZOO_DIR, BackboneEntry, load_half_weights
 
 METADATA_FILE = ZOO_DIR / "detection_zoo.json"
@@ -141,20 +136,6 @@ class DetectorEntry(BackboneEntry):
     def load(self, category_ids: Sequence[int]) -> CenterNetDetector:
         """The model with its shipped weights (stored as float16, loaded as float32)."""
         return load_half_weights(self.build(category_ids), self.weights_file)
-
-
-def score_on_scenes(model: CenterNetDetector, source: Any, batch_size: int = 100) -> dict[str, float]:
-    """COCO bbox stats of ``model`` on a scenes source (native 128 x 128 images, no resize)."""
-    model.eval()
-    evaluator = DetectionEvaluator(source.coco_ground_truth(), ("bbox",))
-    states = []
-    for start in range(0, len(source), batch_size):
-        indices = range(start, min(start + batch_size, len(source)))
-        images = torch.from_numpy(np.stack([source.scene(i).image for i in indices])).permute(0, 3, 1, 2) / 255
-        batch = SimpleNamespace(ids=[source.sample_id(i) for i in indices],
-                                targets=[SimpleNamespace(image_id=source.image_id(i)) for i in indices])
-        states.append(evaluator.process(batch, Outputs("clean", {"detections": model.detect(images)})))
-    return {m.name: m.value for m in evaluator.compute(merge_all(states)) if m.name != "ap_class"}
 
 
 DETECTORS: dict[str, DetectorEntry] = {
