@@ -73,7 +73,7 @@ class LatencyTask(Task):
         threads: int | None = None  # torch.set_num_threads for the measurement (restored afterwards)
         max_batch_limit: int = 1024  # the "max" search never goes beyond this
         cpu_max_batch: int = 64  # ... nor beyond this on CPU, where running out of memory swaps or kills
-        isolate: bool = False  # measure in a fresh subprocess (python -m harness.perf.isolation)
+        isolate: bool = False  # measure in a fresh subprocess (harness/tasks/isolation.py)
 
         def validate(self, where) -> None:
             for name in ("batch_size", "warmup_iters", "min_iters", "throughput_iters", "max_batch_limit",
@@ -101,11 +101,11 @@ class LatencyTask(Task):
         if self.params.precision in ("fp16", "tf32") and cpu_only:
             raise where.child("precision", {}).error(PRECISION_NEEDS_CUDA[self.params.precision])
         self.suite_specs = {"models": {m.name: m for m in suite.models},
-                            "datasets": {d.name: d for d in suite.datasets}}
+                            "datasets": {d.name: d for d in suite.datasets}, "plugins": list(suite.plugins)}
 
     def measure(self, ctx: JobContext) -> list[Metric]:
         if self.params.isolate:
-            from harness.perf.isolation import measure_in_subprocess
+            from harness.tasks.isolation import measure_in_subprocess
 
             return measure_in_subprocess(ctx, self.params, self.suite_specs)
         return measure(ctx, self.params)

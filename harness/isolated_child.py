@@ -1,4 +1,4 @@
-"""The child side of an isolated measurement (see harness/perf/isolation.py): rebuild the model and data from
+"""The child side of an isolated measurement (see harness/tasks/isolation.py): rebuild the model and data from
 their specs in this fresh process, measure, print the metrics as one JSON line."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from harness.tasks.base import JobContext
 
 def measure_request(request: dict[str, Any]) -> list[Metric]:
     """The child's side: rebuild model and data from their specs and measure in this fresh process."""
-    import harness.plugins  # noqa: F401  (registers model sources, datasets, zoo)
+    from harness.plugins import load_modules  # importing it registers the built-ins and installed plugins
     from harness.data.sources import build_source
     from harness.models.loaders import load_model
     from harness.seeding import seed_everything
@@ -24,6 +24,7 @@ def measure_request(request: dict[str, Any]) -> list[Metric]:
     from harness.specs import DatasetSpec, ModelSpec
     from harness.tasks.latency import LatencyTask, measure
 
+    load_modules(request.get("plugins", []))  # the suite's plugins: a model source or dataset kind may be theirs
     where = Where(Path("<isolation request>"), 0, "")
     device = torch.device(request["device"])
     model = load_model(build(ModelSpec, request["model"], where.child("model", {}))).to_device(device)
