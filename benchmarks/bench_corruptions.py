@@ -24,7 +24,7 @@ from figures import Benchmark, Figure  # noqa: E402
 
 from harness.data.digits import digits_arrays  # noqa: E402
 from harness.robustness.corruptions import ALL, SEVERITIES, corrupt_array, sample_seed  # noqa: E402
-from harness.runner import run_suite  # noqa: E402
+from harness.run import run_suite  # noqa: E402
 
 SUBSET = ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "motion_blur", "snow", "fog",
           "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression"]

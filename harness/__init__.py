@@ -10,7 +10,7 @@ def run_suite(suite, **overrides):
     Keyword overrides match the CLI: ``limit``, ``models``, ``device``, ``batch_size``, ``seed``,
     ``out``, ``data_root``, ``rerun``.
     """
-    from harness.runner import run_suite as _run
+    from harness.run import run_suite as _run
 
     return _run(suite, **overrides).frame
 

@@ -306,7 +306,7 @@ def _run_main(args: argparse.Namespace, argv: list[str]) -> int:
             return 0
         check_device_flag(args.device)
         check_output_dir(args.out)
-        from harness.runner import run_suite
+        from harness.run import run_suite
 
         outcome = run_suite(args.suite, models=args.models, limit=args.limit, device=args.device,
                             batch_size=args.batch_size, seed=args.seed, workers=args.workers, out=args.out,

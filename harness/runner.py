@@ -1,5 +1,5 @@
 """Plans a suite's jobs (model x dataset x task), runs them with failure isolation, caching and resume,
-stores every number with its provenance, and renders the report.
+stores every number with its provenance (harness/run.py adds the report).
 
 Under torchrun every rank runs the same jobs on its share of each job's batches (harness/distributed.py);
 rank 0 alone reads and writes the store, the per-sample records and the report.
@@ -57,7 +57,6 @@ class RunOptions:
     data_root: str | None = None
     rerun: bool = False  # ignore cached results and saved partial state
     progress: bool = True
-    report: bool = True
     log_samples: bool = True  # keep per-sample records in <out>/samples/
     shard: tuple[int, int] | None = None  # (i, N): run every N-th job starting at i (scheduler fan-out)
     argv: list[str] | None = None
@@ -84,6 +83,8 @@ class RunOutcome:
     failed: list[str] = field(default_factory=list)
     interrupted: bool = False
     gate_policy: Any = None
+    suite: Suite | None = None
+    is_main: bool = True  # rank 0 (or the only process): it alone holds the frame and writes the report
 
 
 @dataclass
@@ -173,7 +174,9 @@ def job_key(job: Job, rc: RunContext, weights: str) -> str:
     })
 
 
-def run_suite(suite: str | Path | Suite, **overrides: Any) -> RunOutcome:
+def execute_suite(suite: str | Path | Suite, **overrides: Any) -> RunOutcome:
+    """Run every job of ``suite`` (cached ones are read back) and return the rows; the report is the caller's
+    (harness/run.py), so this layer never imports the report's."""
     options = RunOptions(**overrides)
     if not isinstance(suite, Suite):
         suite = load_suite(str(suite), data_root=options.data_root)
@@ -226,7 +229,8 @@ def run_suite(suite: str | Path | Suite, **overrides: Any) -> RunOutcome:
                              git_commit=rc.env["git_commit"], harness_version=rc.env["harness_version"],
                              world_size=world.size, argv=" ".join(options.argv or []),
                              shard=options.shard) if store else None
-    outcome = RunOutcome(frame=pd.DataFrame(), out_dir=rc.out_dir, gate_policy=suite.gate_policy)
+    outcome = RunOutcome(frame=pd.DataFrame(), out_dir=rc.out_dir, gate_policy=suite.gate_policy, suite=suite,
+                         is_main=world.is_main)
     try:
         for job in progress(jobs, desc=suite.name, enabled=options.progress and world.is_main, unit="job",
                             leave=True):
@@ -251,10 +255,6 @@ def run_suite(suite: str | Path | Suite, **overrides: Any) -> RunOutcome:
     if not world.is_main:
         return outcome
     outcome.frame = with_derived_metrics(outcome.frame, suite.tasks)
-    if options.report:
-        from harness.report.render import write_report
-
-        write_report(outcome.frame, rc.out_dir, suite)
     return outcome
 
 

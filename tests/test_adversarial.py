@@ -14,7 +14,7 @@ from harness.data.digits import DigitsSource
 from harness.registry import REPORT_SECTIONS
 from harness.robustness import attacks
 from harness.robustness.attacks import ThreatModel, ThreatModelViolation
-from harness.runner import run_suite
+from harness.run import run_suite
 from harness.schema import SuiteError
 from harness.suite import SUITES_DIR, load_suite
 from harness.tasks.adversarial import AutoAttackTask, PGDTask

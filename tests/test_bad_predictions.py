@@ -31,7 +31,7 @@ from harness.data.scenes import ScenesSource
 from harness.evaluation.detection import STAT_NAMES
 from harness.evaluation.semantic import scores_from_records
 from harness.evaluation.state import read_records
-from harness.runner import run_suite
+from harness.run import run_suite
 from harness.schema import SuiteError
 from harness.store import ResultStore
 from harness.suite import load_suite

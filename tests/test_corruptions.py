@@ -21,7 +21,7 @@ from harness.robustness.corruptions import (
     ALEXNET_IMAGENET_C, ALL, COMMON, SEEDED_BY_ARGUMENT, Corruptor, FillOnceCache, corrupt_array, expand_names,
     sample_seed,
 )
-from harness.runner import run_suite
+from harness.run import run_suite
 from harness.schema import SuiteError
 from harness.suite import load_suite
 from harness.tasks.corruption import CorruptionTask, ErrorProfile, corruption_errors

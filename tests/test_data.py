@@ -85,7 +85,7 @@ def test_seeded_subset_is_reproducible_and_id_lists_select_files(tmp_path, mini_
 
 def test_imagenet_suite_runs_on_a_miniature_folder_with_random_init_models(tmp_path, mini_imagenet):
     """The shipped suite, unchanged but for random weights (no hub here) and a tiny model subset."""
-    from harness.runner import run_suite as run_with_outcome
+    from harness.run import run_suite as run_with_outcome
     from harness.suite import load_suite
 
     suite = load_suite("classification-imagenet", data_root=str(mini_imagenet))

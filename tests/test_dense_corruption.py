@@ -13,7 +13,7 @@ from harness.data.scenes import ScenesSource
 from harness.loop import run_task
 from harness.models.loaders import load_model
 from harness.robustness.corruptions import Corruptor, FillOnceCache
-from harness.runner import run_suite
+from harness.run import run_suite
 from harness.schema import SuiteError, Where, build
 from harness.specs import ModelSpec, stable_hash
 from harness.suite import load_suite

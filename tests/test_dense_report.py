@@ -25,7 +25,7 @@ from harness.evaluation.state import EvalState, read_meta, read_records, write_r
 from harness.report.detection_figures import job_pr_curves
 from harness.report.render import render_html
 from harness.report.samples import samples_from
-from harness.runner import run_suite
+from harness.run import run_suite
 from tests.evaluating import outputs_for
 
 TOL = 1e-9

@@ -10,7 +10,7 @@ from pycocotools.coco import COCO
 
 from framework_detectors import tiny_hf, tiny_torchvision, write_mini_coco
 from harness.evaluation.state import read_records
-from harness.runner import run_suite
+from harness.run import run_suite
 from harness.schema import SuiteError
 from harness.suite import SUITES_DIR, load_suite
 

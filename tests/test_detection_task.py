@@ -9,7 +9,7 @@ import torch
 from conftest import trimmed_suite
 from harness.cli import main
 from harness.evaluation.outputs import Detections
-from harness.runner import run_suite
+from harness.run import run_suite
 from harness.tasks.detection import to_original_size
 from harness.zoo.detectors import DETECTORS
 

@@ -274,7 +274,7 @@ def test_bad_params_are_one_line_errors_naming_file_and_field(tmp_path, bad, mes
 # ---- a tiny suite end to end ------------------------------------------------------------------------------
 
 def test_tiny_latency_suite_end_to_end(tmp_path):
-    from harness.runner import run_suite
+    from harness.run import run_suite
 
     path = write_suite(tmp_path, {"modes": ["model_only", "end_to_end"], "warmup_iters": 1, "warmup_seconds": 0,
                                   "min_iters": 8, "min_seconds": 0, "throughput_iters": 2,
@@ -300,7 +300,7 @@ def test_tiny_latency_suite_end_to_end(tmp_path):
 
 
 def test_isolated_measurement_runs_in_a_fresh_process(tmp_path, monkeypatch):
-    from harness.runner import run_suite
+    from harness.run import run_suite
 
     monkeypatch.chdir(tmp_path)  # the child must find this harness without the repo as the current directory
     monkeypatch.delenv("PYTHONPATH", raising=False)

@@ -17,7 +17,7 @@ from harness.data.scenes import ScenesSource
 from harness.loop import run_task
 from harness.evaluation.outputs import PanopticPrediction
 from harness.models.wrapper import LoadedModel
-from harness.runner import run_suite
+from harness.run import run_suite
 from harness.tasks.base import JobContext
 from harness.tasks.panoptic import PanopticTask
 

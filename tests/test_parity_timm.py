@@ -2,7 +2,7 @@
 
 Reference: ``timm.data.resolve_data_config`` + ``timm.data.create_transform`` (resize, centre crop,
 ToTensor, Normalize) + ``torchvision.datasets.ImageFolder`` + a DataLoader, feeding the timm network
-directly. Harness: ``harness.runner.run_suite`` (what ``harness.run_suite`` wraps) on a suite naming the same image folder and the same weights as a
+directly. Harness: ``harness.run.run_suite`` (what ``harness.run_suite`` wraps) on a suite naming the same image folder and the same weights as a
 local checkpoint. Full-size scikit-image photos of mixed, non-square, non-160 sizes (grey ones too) go
 through both. Logits and top-1 must agree within 1e-5: normalisation applied twice (or not at all), a
 different resize, crop or interpolation would all move them far more.
@@ -19,7 +19,7 @@ import yaml
 from PIL import Image
 from safetensors.torch import save_file
 
-from harness.runner import run_suite
+from harness.run import run_suite
 from harness.tasks.base import JobContext
 
 # class folder -> full-size photos (height x width): non-square and square, colour and grey, and one

@@ -31,7 +31,7 @@ from harness.evaluation.semantic import SemanticEvaluator, predict_labels
 from harness.evaluation.state import read_records
 from harness.models.loaders import load_model
 from harness.models.predictions import NATIVE, PredictionsError, content_sha256, open_predictions
-from harness.runner import run_suite
+from harness.run import run_suite
 from harness.schema import SuiteError
 from harness.seeding import seed_everything
 from harness.specs import ModelSpec

@@ -18,7 +18,8 @@ from harness.cli import main
 from harness.report.datatable import format_value
 from harness.report.site import publish_site
 from harness.report.tables import headline, ok_rows
-from harness.runner import run_suite, with_derived_metrics
+from harness.run import run_suite
+from harness.runner import with_derived_metrics
 from harness.store import ResultStore
 from publish_fixtures import write_reports
 

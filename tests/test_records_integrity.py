@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from harness.evaluation.state import EvalState, RecordsError, read_records, verify_records, write_records
-from harness.runner import run_suite
+from harness.run import run_suite
 from harness.store import ResultStore
 from tests.conftest import InferSpy, zoo_suite
 

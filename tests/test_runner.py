@@ -13,7 +13,7 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from harness.runner import run_suite
+from harness.run import run_suite
 from harness.tasks.classification import ClassificationTask
 from tests.conftest import zoo_suite
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import yaml
 
 from harness.cli import main
-from harness.runner import run_suite
+from harness.run import run_suite
 from seg_fixtures import write_ade20k
 
 

@@ -13,7 +13,7 @@ from harness.data.scenes import IGNORE_INDEX, ScenesSource
 from harness.evaluation.semantic import confusion_matrix, predict_labels, scores_from_confusion
 from harness.models.loaders import declared_num_classes, declared_output_kind, load_model
 from harness.models.wrapper import PixelModel
-from harness.runner import run_suite
+from harness.run import run_suite
 from harness.specs import ModelSpec
 from harness.suite import load_suite
 from harness.zoo.segmenters import INPUT_SIZE, MEAN, NUM_CLASSES, SEGMENTERS, STD, ZOO_DIR

@@ -11,7 +11,7 @@ import yaml
 from PIL import Image
 
 from harness.data.loader import Batch
-from harness.runner import run_suite
+from harness.run import run_suite
 from tests.conftest import InferSpy, zoo_suite
 
 
