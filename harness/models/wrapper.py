@@ -54,8 +54,26 @@ class PixelModel(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        normalised = (pixels - self.mean.to(pixels.dtype)) / self.std.to(pixels.dtype)
-        return self.read_output(self.net(normalised))
+        return self.read_output(self.net(self.normalise(pixels)))
+
+    def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
+        return (pixels - self.mean.to(pixels.dtype)) / self.std.to(pixels.dtype)
+
+    @property
+    def has_features(self) -> bool:
+        """Whether the network splits into a trunk and a head the timm way (``forward_features`` then
+        ``forward_head``), which is where its penultimate embedding is read."""
+        return callable(getattr(self.net, "forward_features", None)) and callable(getattr(self.net, "forward_head", None))
+
+    def features_and_logits(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, D) penultimate embeddings (timm's ``forward_head(pre_logits=True)``: pooled, normed, before the
+        classifier) and the (N, C) logits, from one trunk pass: the logits are what ``forward`` returns, since
+        timm's own forward is ``forward_head(forward_features(x))``."""
+        if not self.has_features:
+            raise TypeError(f"{type(self.net).__name__} has no forward_features/forward_head (timm's split of trunk "
+                            f"and head), so it gives no penultimate features")
+        trunk = self.net.forward_features(self.normalise(pixels))
+        return self.net.forward_head(trunk, pre_logits=True).flatten(1), self.read_output(self.net.forward_head(trunk))
 
 
 class ResizeInput(nn.Module):

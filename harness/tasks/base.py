@@ -61,6 +61,19 @@ class JobContext:
         """Forward pass of a classifier: (N, C) logits, refusing NaN/inf outputs."""
         return self._finite(check_logits((module or self.model.module)(images), self.model.name))
 
+    def features_and_logits(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Penultimate features and logits of a classifier from one forward pass, refusing NaN/inf in either."""
+        module = self.model.module
+        if module is None or not module.has_features:
+            how = "saved predictions hold no features" if module is None else \
+                "its network has no timm-style forward_features/forward_head"
+            raise ValueError(f"model {self.model.name} gives no penultimate features ({how}); an evaluator that reads "
+                             f"features needs a timm or zoo classifier")
+        features, logits = module.features_and_logits(images)
+        if not torch.isfinite(features).all():
+            raise NonFiniteOutputError(f"model {self.model.name} produced NaN/inf features")
+        return features, self._finite(check_logits(logits, self.model.name))
+
     def _finite(self, logits: torch.Tensor) -> torch.Tensor:
         if not torch.isfinite(logits).all():
             raise NonFiniteOutputError(f"model {self.model.name} produced NaN/inf logits")
@@ -171,8 +184,8 @@ class Task(ABC):
 
     def outputs(self, ctx: JobContext, pass_: Pass, batch_index: int, batch: Batch,
                 needs: tuple[str, ...]) -> dict[str, Any]:
-        """Every output kind the job's evaluators read, from one forward pass (today: the task's own output;
-        ``needs`` is where a task that can also give e.g. penultimate features would read what is wanted)."""
+        """Every output kind the job's evaluators read (``needs``), from one forward pass (default: the task's own
+        output; ClassificationTask adds ``features``)."""
         return {self.infer_kind(ctx): self.infer(ctx, pass_, batch_index, batch)}
 
     def job_meta(self, ctx: JobContext) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 from harness.evaluation.evaluator import Evaluator
 from harness.evaluation.topk import TopKEvaluator
 from harness.registry import TASKS
-from harness.tasks.base import Task
+from harness.tasks.base import JobContext, Pass, Task
 
 
 @TASKS.register("classification")
@@ -25,6 +25,18 @@ class ClassificationTask(Task):
         def validate(self, where) -> None:
             if not self.topk or any(k < 1 or k > 10 for k in self.topk):
                 raise where.error("topk must list integers from 1 to 10")
+
+    @classmethod
+    def offers(cls) -> tuple[str, ...]:
+        return ("logits", "features")
+
+    def outputs(self, ctx: JobContext, pass_: Pass, batch_index: int, batch: Any,
+                needs: tuple[str, ...]) -> dict[str, Any]:
+        """Logits, and the penultimate features from the same forward when an attached evaluator reads them."""
+        if "features" not in needs or ctx.model.predictions is not None:
+            return super().outputs(ctx, pass_, batch_index, batch, needs)
+        features, logits = ctx.features_and_logits(batch.images)
+        return {"logits": logits, "features": features}
 
     def evaluator(self, meta: dict[str, Any]) -> Evaluator:
         return TopKEvaluator(tuple(self.params.topk), meta.get("valid_classes"), role_classes=meta.get("role_classes"))
