@@ -33,7 +33,7 @@ class ClassificationTask(Task):
     def outputs(self, ctx: JobContext, pass_: Pass, batch_index: int, batch: Any,
                 needs: tuple[str, ...]) -> dict[str, Any]:
         """Logits, and the penultimate features from the same forward when an attached evaluator reads them."""
-        if "features" not in needs or ctx.model.predictions is not None:
+        if "features" not in needs:
             return super().outputs(ctx, pass_, batch_index, batch, needs)
         features, logits = ctx.features_and_logits(batch.images)
         return {"logits": logits, "features": features}
