@@ -27,13 +27,10 @@ from harness.evaluation.partial import PartialStore
 from harness.evaluation.state import RecordsError, records_path, records_present, verify_records, write_records
 from harness.extras import refusal
 from harness.metrics import Metric, declare
-from harness.models.checkpoint import file_sha256
+from harness.models.loaders import load_model, weights_identity
 from harness.models.wrapper import LoadedModel
 from harness.plugins import loaded as loaded_plugins, plugins_behind
 from harness.progress import progress
-from harness.registry import ZOO_MODELS
-from harness.zoo.detectors import DETECTORS
-from harness.zoo.segmenters import SEGMENTERS
 from harness.class_counts import check_class_counts
 from harness.schema import SuiteError, UsageError
 from harness.seeding import seed_everything
@@ -133,30 +130,6 @@ def plan_jobs(suite: Suite, patterns: list[str] | None) -> list[Job]:
 
 def _selected(name: str, patterns: list[str] | None) -> bool:
     return patterns is None or any(fnmatch.fnmatchcase(name, p) for p in patterns)
-
-
-def weights_identity(model: ModelSpec) -> str:
-    """The weights' identity known before loading, so cached jobs never load their model: a file's sha256,
-    or the hub name + tag + the library version that resolves it (hub tags are immutable releases)."""
-    if model.source == "zoo":
-        entry = (DETECTORS.get(model.architecture) or SEGMENTERS.get(model.architecture)
-                 or ZOO_MODELS.get(model.architecture))
-        return file_sha256(entry.weights_file)
-    if model.source == "predictions":
-        from harness.models.predictions import content_sha256
-
-        return content_sha256(Path(model.path))
-    if model.checkpoint is not None:
-        return file_sha256(model.checkpoint)
-    if model.source == "hf":
-        from harness.models.hf_common import hf_weights_identity
-
-        return hf_weights_identity(model)
-    if model.pretrained:
-        versions = library_versions()
-        library = "timm" if model.source == "timm" else "torchvision"
-        return f"{library}:{model.architecture}:{model.pretrained}@{versions.get(library)}"
-    return "random-init"  # seeded: the run's seed is part of the key
 
 
 def job_key(job: Job, rc: RunContext, weights: str) -> str:
@@ -314,8 +287,6 @@ def _release_other_models(loaded: dict[str, Any], keep: str) -> None:
 
 
 def _load_model_once(job: Job, rc: RunContext) -> LoadedModel:
-    from harness.models.loaders import load_model
-
     if job.model.name not in rc.models:
         try:
             seed_everything(rc.seed)  # random-init weights depend on the seed, never on what ran before

@@ -102,6 +102,10 @@ class Where:
         name = f"{self.field}[{key}]" if isinstance(key, int) else (f"{self.field}.{key}" if self.field else key)
         return Where(self.file, line, name)
 
+    def within(self, mapping: Any) -> "Where":
+        """This position, knowing the lines of ``mapping``'s keys (so ``at`` can point at each)."""
+        return dataclasses.replace(self, key_lines=tuple(getattr(mapping, "key_lines", {}).items()))
+
     def at(self, key: str) -> "Where":
         """The position of ``key`` inside the mapping this Where was built for (see ``build``)."""
         line = dict(self.key_lines).get(key, self.line)
@@ -203,5 +207,5 @@ def build(cls: type, mapping: Any, where: Where) -> Any:
     obj = cls(**kwargs)
     check = getattr(obj, "validate", None)
     if check is not None:
-        check(dataclasses.replace(where, key_lines=tuple(getattr(mapping, "key_lines", {}).items())))
+        check(where.within(mapping))
     return obj

@@ -62,7 +62,7 @@ class PreprocessSpec:
 @dataclass
 class ModelSpec:
     name: str
-    source: Literal["timm", "zoo", "torchvision", "checkpoint", "hf", "predictions"] = "timm"
+    source: str = "timm"  # a registered model source (harness/models/sources/, or a plugin's)
     arch: str | None = None  # defaults to name (timm / torchvision architecture, zoo model name, HF hub name or folder)
     pretrained: bool | str = False  # true, or a pretrained tag such as "a1_in1k"
     checkpoint: Path | None = None

@@ -83,9 +83,8 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
     import harness.plugins  # noqa: F401  (registers every dataset kind and task)
     from harness.class_counts import matching
     from harness.tasks.base import forward_pass_needed
-    from harness.registry import DATASETS, TASKS, ZOO_MODELS
-    from harness.zoo.detectors import DETECTORS
-    from harness.zoo.segmenters import SEGMENTERS
+    from harness.models.loaders import model_source
+    from harness.registry import DATASETS, MODEL_SOURCES, TASKS
 
     path = resolve_suite_path(name_or_path)
     raw = load_yaml(path)
@@ -106,25 +105,11 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
     _check_unique(spec.models, "models", where)
     _check_unique(spec.datasets, "datasets", where)
     for i, model in enumerate(spec.models):
-        if model.source == "zoo" and model.architecture not in {*ZOO_MODELS.list(), *DETECTORS, *SEGMENTERS}:
-            known = ", ".join([*ZOO_MODELS.list(), *DETECTORS, *SEGMENTERS])
-            raise where("models", i, "arch" if model.arch else "name").error(
-                f"unknown zoo model {model.architecture!r} (known: {known})")
-        if model.source == "hf" and model.output in ("semantic_logits", "panoptic"):
-            from harness.models.hf_segmentation import check_entry
-
-            try:
-                check_entry(model)
-            except ValueError as exc:
-                raise where("models", i).error(str(exc)) from None
-        if model.source in ("timm", "checkpoint"):
-            _check_timm_arch(model.architecture, where("models", i, "arch" if model.arch else "name"))
-        if model.source == "torchvision":
-            _check_torchvision_arch(model.architecture, where("models", i, "arch" if model.arch else "name"))
-        if model.source == "hf":  # a missing [hf] extra is refused when the suite runs (harness/extras.py)
-            _resolve_hf_folders(model, base)
-        if model.pretrained_cfg is not None:
-            _check_pretrained_cfg(model, where("models", i, "pretrained_cfg"))
+        entry = where("models", i).within(raw["models"][i])
+        if model.source not in MODEL_SOURCES:
+            known = ", ".join(MODEL_SOURCES.list())
+            raise entry.at("source").error(f"unknown model source {model.source!r} (known: {known})")
+        model_source(model).check(model, entry, base)
         if model.checkpoint is not None:
             model.checkpoint = _existing(base, model.checkpoint, where("models", i, "checkpoint"), check_files)
         if model.path is not None:
@@ -265,60 +250,8 @@ def _check_unique(items: list[Any], section: str, where: Any) -> None:
         seen.add(item.name)
 
 
-def _resolve_hf_folders(model: ModelSpec, base: Path) -> None:
-    """Local folders in an hf entry (weights in ``arch``, ``config``, ``processor``) are relative to the suite
-    file like every other path; a value naming no such folder stays as written (a hub name)."""
-    if model.pretrained and (base / model.architecture).is_dir():
-        model.arch = str((base / model.architecture).resolve())
-    for key in ("config", "processor"):
-        value = getattr(model, key)
-        if isinstance(value, str) and (base / value).is_dir():
-            setattr(model, key, str((base / value).resolve()))
-
-
-def _check_torchvision_arch(arch: str, where: Where) -> None:
-    import torchvision
-
-    _check_known(arch, torchvision.models.list_models(), "torchvision", where)
-
-
-def _check_timm_arch(arch: str, where: Where) -> None:
-    import timm
-
-    base = arch.split(".", 1)[0]
-    if not timm.is_model(base):
-        _check_known(arch, timm.list_models(), "timm", where, base)
-
-
-def _check_known(arch: str, known: list[str], library: str, where: Where, base: str | None = None) -> None:
-    """A one-line error for an architecture ``library`` does not know, with the closest names as hints."""
-    import difflib
-
-    if (base or arch) in known:
-        return
-    close = difflib.get_close_matches(base or arch, known, n=3)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    raise where.error(f"unknown {library} architecture {arch!r}{hint}")
-
-
 def _existing(base: Path, path: Path, where: Where, check: bool) -> Path:
     resolved = Path(os.path.abspath(base / path.expanduser()))
     if check and not resolved.exists():
         raise where.error(f"no such file {resolved}")
     return resolved
-
-
-def _check_pretrained_cfg(model: ModelSpec, where: Where) -> None:
-    """``pretrained_cfg`` must name a timm pretrained config of this architecture (resolved offline)."""
-    from harness.models.loaders import pretrained_cfg_name
-    from timm.models import get_pretrained_cfg
-
-    name = pretrained_cfg_name(model)
-    if name.split(".", 1)[0] != model.architecture.split(".", 1)[0]:
-        raise where.error(f"{model.pretrained_cfg!r} is a config of another architecture than {model.architecture!r}")
-    try:
-        found = get_pretrained_cfg(name, allow_unregistered=False)
-    except RuntimeError:  # timm: "Invalid pretrained tag"
-        found = None
-    if found is None:
-        raise where.error(f"timm has no pretrained config {name!r}")

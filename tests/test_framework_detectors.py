@@ -201,7 +201,7 @@ def test_hf_entries_need_weights_or_a_config(write_suite):
 def test_a_saved_hf_folder_loads_offline_relative_to_the_suite(tmp_path, write_suite, images, one_thread):
     """``pretrained: true`` with a ``save_pretrained`` folder: the real from_pretrained path, offline; the
     folder is relative to the suite file and its contents are the weights' identity in the cache key."""
-    from harness.runner import weights_identity
+    from harness.models.loaders import weights_identity
 
     torch.manual_seed(0)
     original = load_model(spec(tiny_hf("detr", "detr")))

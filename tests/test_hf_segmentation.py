@@ -165,7 +165,7 @@ def test_entry_mistakes_are_one_line_suite_errors(write_suite, entry, message):
 def test_weights_identity_is_known_before_loading(tmp_path):
     import transformers
 
-    from harness.runner import weights_identity
+    from harness.models.loaders import weights_identity
 
     folder = tmp_path / "saved"
     folder.mkdir()
