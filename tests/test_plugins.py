@@ -143,13 +143,17 @@ def test_the_paired_gate_judges_the_plugin_metric(env, run, tmp_path):
     assert tests == {(model, "flip_consistency"): "mcnemar-exact" for model in ("resnet_digits", "vit_digits")}, done.stdout
 
 
-def test_the_plugin_figure_is_on_the_report_and_the_site(env, run, tmp_path):
+def test_the_plugin_figure_and_protocol_are_on_the_report_and_the_site(env, run, tmp_path):
     suite, out = run
     assert FIGURE_TITLE in (out / "index.html").read_text()
     done = bench(env, "publish", str(out), "--to", str(tmp_path / "site"))
     assert done.returncode == 0, done.stderr[-2000:]
     pages = [p for p in (tmp_path / "site").rglob("*.html") if FIGURE_TITLE in p.read_text()]
     assert pages, "the site shows no plugin figure"
+    # the table's protocol box: the task's own facts and its metrics' declared protocol text
+    text = "\n".join(p.read_text() for p in (tmp_path / "site").rglob("*.html"))
+    assert "horizontal, on the width axis of the pixel-space image" in text
+    assert "flip_consistency: share of images whose top-1 class is the same for the image and its horizontal" in text
 
 
 def test_shards_merge_into_the_run(env, run, tmp_path):

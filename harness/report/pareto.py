@@ -8,7 +8,8 @@ import pandas as pd
 
 from harness.report.latency_figures import accuracy_vs_flops, accuracy_vs_throughput
 from harness.report.plotting import scatter
-from harness.report.tables import format_param, unreliable_jobs
+from harness.formatting import format_param
+from harness.report.tables import unreliable_jobs
 
 Point = tuple[str, str, float, float]  # model, family, x, y
 

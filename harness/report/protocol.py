@@ -1,5 +1,6 @@
-"""The evaluation protocol behind a table, read from what each job stored: dataset and subset, n, attack
-steps and restarts, eps and its units, corruption severities, precision, device.
+"""The evaluation protocol behind a table, read from what each job stored: dataset and subset, n, the task's
+own facts (Task.protocol_facts: an attack's steps and eps units, corruption severities, ...), the metrics'
+declared protocol text, precision, device.
 
 Facts that differ between the models of one table are listed, never averaged away.
 """
@@ -10,20 +11,14 @@ from typing import Any
 
 import pandas as pd
 
-from harness.report.tables import format_param
-
-EPS_UNITS = "pixel scale: images in [0, 1], eps shown as k/255"
+import harness.plugins  # noqa: F401  (registers the tasks, whose protocol facts a table lists)
+from harness.metrics import METRIC_INFO, metric_info
+from harness.registry import TASKS
 
 
 def _distinct(values) -> str:
     seen = list(dict.fromkeys(str(v) for v in values if v is not None and v == v and str(v) != ""))
     return ", ".join(seen) if seen else ""
-
-
-def _listing(values: Any) -> str:
-    if isinstance(values, (list, tuple)):
-        return ", ".join(format_param(v) for v in values)
-    return format_param(values)
 
 
 def protocol_facts(part: pd.DataFrame) -> list[tuple[str, str]]:
@@ -43,26 +38,13 @@ def protocol_facts(part: pd.DataFrame) -> list[tuple[str, str]]:
     facts.append(("n", _distinct(sorted({int(n) for n in ns})) or "–"))
     facts.append(("task", f"{task.get('kind', part['task_kind'].iloc[0])} v{task.get('version', '?')}"
                           f" ({part['task'].iloc[0]})"))
-    if "eps" in params:
-        facts.append(("attack", ", ".join(x for x in [
-            f"{params.get('tier')} tier" if params.get("tier") else "",
-            f"norm {params.get('norm', '?')}", f"steps {params.get('steps', '?')}",
-            f"restarts {params['restarts']}" if "restarts" in params else "",
-            f"random start {'yes' if params.get('random_start') else 'no'}" if "random_start" in params else "",
-            f"black-box check on {params.get('blackbox_n')} samples x {params.get('blackbox_queries')} queries"
-            if params.get("blackbox_n") else "no black-box check"] if x)))
-        units = EPS_UNITS if params.get("norm") == "Linf" else "pixel scale: images in [0, 1]"
-        facts.append(("eps", f"{_listing(params['eps'])} ({units})"))
-        sizes = _distinct(p.get("job_meta", {}).get("attack_size") for p in provenance)
-        if sizes:
-            facts.append(("attack resolution", sizes))
-    if "severities" in params:
-        corruptions = params.get("corruptions") or []
-        facts.append(("corruptions", f"{len(corruptions)} ({', '.join(corruptions)})" if corruptions else "–"))
-        facts.append(("severities", _listing(params["severities"])))
-        reference = params.get("reference_model") or params.get("reference")
-        facts.append(("corruption mode", f"{params.get('mode', '?')}" + (f", CE relative to {reference}"
-                                                                          if reference else "")))
+    task_class = TASKS.get(task["kind"]) if task.get("kind") in TASKS else None
+    if task_class is not None:  # what only the task knows: attack settings, corruptions and severities, ...
+        facts += task_class.protocol_facts(params, [p.get("job_meta") or {} for p in provenance])
+    defined = [f"{name}: {metric_info(name).protocol}" for name in dict.fromkeys(part["metric"])
+               if name in METRIC_INFO and metric_info(name).protocol]
+    if defined:
+        facts.append(("metrics", "; ".join(defined)))
     facts.append(("precision", _distinct(part["precision"]) or "fp32"))
     facts.append(("device", _distinct(part["device"]) or "–"))
     batch = _distinct(p.get("batch_size") for p in provenance)

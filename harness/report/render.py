@@ -15,7 +15,8 @@ from harness.report.analysis import suite_analysis
 from harness.report.paths import PathScrubber
 from harness.report.samples import samples_from
 from harness.report.sections import not_drawn, task_figures
-from harness.report.tables import (column_directions, format_number, format_param, leaderboard, ok_rows,
+from harness.formatting import format_param
+from harness.report.tables import (column_directions, format_number, leaderboard, ok_rows,
                                    provenance_summary, shared_params, unreliable_jobs)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"

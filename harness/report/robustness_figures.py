@@ -8,7 +8,8 @@ import pandas as pd
 
 from harness.registry import REPORT_SECTIONS
 from harness.report.plotting import line_chart
-from harness.report.tables import format_param, unreliable_jobs
+from harness.formatting import format_param
+from harness.report.tables import unreliable_jobs
 
 
 def _curves(task_rows: pd.DataFrame, norm: str, trusted: bool = False) -> dict[str, tuple[str, list[tuple[float, float]]]]:

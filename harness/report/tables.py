@@ -8,17 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.formatting import format_param
+
 FAMILY_ORDER = ["cnn", "transformer", "hybrid"]
-
-
-def format_param(value: Any) -> str:
-    """Show pixel-space eps as k/255 where it is one, so 0.0313725 reads 8/255."""
-    if isinstance(value, float):
-        k = value * 255
-        if value > 0 and abs(k - round(k)) < 1e-6 and round(k) < 255:
-            return f"{round(k)}/255"
-        return f"{value:g}"
-    return str(value)
 
 
 def format_number(value: Any) -> str:

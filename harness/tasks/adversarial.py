@@ -24,6 +24,7 @@ import torchattacks
 
 from harness.data.loader import Batch
 from harness.data.preprocess import Preprocess
+from harness.formatting import listing
 from harness.evaluation.evaluator import MAIN_PASS, Evaluator, Outcomes, Outputs
 from harness.evaluation.state import EvalState
 from harness.metrics import Metric, declare, proportion
@@ -41,6 +42,8 @@ IMAGENET_CROP_PCT = 0.875  # the 224 crop of a 256 resize: the space ImageNet at
 
 def _key(threat: ThreatModel) -> str:
     return f"{threat.norm}:{threat.eps!r}"
+
+EPS_UNITS = "pixel scale: images in [0, 1], eps shown as k/255"
 
 
 @dataclass
@@ -77,6 +80,20 @@ class AdversarialTask(Task):
     produces = "attack_outcomes"  # per sample: clean and robust correctness (``infer``)
     version = 2  # 2: one image space per dataset; Square budget 100 x 5000; per-sample records
 
+
+    @classmethod
+    def protocol_facts(cls, params: dict[str, Any], job_metas: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        blackbox = (f"black-box check on {params.get('blackbox_n')} samples x {params.get('blackbox_queries')} "
+                    f"queries" if params.get("blackbox_n") else "no black-box check")
+        attack = [f"{params.get('tier')} tier" if params.get("tier") else "", f"norm {params.get('norm', '?')}",
+                  f"steps {params.get('steps', '?')}",
+                  f"restarts {params['restarts']}" if "restarts" in params else "",
+                  f"random start {'yes' if params.get('random_start') else 'no'}" if "random_start" in params else "",
+                  blackbox]
+        units = EPS_UNITS if params.get("norm") == "Linf" else "pixel scale: images in [0, 1]"
+        facts = [("attack", ", ".join(x for x in attack if x)), ("eps", f"{listing(params.get('eps', []))} ({units})")]
+        sizes = list(dict.fromkeys(str(m["attack_size"]) for m in job_metas if m.get("attack_size")))
+        return facts + ([("attack resolution", ", ".join(sizes))] if sizes else [])
     def attack_for(self, model: torch.nn.Module, num_classes: int, threat: ThreatModel, seed: int) -> torchattacks.Attack:
         raise NotImplementedError
 

@@ -135,6 +135,12 @@ class Task(ABC):
         """The output kinds a pass of this task can hand its evaluators."""
         return (cls.produces or cls.output_kind,)
 
+    @classmethod
+    def protocol_facts(cls, params: dict[str, Any], job_metas: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        """(label, value) facts of this task's protocol for a report table, from the stored task params and the
+        jobs' ``job_meta`` (e.g. an attack's norm, steps and eps units); the report lists them as given."""
+        return []
+
     def check_suite(self, suite: Any, where: Any) -> None:
         """Cross-checks against the whole suite (e.g. a reference model exists); raise where.error(...)."""
 

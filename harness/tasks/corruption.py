@@ -27,6 +27,7 @@ from harness.data.base import base_and_indices
 from harness.data.corrupted_folders import LAYOUTS, canonical_source
 from harness.data.loader import Batch
 from harness.data.preprocess import Preprocess
+from harness.formatting import listing
 from harness.evaluation.evaluator import Evaluator, Outcomes, Outputs
 from harness.evaluation.state import EvalState
 from harness.evaluation.topk import restrict_to
@@ -132,6 +133,14 @@ class CorruptionTask(Task):
             if self.cache_mb < 0:
                 raise where.error("cache_mb: must be >= 0")
 
+
+    @classmethod
+    def protocol_facts(cls, params: dict[str, Any], job_metas: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        corruptions = params.get("corruptions") or []
+        reference = params.get("reference_model") or params.get("reference")
+        return [("corruptions", f"{len(corruptions)} ({', '.join(corruptions)})" if corruptions else "–"),
+                ("severities", listing(params.get("severities", []))),
+                ("corruption mode", f"{params.get('mode', '?')}" + (f", CE relative to {reference}" if reference else ""))]
     def __init__(self, params: Any, label: str | None = None) -> None:
         super().__init__(params, label)
         self.cache = FillOnceCache(params.cache_mb * 2**20)  # shared by this run's jobs, i.e. across models

@@ -63,6 +63,10 @@ class FlipConsistencyTask(Task):
     def offers(cls) -> tuple[str, ...]:
         return ("logits", "flipped_logits")
 
+    @classmethod
+    def protocol_facts(cls, params: dict[str, Any], job_metas: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        return [("mirror", "horizontal, on the width axis of the pixel-space image")]
+
     def passes(self, ctx: JobContext) -> list[Pass]:
         return [Pass(MAIN_PASS)]
 
