@@ -1,2 +1,2 @@
 """The evaluation contract every task shares: samples and targets, canonical model outputs, mergeable
-evaluator state, per-sample records and metric metadata (see docs/contract.md)."""
+evaluator state, per-sample records and metric metadata (see docs/extending.md)."""

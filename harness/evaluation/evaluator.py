@@ -4,7 +4,7 @@ the merged state. Resume, ranks, shards and ``visionbench rescore`` all rely on 
 
 Every evaluator also says, per metric it computes, where the metric's per-sample evidence lives
 (``evidence``): the paired tests of the gate and of the report read it, and never a task's record layout.
-See docs/contract.md.
+See docs/extending.md.
 """
 from __future__ import annotations
 
