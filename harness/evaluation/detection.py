@@ -9,7 +9,7 @@ the images it saw and nothing else.
 
 Backends: ``pycocotools`` (the reference) and ``faster_coco_eval`` (the same algorithm in C++; the
 default, because its 12 stats and per-class AP equal pycocotools' on every case in
-tests/test_detection_eval.py).
+tests/evaluation/test_detection_eval.py).
 
 Decisions on COCO's traps:
 - No detections at all: pycocotools' ``loadRes([])`` crashes (it reads ``anns[0]``); an empty result set

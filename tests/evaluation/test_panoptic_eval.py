@@ -211,7 +211,7 @@ def test_cross_check_with_torchmetrics_without_void_or_crowd():
 
 def test_same_records_as_a_per_segment_mask_loop():
     spec = importlib.util.spec_from_file_location(
-        "bench_pq", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_pq.py")
+        "bench_pq", Path(__file__).resolve().parents[2] / "benchmarks" / "bench_pq.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     rng = np.random.default_rng(1)

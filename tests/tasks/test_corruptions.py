@@ -27,8 +27,8 @@ from harness.suite import load_suite
 from harness.tasks.corruption import CorruptionTask, ErrorProfile, corruption_errors
 from tests.conftest import photo
 
-REPO = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "corruption"
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "corruption"
 # Corruptions that draw random numbers (the others are deterministic functions of the image).
 RANDOM = {"gaussian_noise", "shot_noise", "impulse_noise", "glass_blur", "motion_blur", "snow", "frost", "fog",
           "elastic_transform", "speckle_noise", "spatter"}

@@ -21,7 +21,7 @@ from harness.run import run_suite
 from harness.store import ResultStore
 from tests.conftest import InferSpy, zoo_suite
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LIMIT = 20
 RESNET, VIT = "resnet_digits x digits-test x classification", "vit_digits x digits-test x classification"
 
