@@ -13,7 +13,7 @@ from pathlib import Path
 from harness.schema import SuiteError, UsageError
 
 LISTABLE = ("suites", "models", "datasets", "tasks")
-SUBCOMMANDS = ("rescore", "merge", "gate", "publish")
+SUBCOMMANDS = ("rescore", "merge", "gate", "publish", "effective-robustness")
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -281,10 +281,11 @@ def publish_main(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
+        from harness.effective_command import effective_robustness_main
 
         try:
-            return {"rescore": rescore_main, "merge": merge_main, "gate": gate_main,
-                    "publish": publish_main}[argv[0]](argv[1:])
+            return {"rescore": rescore_main, "merge": merge_main, "gate": gate_main, "publish": publish_main,
+                    "effective-robustness": effective_robustness_main}[argv[0]](argv[1:])
         except (SuiteError, UsageError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
