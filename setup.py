@@ -7,6 +7,6 @@ setup(
     packages=[*find_packages(include=["harness", "harness.*"]), "harness.suites"],
     package_dir={"harness.suites": "suites"},
     package_data={"harness": ["zoo/*.safetensors", "zoo/*.json", "report/templates/*", "report/templates/site/*",
-                             "report/assets/*", "testbeds/timm/*"],
+                             "report/assets/*", "testbeds/timm/*", "testbeds/digits/*"],
                   "harness.suites": ["*.yaml", "maps/*.txt", "ids/*.txt"]},
 )

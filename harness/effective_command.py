@@ -16,9 +16,10 @@ def effective_robustness_main(argv: list[str]) -> int:
         description="Effective robustness (Taori et al., 2020) of an (in-distribution, shifted) accuracy pair: how "
                     "far the shifted accuracy sits above the trend a testbed of models traces. Without --id and "
                     "--shifted, prints the trend only.")
-    parser.add_argument("--shift", required=True, help=f"the shift (timm testbed: {', '.join(TIMM_SHIFTS)})")
+    parser.add_argument("--shift", required=True, help=f"the shift (timm testbed: {', '.join(TIMM_SHIFTS)}; digits testbed: printed, "
+                                                            "printed-hard)")
     parser.add_argument("--testbed", default="timm",
-                        help="'timm' (timm's published results, shipped) or a CSV with columns model, shift, "
+                        help="'timm' (timm's published results, shipped), 'digits' (the embedded digits testbed) or a CSV with columns model, shift, "
                              "id_accuracy, shifted_accuracy[, family]")
     parser.add_argument("--id", type=float, dest="id_accuracy", help="in-distribution accuracy, a fraction (0.801)")
     parser.add_argument("--shifted", type=float, dest="shifted_accuracy", help="shifted accuracy, a fraction")

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import harness.zoo  # noqa: F401
 from harness.schema import SuiteError
-from harness.data import cifar, coco, digits, folder, scenes  # noqa: F401
+from harness.data import cifar, coco, digits, folder, printed_digits, scenes  # noqa: F401
 from harness.data import coco_panoptic, segfolder  # noqa: F401
 from harness.evaluation import detection, panoptic, semantic  # noqa: F401  (metric declarations)
 from harness.models import hf_detection, hf_segmentation, loaders  # noqa: F401
@@ -29,6 +29,7 @@ from harness.tasks import adversarial  # noqa: F401
 from harness.tasks import corruption  # noqa: F401
 from harness.tasks import latency  # noqa: F401
 from harness.tasks import detection, panoptic, segmentation  # noqa: F401
+from harness.robustness import effective_evaluator  # noqa: F401  (the effective_robustness evaluator)
 
 ENTRY_POINT_GROUP = "visionbench.plugins"
 

@@ -22,6 +22,14 @@ TEST_FRACTION = 0.25
 SIZE = 32
 
 
+def blocks_to_rgb(blocks: np.ndarray) -> np.ndarray:
+    """N x 8 x 8 block counts (0..16, as in load_digits) to the uint8 N x 32 x 32 x 3 images the zoo sees."""
+    small = torch.from_numpy(np.asarray(blocks, dtype=np.float32) / 16.0).unsqueeze(1)
+    big = torch.nn.functional.interpolate(small, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+    pixels = (big.clamp(0, 1) * 255).round().to(torch.uint8).squeeze(1).numpy()
+    return np.repeat(pixels[..., None], 3, axis=-1)
+
+
 @lru_cache(maxsize=1)
 def digits_arrays() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{'train': (uint8 N x 32 x 32 x 3, int64 N), 'test': ...} built deterministically from load_digits."""
@@ -29,10 +37,7 @@ def digits_arrays() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     from sklearn.model_selection import train_test_split
 
     digits = load_digits()
-    small = torch.from_numpy(digits.images.astype(np.float32) / 16.0).unsqueeze(1)
-    big = torch.nn.functional.interpolate(small, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
-    pixels = (big.clamp(0, 1) * 255).round().to(torch.uint8).squeeze(1).numpy()
-    rgb = np.repeat(pixels[..., None], 3, axis=-1)
+    rgb = blocks_to_rgb(digits.images)
     labels = digits.target.astype(np.int64)
     train_idx, test_idx = train_test_split(
         np.arange(len(labels)), test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=labels
@@ -43,13 +48,18 @@ def digits_arrays() -> dict[str, tuple[np.ndarray, np.ndarray]]:
 @DATASETS.register("digits")
 class DigitsSource(ImageSource):
     kind = "digits"
+    splits: tuple[str, ...] = ("train", "test")
 
     def __init__(self, split: str = "test", name: str = "digits", **_: object) -> None:
-        if split not in ("train", "test"):
-            raise ValueError(f"digits has splits 'train' and 'test', not {split!r}")
+        if split not in self.splits:
+            raise ValueError(f"{self.kind} has splits {', '.join(map(repr, self.splits))}, not {split!r}")
         self.name, self.split = name, split
-        self.images, self.labels = digits_arrays()[split]
+        self.images, self.labels = self.arrays(split)
         self.class_names = [str(d) for d in range(10)]
+
+    @staticmethod
+    def arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
+        return digits_arrays()[split]
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -75,17 +75,27 @@ def fit_trend(id_accuracy: Sequence[float], shifted_accuracy: Sequence[float], s
                  subset, (float(ids.min()), float(ids.max())))
 
 
-def bootstrap_interval(trend: Trend, id_correct: Sequence[bool], shifted_correct: Sequence[bool],
-                       resamples: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """A percentile interval for one model's effective robustness: the model's in-distribution and shifted
-    samples resampled independently (they are different images), the trend held fixed (its own uncertainty is
-    not included)."""
+def bootstrap_accuracies(id_correct: Sequence[bool], shifted_correct: Sequence[bool], resamples: int = 2000,
+                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Resampled (in-distribution, shifted) accuracies of one model: its two sets of samples drawn again
+    independently (they are different images), as binomial draws at the observed accuracies."""
     rng = np.random.default_rng(seed)
     id_hits, shifted_hits = np.asarray(id_correct, dtype=float), np.asarray(shifted_correct, dtype=float)
     if not len(id_hits) or not len(shifted_hits):
         raise ValueError("an interval needs at least one in-distribution and one shifted sample")
     id_acc = rng.binomial(len(id_hits), id_hits.mean(), resamples) / len(id_hits)
     shifted_acc = rng.binomial(len(shifted_hits), shifted_hits.mean(), resamples) / len(shifted_hits)
-    values = trend.effective_robustness(id_acc, shifted_acc)
+    return id_acc, shifted_acc
+
+
+def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     tail = (1 - level) / 2 * 100
     return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
+
+
+def bootstrap_interval(trend: Trend, id_correct: Sequence[bool], shifted_correct: Sequence[bool],
+                       resamples: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """A percentile interval for one model's effective robustness over resamples of its samples, the trend
+    held fixed (its own uncertainty is not included)."""
+    id_acc, shifted_acc = bootstrap_accuracies(id_correct, shifted_correct, resamples, seed)
+    return percentile_interval(trend.effective_robustness(id_acc, shifted_acc), level)

@@ -4,7 +4,9 @@ the trend a model is placed against (harness/robustness/effective.py).
 ``timm``: timm's published validation results (harness/testbeds/timm/, Apache-2.0, provenance in ORIGIN.md):
 some 1,270 ImageNet-1k models on ImageNet val and ImageNetV2, ReaL, Sketch, ImageNet-R and ImageNet-A. For R
 and A the in-distribution accuracy is timm's "clean" counterpart (ImageNet val on the same 200 classes, logits
-restricted to them), as the shifted accuracy is 200-class masked. A testbed can also be a CSV of one's own
+restricted to them), as the shifted accuracy is 200-class masked. ``digits``: the embedded digits testbed
+(harness/robustness/digits_testbed.py), small seeded models on handwritten vs printed digits. A testbed can
+also be a CSV of one's own
 with columns ``model, shift, id_accuracy, shifted_accuracy`` (fractions) and optionally ``family``.
 """
 from __future__ import annotations
@@ -18,6 +20,7 @@ from harness.models.family import family_from_name
 from harness.robustness.effective import Scale, Trend, fit_trend
 
 TIMM_DIR = Path(__file__).resolve().parent.parent / "testbeds" / "timm"
+DIGITS_RESULTS = TIMM_DIR.parent / "digits" / "results.csv"  # written by tools/train_digits_testbed.py
 
 
 @dataclass(frozen=True)
@@ -87,12 +90,12 @@ def csv_testbed(path: Path, shift: str) -> pd.DataFrame:
 
 
 def load_testbed(name: str, shift: str) -> pd.DataFrame:
-    """``timm`` (shipped) or the path of a testbed CSV."""
+    """``timm`` or ``digits`` (shipped) or the path of a testbed CSV."""
     if name == "timm":
         return timm_testbed(shift)
-    path = Path(name)
+    path = DIGITS_RESULTS if name == "digits" else Path(name)
     if not path.is_file():
-        raise BadTestbedError(f"unknown testbed {name!r}: give 'timm' or the path of a testbed CSV")
+        raise BadTestbedError(f"unknown testbed {name!r}: give 'timm', 'digits' or the path of a testbed CSV")
     return csv_testbed(path, shift)
 
 

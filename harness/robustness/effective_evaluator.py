@@ -1,0 +1,105 @@
+"""Effective robustness as an evaluator attached to a classification job with ``shifted`` datasets:
+
+    tasks:
+      - kind: classification
+        roles: {shifted: [printed, printed-hard]}
+        evaluators: [{kind: effective_robustness, testbed: digits}]
+
+From the same forward passes as top-k (no second pass), for each shifted dataset: the model's relative
+robustness (shifted - in-distribution top-1) and its effective robustness against the testbed's trend for
+that shift (harness/robustness/testbeds.py), each with a 95% bootstrap interval over the model's samples
+(the trend held fixed), and the trend it was placed on (slope, intercept, R², number of models) as detail
+rows. A model whose in-distribution accuracy lies outside the testbed's range is placed on an extrapolated
+line: its rows carry ``extrapolated: yes``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from harness.evaluation.evaluator import MAIN_PASS, Outcomes
+from harness.evaluation.state import EvalState
+from harness.evaluation.topk import TopKEvaluator
+from harness.metrics import Metric, declare
+from harness.registry import EVALUATORS
+from harness.robustness.effective import SCALES, bootstrap_accuracies, percentile_interval
+from harness.robustness.testbeds import BadTestbedError, Placement, trend_of
+
+PROTOCOL = ("shifted top-1 minus the testbed trend's prediction from in-distribution top-1 (Taori et al., 2020); "
+            "95% interval: bootstrap over the model's samples, trend held fixed")
+declare("effective_robustness", "higher", kind="value", range=(-1.0, 1.0), record_fields=("label", "topk"),
+        description="effective robustness: shifted top-1 above the testbed's trend", protocol=PROTOCOL)
+declare("relative_robustness", "higher", kind="value", range=(-1.0, 1.0), record_fields=("label", "topk"),
+        description="relative robustness: shifted minus in-distribution top-1")
+for _name, _what in (("trend_slope", "slope"), ("trend_intercept", "intercept"), ("trend_r2", "R²"),
+                     ("trend_models", "number of testbed models")):
+    declare(_name, "higher", headline=False, description=f"the testbed trend's {_what}")
+
+
+@EVALUATORS.register("effective_robustness")
+class EffectiveRobustnessEvaluator(TopKEvaluator):
+    """Top-1 records on the evaluated and the shifted passes, placed on a testbed's trend in ``compute``."""
+
+    @dataclass
+    class Params:
+        testbed: str = "timm"  # timm | digits | the path of a testbed CSV
+        scale: str = "logit"
+        subset: str = "all"  # fit on all testbed models, or on one family's
+        shifts: dict[str, str] = field(default_factory=dict)  # shifted dataset -> testbed shift (default: same name)
+        resamples: int = 2000
+        seed: int = 0
+
+        def validate(self, where: Any) -> None:
+            if self.scale not in SCALES:
+                raise where.error(f"scale must be one of {', '.join(SCALES)}, not {self.scale!r}")
+            if self.resamples < 100:
+                raise where.error("resamples must be at least 100")
+
+    @classmethod
+    def attach(cls, params: "EffectiveRobustnessEvaluator.Params", meta: dict[str, Any]) -> "EffectiveRobustnessEvaluator":
+        return cls(params, meta.get("valid_classes"), meta.get("role_classes"))
+
+    def __init__(self, params: "EffectiveRobustnessEvaluator.Params", valid_classes: Sequence[int] | None = None,
+                 role_classes: dict[str, Sequence[int] | None] | None = None) -> None:
+        super().__init__((1,), valid_classes, MAIN_PASS, role_classes)
+        self.params = params
+        if not self.role_classes:
+            raise ValueError("effective_robustness needs shifted datasets: give the task roles: {shifted: [...]}")
+
+    def compute(self, state: EvalState) -> list[Metric]:
+        id_hits = self._hits(state, MAIN_PASS)
+        metrics = []
+        for pass_name in self.role_classes:
+            role, _, dataset = pass_name.partition(":")
+            shift = self.params.shifts.get(dataset, dataset)
+            try:
+                trend = trend_of(self.params.testbed, shift, self.params.scale, self.params.subset)  # type: ignore[arg-type]
+            except BadTestbedError as exc:
+                raise ValueError(f"effective_robustness on {dataset!r}: {exc} (map it with shifts: "
+                                 f"{{{dataset}: <testbed shift>}})") from None
+            hits = self._hits(state, pass_name)
+            placed = Placement(trend, float(id_hits.mean()), float(hits.mean()))
+            params = {"role": role, "dataset": dataset, "testbed": trend.testbed, "shift": shift,
+                      "scale": trend.scale, "subset": trend.subset,
+                      **({"extrapolated": "yes"} if placed.extrapolated else {})}
+            id_draws, shifted_draws = bootstrap_accuracies(id_hits, hits, self.params.resamples, self.params.seed)
+            low, high = percentile_interval(trend.effective_robustness(id_draws, shifted_draws))
+            relative = percentile_interval(shifted_draws - id_draws)
+            metrics += [
+                Metric("effective_robustness", placed.effective_robustness, len(hits), params, low, high),
+                Metric("relative_robustness", placed.relative_robustness, len(hits), params, *relative),
+                Metric("trend_slope", trend.slope, None, params), Metric("trend_intercept", trend.intercept, None, params),
+                Metric("trend_r2", trend.r2, None, params), Metric("trend_models", trend.n_models, None, params),
+            ]
+        return metrics
+
+    def _hits(self, state: EvalState, pass_name: str) -> np.ndarray:
+        hits = np.array([r["label"] == r["topk"][0] for _, r in state.pass_records(pass_name)], dtype=bool)
+        if not len(hits):
+            raise ValueError(f"effective_robustness: pass {pass_name!r} has no samples")
+        return hits
+
+    def evidence(self, metric: str, params: dict[str, Any]) -> Outcomes | None:
+        return None  # differences of two samples' accuracies: the gate tests the rows, not one pass's outcomes
