@@ -148,11 +148,11 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
         params = build(task_cls.Params, raw["tasks"][i].get("params") or LineDict(), params_where)
         task = task_cls(params, label=task_spec.label)
         task.check_suite(spec, params_where)
-        for j, entry in enumerate(task_spec.evaluators or []):
-            _attach_evaluator(task, entry, where("tasks", i, "evaluators").child(j, raw["tasks"][i]["evaluators"]))
         if task_spec.roles:
             task.roles = _dataset_roles(task, task_spec.roles, [d.name for d in spec.datasets],
                                         where("tasks", i, "roles"), raw["tasks"][i]["roles"])
+        for j, entry in enumerate(task_spec.evaluators or []):
+            _attach_evaluator(task, entry, where("tasks", i, "evaluators").child(j, raw["tasks"][i]["evaluators"]))
         if task.prediction_kind is None:
             saved = matching([m.name for m in spec.models if m.source == "predictions"], task_spec.models)
             if saved:
@@ -193,8 +193,8 @@ def _load_plugins(modules: list[str], where: Where, raw: Any) -> None:
 
 
 def _attach_evaluator(task: Any, entry: Any, where: Where) -> None:
-    """One ``evaluators:`` entry of a task: a registered evaluator, its parameters, outputs the task's passes
-    give, and a name no other evaluator of the task has."""
+    """One ``evaluators:`` entry of a task: a registered evaluator, its parameters (checked against the task's
+    dataset roles), outputs the task's passes give, and a name no other evaluator of the task has."""
     from harness.registry import EVALUATORS
 
     if not isinstance(entry, dict) or not isinstance(entry.get("kind"), str):
@@ -213,7 +213,9 @@ def _attach_evaluator(task: Any, entry: Any, where: Where) -> None:
                                                f"{task.kind} gives {', '.join(task.offers())}")
     given = LineDict({k: v for k, v in entry.items() if k not in ("kind", "name")})
     given.line, given.key_lines = getattr(entry, "line", where.line), getattr(entry, "key_lines", {})
-    task.attach(entry["kind"], build(evaluator_cls.Params, given, where), name)
+    params = build(evaluator_cls.Params, given, where)
+    evaluator_cls.check_roles(params, task.roles, where.within(given))
+    task.attach(entry["kind"], params, name)
 
 
 def _dataset_roles(task: Any, roles: dict, datasets: list[str], where: Where, raw: Any) -> dict[str, list[str]]:

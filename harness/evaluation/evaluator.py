@@ -95,6 +95,11 @@ class Evaluator(ABC):
     def compute(self, state: EvalState) -> list[Metric]:
         """Dataset-level metrics from the merged state; must not depend on batch boundaries."""
 
+    @classmethod
+    def check_roles(cls, params: Any, roles: dict[str, list[str]], where: Any) -> None:
+        """Suite-time cross-checks of an attached evaluator's parameters against its task's dataset roles
+        (so a mistake stops the run before any forward pass); raise where.error(...)."""
+
     def evidence(self, metric: str, params: dict[str, Any]) -> Evidence | None:
         """Where the per-sample evidence of one computed row lives; None: the gate tests the row's counts."""
         return None

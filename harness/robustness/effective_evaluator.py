@@ -25,7 +25,7 @@ from harness.evaluation.topk import TopKEvaluator
 from harness.metrics import Metric, declare
 from harness.registry import EVALUATORS
 from harness.robustness.effective import SCALES, bootstrap_accuracies, percentile_interval
-from harness.robustness.testbeds import BadTestbedError, Placement, trend_of
+from harness.robustness.testbeds import BadTestbedError, Placement, UnknownShiftError, trend_of
 
 PROTOCOL = ("shifted top-1 minus the testbed trend's prediction from in-distribution top-1 (Taori et al., 2020); "
             "95% interval: bootstrap over the model's samples, trend held fixed")
@@ -58,6 +58,26 @@ class EffectiveRobustnessEvaluator(TopKEvaluator):
                 raise where.error("resamples must be at least 100")
 
     @classmethod
+    def check_roles(cls, params: "EffectiveRobustnessEvaluator.Params", roles: dict[str, list[str]],
+                    where: Any) -> None:
+        shifted = roles.get("shifted", [])
+        if not shifted:
+            raise where.error("effective_robustness needs shifted datasets: give the task roles: {shifted: [...]}")
+        for dataset in params.shifts:
+            if dataset not in shifted:
+                raise where.at("shifts").error(f"{dataset!r} is not one of the task's shifted datasets "
+                                               f"({', '.join(shifted)})")
+        for dataset in shifted:
+            try:
+                trend_of(params.testbed, params.shifts.get(dataset, dataset), params.scale,  # type: ignore[arg-type]
+                         params.subset)
+            except UnknownShiftError as exc:
+                raise where.at("shifts" if dataset in params.shifts else "testbed").error(
+                    f"shifted dataset {dataset!r}: {exc} (map it with shifts: {{{dataset}: <testbed shift>}})") from None
+            except BadTestbedError as exc:
+                raise where.at("testbed").error(str(exc)) from None
+
+    @classmethod
     def attach(cls, params: "EffectiveRobustnessEvaluator.Params", meta: dict[str, Any]) -> "EffectiveRobustnessEvaluator":
         return cls(params, meta.get("valid_classes"), meta.get("role_classes"))
 
@@ -77,8 +97,7 @@ class EffectiveRobustnessEvaluator(TopKEvaluator):
             try:
                 trend = trend_of(self.params.testbed, shift, self.params.scale, self.params.subset)  # type: ignore[arg-type]
             except BadTestbedError as exc:
-                raise ValueError(f"effective_robustness on {dataset!r}: {exc} (map it with shifts: "
-                                 f"{{{dataset}: <testbed shift>}})") from None
+                raise ValueError(f"effective_robustness on {dataset!r}: {exc}") from None  # changed since validation
             hits = self._hits(state, pass_name)
             placed = Placement(trend, float(id_hits.mean()), float(hits.mean()))
             params = {"role": role, "dataset": dataset, "testbed": trend.testbed, "shift": shift,

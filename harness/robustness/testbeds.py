@@ -49,11 +49,15 @@ class BadTestbedError(ValueError):
     """A testbed that cannot be read; the message names the file and the column."""
 
 
+class UnknownShiftError(BadTestbedError):
+    """A readable testbed without the asked-for shift."""
+
+
 def timm_testbed(shift: str, root: Path = TIMM_DIR) -> pd.DataFrame:
     """One row per model in both of the shift's files: id and shifted top-1 as fractions, the family from the
     architecture name (rows whose family the name does not tell are kept as ``unknown``)."""
     if shift not in TIMM_SHIFTS:
-        raise BadTestbedError(f"testbed timm has no shift {shift!r} (known: {', '.join(TIMM_SHIFTS)})")
+        raise UnknownShiftError(f"testbed timm has no shift {shift!r} (known: {', '.join(TIMM_SHIFTS)})")
     files = TIMM_SHIFTS[shift]
     id_rows = _read_top1(root / files.id_file)
     shifted = _read_top1(root / files.shifted_file)
@@ -83,7 +87,7 @@ def csv_testbed(path: Path, shift: str) -> pd.DataFrame:
         frame[column] = values
     rows = frame[frame["shift"] == shift].copy()
     if rows.empty:
-        raise BadTestbedError(f"{path}: no rows for shift {shift!r} (shifts: {', '.join(map(str, frame['shift'].unique()))})")
+        raise UnknownShiftError(f"{path}: no rows for shift {shift!r} (shifts: {', '.join(map(str, frame['shift'].unique()))})")
     if "family" not in rows:
         rows["family"] = [family_from_name(str(name)) or "unknown" for name in rows["model"]]
     return rows[COLUMNS].reset_index(drop=True)

@@ -1,0 +1,142 @@
+"""suites/shift.yaml end to end: each zoo model's effective robustness equals a hand computation from the
+shipped digits testbed's CSV (numpy's polyfit on logit axes) and the run's own top-1 rows; the testbed's
+shipped weights reproduce its CSV; a shift the testbed lacks stops the suite before any forward pass."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from harness.data.digits import digits_arrays
+from harness.data.printed_digits import PrintedDigitsSource
+from harness.robustness import digits_testbed
+from harness.suite import SUITES_DIR
+
+REPO = Path(__file__).resolve().parents[2]
+SHIFTS = ("printed", "printed-hard")
+
+
+def logit(p):
+    return np.log(p / (1 - p))
+
+
+def run_suite(suite: Path | str, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "run_bench.py"), "--suite", str(suite), "--out", str(out),
+                           "--no-progress", *extra], capture_output=True, text=True, cwd=REPO, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def shift_run(tmp_path_factory) -> pd.DataFrame:
+    out = tmp_path_factory.mktemp("shift-run")
+    result = run_suite("shift", out)
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_csv(out / "results.csv")
+    frame["dataset_param"] = [json.loads(p).get("dataset") if isinstance(p, str) else None for p in frame["params"]]
+    return frame
+
+
+def value(frame: pd.DataFrame, model: str, metric: str, dataset: str | None) -> pd.Series:
+    rows = frame[(frame["model"] == model) & (frame["metric"] == metric)]
+    rows = rows[rows["dataset_param"].isna()] if dataset is None else rows[rows["dataset_param"] == dataset]
+    assert len(rows) == 1, (model, metric, dataset, len(rows))
+    return rows.iloc[0]
+
+
+def test_every_zoo_model_is_placed_on_the_digits_trend_as_by_hand(shift_run):
+    testbed = pd.read_csv(digits_testbed.RESULTS)
+    assert (shift_run["status"] == "ok").all()
+    models = sorted(shift_run["model"].unique())
+    assert models == ["convnext_digits", "resnet_digits", "swin_digits", "vit_digits"]
+    for shift in SHIFTS:
+        rows = testbed[testbed["shift"] == shift]
+        slope, intercept = np.polyfit(logit(rows["id_accuracy"].to_numpy()), logit(rows["shifted_accuracy"].to_numpy()), 1)
+        for model in models:
+            id_top1 = value(shift_run, model, "top1", None)["value"]
+            shifted_top1 = value(shift_run, model, "top1", shift)["value"]
+            er = value(shift_run, model, "effective_robustness", shift)
+            expected = 1 / (1 + np.exp(-(slope * logit(id_top1) + intercept)))
+            assert er["value"] == pytest.approx(shifted_top1 - expected, abs=1e-9)
+            assert er["ci_low"] <= er["value"] <= er["ci_high"] and er["ci_high"] - er["ci_low"] < 0.5
+            relative = value(shift_run, model, "relative_robustness", shift)
+            assert relative["value"] == pytest.approx(shifted_top1 - id_top1, abs=1e-12)
+            assert value(shift_run, model, "trend_slope", shift)["value"] == pytest.approx(slope, rel=1e-9)
+            assert value(shift_run, model, "trend_intercept", shift)["value"] == pytest.approx(intercept, rel=1e-9)
+            assert value(shift_run, model, "trend_models", shift)["value"] == len(rows) == 12
+            outside = not rows["id_accuracy"].min() <= id_top1 <= rows["id_accuracy"].max()
+            assert (json.loads(er["params"]).get("extrapolated") == "yes") == outside
+            assert er["n"] == 500  # the shifted set's samples
+
+
+def test_the_printed_shifts_cost_every_zoo_model_accuracy_and_the_hard_level_more(shift_run):
+    for model in shift_run["model"].unique():
+        id_top1 = value(shift_run, model, "top1", None)["value"]
+        printed, hard = (value(shift_run, model, "top1", s)["value"] for s in SHIFTS)
+        assert id_top1 > 0.95 and id_top1 - 0.05 > printed > hard + 0.1
+
+
+def test_the_shipped_testbed_weights_reproduce_its_results_csv():
+    results = pd.read_csv(digits_testbed.RESULTS).set_index(["model", "shift"])
+    assert sorted(results.index.get_level_values("model").unique()) == sorted(m.name for m in digits_testbed.MODELS)
+    test_x, test_y = digits_arrays()["test"]
+    shifted = {level: PrintedDigitsSource(level) for level in SHIFTS}
+    id_accuracies = []
+    for spec in digits_testbed.MODELS:
+        model = digits_testbed.load(spec)
+        id_accuracy = (digits_testbed.predictions(model, test_x) == test_y).mean()
+        id_accuracies.append(id_accuracy)
+        for level, source in shifted.items():
+            row = results.loc[(spec.name, level)]
+            assert row["id_accuracy"] == pytest.approx(id_accuracy, abs=1e-6)
+            assert row["shifted_accuracy"] == pytest.approx(
+                (digits_testbed.predictions(model, source.images) == source.labels).mean(), abs=1e-6)
+    assert max(id_accuracies) - min(id_accuracies) > 0.1  # a trend needs a spread of in-distribution accuracy
+
+
+def test_shipped_weights_and_data_stay_within_20_mb():
+    shipped = [p for folder in ("harness/zoo", "harness/testbeds", "tests/fixtures")
+               for p in (REPO / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    total = sum(p.stat().st_size for p in shipped)
+    assert 10e6 < total <= 20e6, f"{total / 1e6:.1f} MB shipped"
+
+
+def broken_suite(tmp_path: Path, **evaluator) -> Path:
+    raw = yaml.safe_load((SUITES_DIR / "shift.yaml").read_text())
+    raw["datasets"].append({"name": "digits-train", "kind": "digits", "split": "train"})
+    raw["tasks"][0]["roles"] = {"shifted": ["printed", "digits-train"]}
+    raw["tasks"][0]["evaluators"] = [{"kind": "effective_robustness", **evaluator}]
+    path = tmp_path / "shift.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("evaluator, message", [
+    ({"testbed": "digits"}, "shifted dataset 'digits-train':"),
+    ({"testbed": "digits", "shifts": {"digits-train": "printed-harder"}}, "no rows for shift 'printed-harder'"),
+    ({"testbed": "digits", "shifts": {"digits-train": "printed", "svhn": "printed"}}, "'svhn' is not one of"),
+    ({"testbed": "no-such-testbed.csv"}, "unknown testbed 'no-such-testbed.csv'"),
+])
+def test_a_shift_the_testbed_lacks_stops_the_suite_before_it_runs(tmp_path, evaluator, message):
+    result = run_suite(broken_suite(tmp_path, **evaluator), tmp_path / "out")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "shift.yaml:" in lines[0] and "evaluators[0]" in lines[0]
+    assert not (tmp_path / "out" / "results.csv").exists()
+
+
+def test_a_mapped_shift_runs_and_names_the_testbed_shift_it_used(tmp_path):
+    path = broken_suite(tmp_path, testbed="digits", shifts={"digits-train": "printed"})
+    raw = yaml.safe_load(path.read_text())
+    raw["models"] = raw["models"][:1]
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    result = run_suite(path, tmp_path / "out", "--limit", "40")
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_csv(tmp_path / "out" / "results.csv")
+    er = frame[frame["metric"] == "effective_robustness"]
+    placed = {json.loads(p)["dataset"]: json.loads(p)["shift"] for p in er["params"]}
+    assert placed == {"printed": "printed", "digits-train": "printed"}
