@@ -30,6 +30,9 @@ class MetricInfo:
     protocol: str = ""  # how the number is obtained, in one sentence (shown with the table it is in)
     range: tuple[float, float] | None = None  # the values it can take, e.g. (0, 1) for a proportion
     record_fields: tuple[str, ...] = ()  # the per-sample record fields it is computed from
+    # (flag metric, why): a value whose job also stored the flag metric > 0 with the same params is marked
+    # with ``why`` wherever it is shown (e.g. effective robustness placed on an extrapolated trend)
+    caveat: tuple[str, str] | None = None
 
 
 METRIC_INFO: dict[str, MetricInfo] = {}
@@ -37,8 +40,9 @@ METRIC_INFO: dict[str, MetricInfo] = {}
 
 def declare(name: str, direction: Direction, unit: str = "", headline: bool = True, kind: StatKind = "value",
             description: str = "", protocol: str = "", range: tuple[float, float] | None = None,
-            record_fields: tuple[str, ...] = ()) -> MetricInfo:
-    info = MetricInfo(name, direction, unit, headline, kind, description, protocol, range, tuple(record_fields))
+            record_fields: tuple[str, ...] = (), caveat: tuple[str, str] | None = None) -> MetricInfo:
+    info = MetricInfo(name, direction, unit, headline, kind, description, protocol, range, tuple(record_fields),
+                      caveat)
     if METRIC_INFO.get(name, info) != info:
         raise ValueError(f"metric {name!r} is declared twice with different meanings")
     METRIC_INFO[name] = info

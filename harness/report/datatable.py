@@ -19,13 +19,14 @@ from typing import Any
 import pandas as pd
 
 from harness.metrics import METRIC_INFO
-from harness.report.tables import headline, leaderboard, shared_params, unreliable_jobs
+from harness.report.tables import caveated_cells, headline, leaderboard, shared_params, unreliable_jobs
 
 CAVEATS = {  # symbol -> what it means (each table lists the ones it uses under it)
     "†": "robust accuracy flagged unreliable by a sanity check ({detail}); likely an overestimate, not ranked",
     "‡": "random-init weights: the number says nothing about a trained model",
     "§": "derived across models after the run ({detail}), not measured by one job",
     "*": "partial: {detail}",
+    "◊": "{detail}",
 }
 TIE_RULE = ("★ best; = statistically tied with the best (95% intervals overlap; without intervals only equal "
             "values tie). Robust accuracy flagged unreliable is never ranked.")
@@ -155,6 +156,7 @@ def leaderboard_table(part: pd.DataFrame, table_id: str, sizes: dict[str, float]
         return f"{table_id}--{(slugs or {}).get(model) or file_slug(model)}"
 
     unreliable = unreliable_jobs(part)
+    marked = caveated_cells(part)
     task, dataset = part["task"].iloc[0], part["dataset"].iloc[0]
     wide = leaderboard(part)
     shown = headline(part)
@@ -201,6 +203,9 @@ def leaderboard_table(part: pd.DataFrame, table_id: str, sizes: dict[str, float]
                 trusted[(i, key)] = False
                 caveats["†"] = CAVEATS["†"].format(detail="; ".join(
                     f"{m}: {', '.join(f)}" for (m, _, _), f in unreliable.items()))
+            if (model, key) in marked:
+                cell.marks += "◊"
+                caveats["◊"] = CAVEATS["◊"].format(detail="; ".join(sorted(set(marked.values()))))
             cells[key] = cell
         ns = {c.n for k, c in cells.items() if k in metric_keys and c.n is not None}
         cells["n"] = Cell(float(max(ns)) if ns else None, f"{max(ns):,}" if len(ns) == 1 else

@@ -49,7 +49,8 @@ def cell_html(cell: Cell, column: Column, anchor: str = "") -> str:
     return f"<td{attrs}>{inner}</td>"
 
 
-def table_html(table: Table) -> Markup:
+def table_html(table: Table, classes: str = "data") -> Markup:
+    """``classes``: "data" is what the site's script sorts and filters; add "sortable" for the run report's."""
     head = "".join(heading_html(c) for c in table.columns)
     body = []
     for row in table.rows:
@@ -58,5 +59,5 @@ def table_html(table: Table) -> Markup:
         cells = "".join(cell_html(row.cells.get(c.key, Cell()), c, row.anchor if i == 0 else "")
                         for i, c in enumerate(table.columns))
         body.append(f"<tr{attrs}>{cells}</tr>")
-    return Markup(f'<table class="data" id="table-{escape(table.id)}" data-table="{escape(table.id)}">'
+    return Markup(f'<table class="{escape(classes)}" id="table-{escape(table.id)}" data-table="{escape(table.id)}">'
                   f'<thead><tr>{head}</tr></thead>\n<tbody>\n' + "\n".join(body) + "\n</tbody></table>")

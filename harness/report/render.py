@@ -16,7 +16,7 @@ from harness.report.paths import PathScrubber
 from harness.report.samples import samples_from
 from harness.report.sections import not_drawn, task_figures
 from harness.formatting import format_param
-from harness.report.tables import (column_directions, format_number, leaderboard, ok_rows,
+from harness.report.tables import (caveated_cells, column_directions, format_number, leaderboard, ok_rows,
                                    provenance_summary, shared_params, unreliable_jobs)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -44,6 +44,7 @@ def build_context(frame: pd.DataFrame, title: str, records_dir: Path | None = No
             "higher": {c: column_directions(part).get(c) == "higher" for c in metric_columns},
             "rows": [{**row, "caveat": unreliable.get((row["model"], dataset, task))} for row in table.to_dict("records")],
             "ci": ci,
+            "caveats": {f"{model}|{column}": why for (model, column), why in caveated_cells(part).items()},
             "extras": [{"title": t, "html": Markup(h)} for t, h in task_figures(part, rows)],
         })
     failed = frame[frame["status"] != "ok"].drop_duplicates("job_key")

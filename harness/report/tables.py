@@ -100,6 +100,20 @@ def unreliable_jobs(rows: pd.DataFrame) -> dict[tuple[str, str, str], list[str]]
     return out
 
 
+def caveated_cells(rows: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(model, leaderboard column) -> why its value is marked: metrics declared with a ``caveat`` whose job
+    stored the flag metric > 0 with the same params (``rows`` from ``ok_rows``, one task on one dataset)."""
+    from harness.metrics import METRIC_INFO
+
+    flags = {(r.job_key, r.metric, repr(r.params)) for r in rows.itertuples() if r.value == r.value and r.value > 0}
+    out = {}
+    for r in rows.itertuples():
+        caveat = METRIC_INFO[r.metric].caveat if r.metric in METRIC_INFO else None
+        if caveat and (r.job_key, caveat[0], repr(r.params)) in flags:
+            out[(r.model, r.column)] = caveat[1]
+    return out
+
+
 def leaderboard(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per model x dataset, one column per metric (+params); the first metric sorts it."""
     rows = headline(rows)

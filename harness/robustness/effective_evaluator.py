@@ -10,7 +10,7 @@ robustness (shifted - in-distribution top-1) and its effective robustness agains
 that shift (harness/robustness/testbeds.py), each with a 95% bootstrap interval over the model's samples
 (the trend held fixed), and the trend it was placed on (slope, intercept, R², number of models) as detail
 rows. A model whose in-distribution accuracy lies outside the testbed's range is placed on an extrapolated
-line: its rows carry ``extrapolated: yes``.
+line: its ``trend_extrapolated`` row is 1, and the report marks its effective robustness so.
 """
 from __future__ import annotations
 
@@ -29,8 +29,11 @@ from harness.robustness.testbeds import BadTestbedError, Placement, UnknownShift
 
 PROTOCOL = ("shifted top-1 minus the testbed trend's prediction from in-distribution top-1 (Taori et al., 2020); "
             "95% interval: bootstrap over the model's samples, trend held fixed")
+EXTRAPOLATED = "in-distribution top-1 outside the testbed's range: the trend is extrapolated"
 declare("effective_robustness", "higher", kind="value", range=(-1.0, 1.0), record_fields=("label", "topk"),
-        description="effective robustness: shifted top-1 above the testbed's trend", protocol=PROTOCOL)
+        description="effective robustness: shifted top-1 above the testbed's trend", protocol=PROTOCOL,
+        caveat=("trend_extrapolated", EXTRAPOLATED))
+declare("trend_extrapolated", "lower", headline=False, description=f"1 when the {EXTRAPOLATED}")
 declare("relative_robustness", "higher", kind="value", range=(-1.0, 1.0), record_fields=("label", "topk"),
         description="relative robustness: shifted minus in-distribution top-1")
 for _name, _what in (("trend_slope", "slope"), ("trend_intercept", "intercept"), ("trend_r2", "R²"),
@@ -101,8 +104,7 @@ class EffectiveRobustnessEvaluator(TopKEvaluator):
             hits = self._hits(state, pass_name)
             placed = Placement(trend, float(id_hits.mean()), float(hits.mean()))
             params = {"role": role, "dataset": dataset, "testbed": trend.testbed, "shift": shift,
-                      "scale": trend.scale, "subset": trend.subset,
-                      **({"extrapolated": "yes"} if placed.extrapolated else {})}
+                      "scale": trend.scale, "subset": trend.subset}
             id_draws, shifted_draws = bootstrap_accuracies(id_hits, hits, self.params.resamples, self.params.seed)
             low, high = percentile_interval(trend.effective_robustness(id_draws, shifted_draws))
             relative = percentile_interval(shifted_draws - id_draws)
@@ -111,6 +113,7 @@ class EffectiveRobustnessEvaluator(TopKEvaluator):
                 Metric("relative_robustness", placed.relative_robustness, len(hits), params, *relative),
                 Metric("trend_slope", trend.slope, None, params), Metric("trend_intercept", trend.intercept, None, params),
                 Metric("trend_r2", trend.r2, None, params), Metric("trend_models", trend.n_models, None, params),
+                Metric("trend_extrapolated", float(placed.extrapolated), None, params),
             ]
         return metrics
 

@@ -108,7 +108,7 @@ def assert_curves_equal(recall: np.ndarray, curves: dict, ref) -> None:
 @pytest.mark.parametrize("case", ["crowd, empty image, category without ground truth, > 100 detections",
                                   "no detections"])
 def test_pr_curves_equal_pycocotools_on_edge_cases(tmp_path, case):
-    from test_detection_eval import _typed, edge_ground_truth, edge_results, reference
+    from tests.coco_reference import _typed, edge_ground_truth, edge_results, reference
 
     truth = edge_ground_truth()
     results = [] if case == "no detections" else _typed(edge_results(truth), "bbox")

@@ -32,11 +32,16 @@ def run_suite(suite: Path | str, out: Path, *extra: str) -> subprocess.Completed
 
 
 @pytest.fixture(scope="module")
-def shift_run(tmp_path_factory) -> pd.DataFrame:
+def shift_out(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("shift-run")
     result = run_suite("shift", out)
     assert result.returncode == 0, result.stderr
-    frame = pd.read_csv(out / "results.csv")
+    return out
+
+
+@pytest.fixture(scope="module")
+def shift_run(shift_out) -> pd.DataFrame:
+    frame = pd.read_csv(shift_out / "results.csv")
     frame["dataset_param"] = [json.loads(p).get("dataset") if isinstance(p, str) else None for p in frame["params"]]
     return frame
 
@@ -69,7 +74,7 @@ def test_every_zoo_model_is_placed_on_the_digits_trend_as_by_hand(shift_run):
             assert value(shift_run, model, "trend_intercept", shift)["value"] == pytest.approx(intercept, rel=1e-9)
             assert value(shift_run, model, "trend_models", shift)["value"] == len(rows) == 12
             outside = not rows["id_accuracy"].min() <= id_top1 <= rows["id_accuracy"].max()
-            assert (json.loads(er["params"]).get("extrapolated") == "yes") == outside
+            assert value(shift_run, model, "trend_extrapolated", shift)["value"] == float(outside)
             assert er["n"] == 500  # the shifted set's samples
 
 
@@ -140,3 +145,28 @@ def test_a_mapped_shift_runs_and_names_the_testbed_shift_it_used(tmp_path):
     er = frame[frame["metric"] == "effective_robustness"]
     placed = {json.loads(p)["dataset"]: json.loads(p)["shift"] for p in er["params"]}
     assert placed == {"printed": "printed", "digits-train": "printed"}
+
+
+def test_the_report_shows_the_shift_plot_and_table_with_extrapolation_beside_the_number(shift_out, shift_run):
+    html = (shift_out / "index.html").read_text()
+    assert "Natural distribution shift: top-1, relative and effective robustness" in html
+    for shift in SHIFTS:
+        assert f"Shifted vs in-distribution top-1: {shift} (digits testbed, 12 models, logit axes)" in html
+    assert html.count('<g id="testbed">') == 2 and html.count('<g id="trend">') == 2
+    table = html[html.index('id="table-shift-classification-digits-test"'):]
+    table = table[:table.index("</table>")]
+    for model in shift_run["model"].unique():
+        er = value(shift_run, model, "effective_robustness", "printed")
+        assert f"<title>{model} (" in html  # hover on each model's point
+        row = table[table.index(f'<tr data-model="{model}"'):]
+        cell = row[row.index('data-col="printed:effective"'):]
+        cell = cell[:cell.index("</td>")]
+        assert float(cell.split('data-value="')[1].split('"')[0]) == pytest.approx(er["value"], abs=1e-12)
+        extrapolated = value(shift_run, model, "trend_extrapolated", "printed")["value"] == 1
+        assert ("◊" in cell) == extrapolated
+    # the leaderboard's own effective-robustness cells carry the same mark, and its columns do not split
+    leaderboard = html[html.index('<table class="sortable leaderboard"'):]
+    leaderboard = leaderboard[:leaderboard.index("</table>")]
+    assert leaderboard.count("effective_robustness dataset=printed ") == 1
+    assert leaderboard.count('title="in-distribution top-1 outside') == int(
+        shift_run.loc[shift_run["metric"] == "trend_extrapolated", "value"].sum())
