@@ -159,6 +159,9 @@ class DatasetSpec:
     ignore_index: int | None = None  # label value left unscored (segfolder; default 255)
     reduce_zero_label: bool | None = None  # ADE20K's labels: 0 becomes ignore_index, every other value minus 1
     class_names: Path | None = None  # a text file, one class name per line in label order
+    # ImageNet-R / -A (harness/data/imagenet_shifts.py): "masked" restricts the argmax to the set's 200 classes
+    # (the standard protocol), "1000-way" scores it over all 1000
+    protocol: Literal["masked", "1000-way"] | None = None
 
 
 @dataclass

@@ -92,11 +92,14 @@ class ImageFolderSource(ImageSource):
         folders = sorted(p.name for p in self.root.iterdir() if p.is_dir())
         if not folders:
             raise FileNotFoundError(f"{self.root}: no class folders found")
-        if class_map is not None:
-            mapping = read_class_map(Path(class_map))
+        self.class_map = Path(class_map) if class_map is not None else None
+        given = self.folder_classes()
+        if given is not None:
+            mapping, where = given
             missing = [f for f in folders if f not in mapping]
-            if missing:
-                raise ValueError(f"{class_map}: no class index for folder {missing[0]!r}")
+            if missing and not self.mapped_folders_only:
+                raise ValueError(f"{where}: no class index for folder {missing[0]!r}")
+            folders = [f for f in folders if f in mapping]
         else:
             mapping = {folder: index for index, folder in enumerate(folders)}
         size = num_classes or max(mapping.values()) + 1
@@ -104,10 +107,9 @@ class ImageFolderSource(ImageSource):
         for folder, index in mapping.items():
             if index < size:
                 self.class_names[index] = folder
-        self.class_map = Path(class_map) if class_map is not None else None
         mapped = sorted(set(mapping.values()))
         # a class map naming fewer classes than the label space (ImageNet-A/R: 200 of 1k) restricts predictions
-        self._valid_classes = mapped if class_map is not None and len(mapped) < size else None
+        self._valid_classes = mapped if given is not None and len(mapped) < size and self.masked else None
         self.samples = [
             (path, mapping[folder])
             for folder in folders
@@ -141,6 +143,17 @@ class ImageFolderSource(ImageSource):
         path, label = self.samples[index]
         return Sample(self.sample_id(index), open_rgb(path), label)
 
+    masked = True  # a class map of part of the label space restricts the argmax to it (timm's --valid-labels)
+    mapped_folders_only = False  # True: folders the mapping does not name are left out instead of refused
+
+    def folder_classes(self) -> tuple[dict[str, int], object] | None:
+        """Folder name -> label index and where that mapping comes from (for errors), or None: sorted folders."""
+        return (read_class_map(self.class_map), self.class_map) if self.class_map is not None else None
+
+    def map_files(self) -> list[Path]:
+        """Files the labels depend on (part of the fingerprint)."""
+        return [self.class_map] if self.class_map is not None else []
+
     def valid_classes(self) -> list[int] | None:
         return self._valid_classes
 
@@ -152,6 +165,5 @@ class ImageFolderSource(ImageSource):
         return {**super().describe(), "root": str(self.root)}
 
     def fingerprint(self) -> dict[str, Any]:
-        maps = [self.class_map] if self.class_map is not None else []
         return {**self.describe(), "valid_classes": self._valid_classes,
-                "content": file_manifest_digest(self.root, [path for path, _ in self.samples], maps)}
+                "content": file_manifest_digest(self.root, [path for path, _ in self.samples], self.map_files())}

@@ -170,3 +170,75 @@ def test_the_report_shows_the_shift_plot_and_table_with_extrapolation_beside_the
     assert leaderboard.count("effective_robustness dataset=printed ") == 1
     assert leaderboard.count('title="in-distribution top-1 outside') == int(
         shift_run.loc[shift_run["metric"] == "trend_extrapolated", "value"].sum())
+
+
+def write_mini_imagenet_shifts(root: Path) -> dict[str, int]:
+    """The layout suites/shift-imagenet.yaml reads, two photos per class folder; returns images per folder set."""
+    from harness.data.imagenet_shifts import timm_info
+    from tests.conftest import photo
+
+    synsets = timm_info("imagenet_synsets.txt").read_text().split()
+    r_synsets = timm_info("imagenet_r_synsets.txt").read_text().split()
+    a_synsets = timm_info("imagenet_a_synsets.txt").read_text().split()
+    r_only = next(s for s in r_synsets if s not in a_synsets)
+    a_only = next(s for s in a_synsets if s not in r_synsets)
+    neither = next(s for s in synsets if s not in r_synsets and s not in a_synsets)
+    names = iter(["chelsea", "astronaut", "camera", "coffee", "rocket", "coins"] * 4)
+    layout = {"val": [r_only, a_only, neither], "imagenetv2-matched-frequency": [str(synsets.index(s)) for s in
+                                                                                 (r_only, a_only, neither)],
+              "sketch": [r_only, neither], "imagenet-r": [r_only], "imagenet-a": [a_only]}
+    counts = {}
+    for folder, classes in layout.items():
+        for wnid in classes:
+            (root / folder / wnid).mkdir(parents=True)
+            for _ in range(2):
+                name = next(names)
+                photo(name, max_side=160).save(root / folder / wnid / f"{name}.jpg", quality=90)
+        counts[folder] = 2 * len(classes)
+    return counts
+
+
+def test_the_imagenet_shift_suite_runs_on_a_miniature_layout(tmp_path, one_thread):
+    """suites/shift-imagenet.yaml as shipped (datasets, tasks, evaluators), its hub models replaced by tiny
+    random-init timm stand-ins with a CNN's and a transformer's name."""
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    from harness.robustness.testbeds import trend_of
+
+    counts = write_mini_imagenet_shifts(tmp_path / "data")
+    suite = yaml.safe_load((SUITES_DIR / "shift-imagenet.yaml").read_text())
+    models = []
+    for name, arch in (("resnet50", "test_resnet"), ("vit_base_patch16_224", "test_vit")):
+        torch.manual_seed(len(models))
+        weights = tmp_path / f"{name}.safetensors"
+        save_file({k: v.contiguous() for k, v in timm.create_model(arch, num_classes=1000).state_dict().items()},
+                  str(weights))
+        models.append({"name": name, "source": "checkpoint", "arch": arch, "checkpoint": str(weights)})
+    suite.update(models=models, defaults={**suite["defaults"], "workers": 0, "batch_size": 4})
+    for dataset in suite["datasets"]:
+        if "class_map" in dataset:
+            dataset["class_map"] = str(SUITES_DIR / dataset["class_map"])
+    path = tmp_path / "shift-imagenet.yaml"
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    result = run_suite(path, tmp_path / "out", "--data-root", str(tmp_path / "data"))
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_csv(tmp_path / "out" / "results.csv")
+    frame["dataset_param"] = [json.loads(p).get("dataset") if isinstance(p, str) else None for p in frame["params"]]
+    er = frame[frame["metric"] == "effective_robustness"]
+    assert sorted(set(zip(er["model"], er["dataset_param"]))) == sorted(
+        (m, s) for m in ("resnet50", "vit_base_patch16_224") for s in ("imagenet-a", "imagenet-r", "imagenet-sketch",
+                                                                       "imagenetv2"))
+    id_n = {"imagenet-val": counts["val"], "imagenet-val-r200": 2, "imagenet-val-a200": 2}
+    shifted_n = {"imagenetv2": counts["imagenetv2-matched-frequency"], "imagenet-sketch": counts["sketch"],
+                 "imagenet-r": counts["imagenet-r"], "imagenet-a": counts["imagenet-a"]}
+    for row in er.itertuples():
+        id_row = frame[(frame["job_key"] == row.job_key) & (frame["metric"] == "top1") & frame["dataset_param"].isna()]
+        shifted = frame[(frame["job_key"] == row.job_key) & (frame["metric"] == "top1")
+                        & (frame["dataset_param"] == row.dataset_param)]
+        assert id_row["n"].iloc[0] == id_n[row.dataset] and shifted["n"].iloc[0] == shifted_n[row.dataset_param]
+        expected = trend_of("timm", row.dataset_param).expected(id_row["value"].iloc[0])
+        assert row.value == pytest.approx(shifted["value"].iloc[0] - expected, abs=1e-9)
+    assert "Shifted vs in-distribution top-1: imagenet-r (timm testbed, 1266 models, logit axes)" in (
+        tmp_path / "out" / "index.html").read_text()
