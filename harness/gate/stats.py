@@ -183,3 +183,19 @@ def mover_difference(base: float, base_low: float, base_high: float, new: float,
     low = diff - math.sqrt((new - new_low) ** 2 + (base_high - base) ** 2)
     high = diff + math.sqrt((new_high - new) ** 2 + (base - base_low) ** 2)
     return Comparison("mover-unpaired", diff, low, high, None, None, {"interval": "square-and-add of the rows' CIs"})
+
+
+def sign_flip_p(differences: Sequence[float], exact_up_to: int = 16, resamples: int = 100_000, seed: int = 0) -> float:
+    """Two-sided p of a paired sign-flip (permutation) test that the mean difference is 0: exact over all
+    2^n sign patterns up to ``exact_up_to`` differences, else a seeded Monte Carlo estimate. With n
+    differences the smallest p it can give is 2 / 2^n (so n < 6 can never reach 0.05)."""
+    values = np.asarray(differences, dtype=float)
+    if not len(values):
+        raise ValueError("sign_flip_p needs at least one difference")
+    observed = abs(values.mean())
+    if len(values) <= exact_up_to:
+        signs = 1 - 2 * ((np.arange(2 ** len(values))[:, None] >> np.arange(len(values))) & 1)
+    else:
+        signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(resamples, len(values)))
+    means = np.abs((signs * values).mean(axis=1))
+    return float(np.mean(means >= observed - 1e-12))

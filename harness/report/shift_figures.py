@@ -13,9 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from markupsafe import escape
+
+from harness.gate.stats import sign_flip_p
 from harness.registry import REPORT_SECTIONS
 from harness.report.datatable import Cell, Column, Row, Table, metric_cell
 from harness.report.htmltable import table_html
+from harness.report.pairs import format_cost, matched_pairs, model_costs
 from harness.report.plotting import FAMILY_MARKERS, OTHER_COLOUR, family_colour, inline_svg, new_figure
 from harness.report.tables import models_by_family
 from harness.robustness.effective import transform
@@ -164,6 +168,50 @@ def shift_table(panels_: list[ShiftPanel], table_id: str) -> Table:
     return Table(table_id, "natural distribution shift", columns, list(rows.values()))
 
 
+def family_comparison(panels_: list[ShiftPanel], all_rows: pd.DataFrame) -> str:
+    """Do transformers sit above the trend more than CNNs? Per shift the best of each family; then, over the
+    cost-matched CNN-transformer pairs and every shift, the transformer's minus the CNN's effective robustness
+    with an exact sign-flip test of its mean (each (pair, shift) one paired difference)."""
+    lines = []
+    for p in panels_:
+        best = {}
+        for m in p.models:
+            if m.family in ("cnn", "transformer") and (m.family not in best or m.effective.value > best[m.family].effective.value):
+                best[m.family] = m
+        if len(best) == 2:
+            lines.append(f"{escape(p.dataset)}: best CNN {escape(best['cnn'].model)} {best['cnn'].effective.value:+.4f}, "
+                         f"best transformer {escape(best['transformer'].model)} {best['transformer'].effective.value:+.4f}")
+    families = {m.model: m.family for p in panels_ for m in p.models if m.family in ("cnn", "transformer")}
+    cost_name, costs = model_costs(all_rows[all_rows["model"].isin(list(families))])
+    pairs = matched_pairs(families, cost_name, costs)
+    effective = {(p.dataset, m.model): m.effective.value for p in panels_ for m in p.models}
+    differences, used = [], []
+    for pair in pairs:
+        cnn, transformer = (pair.first, pair.second) if families[pair.first] == "cnn" else (pair.second, pair.first)
+        used.append(f"{escape(transformer)} ({format_cost(cost_name, costs[transformer])}) − {escape(cnn)} "
+                    f"({format_cost(cost_name, costs[cnn])})")
+        differences += [effective[(p.dataset, transformer)] - effective[(p.dataset, cnn)] for p in panels_
+                        if (p.dataset, transformer) in effective and (p.dataset, cnn) in effective]
+    if not differences:
+        verdict = ("No CNN-transformer pair of comparable cost: no paired test (the best of each family is "
+                   "above; a comparison of unmatched models says little).")
+    else:
+        n, mean, p_value = len(differences), float(np.mean(differences)), sign_flip_p(differences)
+        if p_value < 0.05:
+            verdict = ("transformers sit above the trend more than CNNs" if mean > 0 else
+                       "CNNs sit above the trend more than transformers")
+        else:
+            verdict = f"no significant difference at n = {n}"
+        floor = 2 / 2 ** n if n <= 16 else 0.0
+        verdict = (f"<strong>{verdict}</strong>: mean transformer − CNN effective robustness {mean:+.4f} over "
+                   f"{n} (pair, shift) difference(s), exact sign-flip p = {p_value:.3g}"
+                   + (f" (the smallest p possible at this n is {floor:.3g})" if floor >= 0.05 else "")
+                   + f". Pairs: {'; '.join(used)}." + (" A single pair: an observation about two models, not about "
+                                                       "the families." if len(pairs) == 1 else ""))
+    best_text = "<br>".join(lines)
+    return f'<p class="sub">{best_text}</p><p>{verdict}</p>' if best_text else f"<p>{verdict}</p>"
+
+
 @REPORT_SECTIONS.register("effective_robustness")
 def shift_sections(task_rows: pd.DataFrame, all_rows: pd.DataFrame) -> list[tuple[str, str]]:
     found = panels(task_rows)
@@ -177,6 +225,7 @@ def shift_sections(task_rows: pd.DataFrame, all_rows: pd.DataFrame) -> list[tupl
                "effective robustness rests on the fit's shape beyond its data.</p>" if marked else "</p>"))
     sections = [("Natural distribution shift: top-1, relative and effective robustness",
                  f'<div class="scroll">{table_html(table, "data sortable")}</div>{note}')]
+    sections.append(("CNN vs transformer: above or below the trend", family_comparison(found, all_rows)))
     for panel in found:
         sections.append((f"Shifted vs in-distribution top-1: {panel.dataset} ({panel.testbed} testbed, "
                          f"{panel.n_models} models, {panel.scale} axes)", shift_figure(panel)))

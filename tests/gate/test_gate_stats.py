@@ -151,3 +151,16 @@ def test_a_real_drop_of_six_points_is_caught():
     print(f"model 6 points worse, {TRIALS} trials: {counts}")
     assert counts.get("regression", 0) >= 0.9 * TRIALS
     assert counts.get("pass", 0) + counts.get("improvement", 0) == 0
+
+
+@pytest.mark.parametrize("differences", [[0.3, -0.1, 0.2, 0.25, 0.05, -0.02, 0.4], [0.1, 0.2], [0.5] * 6,
+                                         [0.01, -0.03, 0.02, 0.0, 0.04]])
+def test_sign_flip_p_equals_scipys_exact_permutation_test(differences):
+    from scipy.stats import permutation_test
+
+    from harness.gate.stats import sign_flip_p
+
+    reference = permutation_test((np.asarray(differences),), np.mean, permutation_type="samples",
+                                 n_resamples=np.inf, alternative="two-sided")
+    assert sign_flip_p(differences) == pytest.approx(reference.pvalue, abs=1e-12)
+    assert sign_flip_p([0.5] * 6) == pytest.approx(2 / 64)  # the floor at n = 6

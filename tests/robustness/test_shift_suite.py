@@ -164,6 +164,15 @@ def test_the_report_shows_the_shift_plot_and_table_with_extrapolation_beside_the
         assert float(cell.split('data-value="')[1].split('"')[0]) == pytest.approx(er["value"], abs=1e-12)
         extrapolated = value(shift_run, model, "trend_extrapolated", "printed")["value"] == 1
         assert ("◊" in cell) == extrapolated
+    comparison = html[html.index("CNN vs transformer: above or below the trend"):]
+    comparison = comparison[:comparison.index("</div>")]
+    # the zoo's one cost-matched pair (swin 211k vs convnext 263k params) on both shifts: n = 2, never significant
+    er = {(m, s): value(shift_run, m, "effective_robustness", s)["value"] for m in ("swin_digits", "convnext_digits")
+          for s in SHIFTS}
+    mean = np.mean([er[("swin_digits", s)] - er[("convnext_digits", s)] for s in SHIFTS])
+    assert "no significant difference at n = 2" in comparison and f"{mean:+.4f}" in comparison
+    assert "swin_digits (211k params) − convnext_digits (263k params)" in comparison
+    assert "A single pair" in comparison
     # the leaderboard's own effective-robustness cells carry the same mark, and its columns do not split
     leaderboard = html[html.index('<table class="sortable leaderboard"'):]
     leaderboard = leaderboard[:leaderboard.index("</table>")]
