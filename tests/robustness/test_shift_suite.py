@@ -202,7 +202,9 @@ def write_mini_imagenet_shifts(root: Path) -> dict[str, int]:
             (root / folder / wnid).mkdir(parents=True)
             for _ in range(2):
                 name = next(names)
-                photo(name, max_side=160).save(root / folder / wnid / f"{name}.jpg", quality=90)
+                number = len(list((root / folder).rglob("*.JPEG"))) + 1
+                file = f"ILSVRC2012_val_{number:08d}.JPEG" if folder == "val" else f"{name}.jpg"  # ReaL's keys
+                photo(name, max_side=160).save(root / folder / wnid / file, quality=90)
         counts[folder] = 2 * len(classes)
     return counts
 
@@ -249,5 +251,7 @@ def test_the_imagenet_shift_suite_runs_on_a_miniature_layout(tmp_path, one_threa
         assert id_row["n"].iloc[0] == id_n[row.dataset] and shifted["n"].iloc[0] == shifted_n[row.dataset_param]
         expected = trend_of("timm", row.dataset_param).expected(id_row["value"].iloc[0])
         assert row.value == pytest.approx(shifted["value"].iloc[0] - expected, abs=1e-9)
+    real = frame[frame["metric"] == "real_top1"]
+    assert len(real) == 2 and real["n"].between(1, counts["val"]).all()  # val images with an empty ReaL set drop out
     assert "Shifted vs in-distribution top-1: imagenet-r (timm testbed, 1266 models, logit axes)" in (
         tmp_path / "out" / "index.html").read_text()
