@@ -153,8 +153,9 @@ class DatasetSpec:
     target: str | None = None  # the target form of sources offering several (scenes: detection|semantic|panoptic)
     preset: Literal["ade20k", "cityscapes", "voc"] | None = None  # segfolder layout
     images: str | None = None  # image folder, relative to root
-    annotations: str | None = None  # label-PNG folder (segfolder), panoptic json (coco_panoptic) or instances json
-    #                                 (coco; default <root>/../annotations/instances_<split>.json)
+    annotations: str | None = None  # label-PNG folder (segfolder), panoptic json (coco_panoptic), instances json
+    #                                 (coco; default <root>/../annotations/instances_<split>.json) or the release's
+    #                                 mappings folder (objectnet; default <root>/../mappings)
     masks: bool = False  # decode instance masks into the targets (kind coco)
     ignore_index: int | None = None  # label value left unscored (segfolder; default 255)
     reduce_zero_label: bool | None = None  # ADE20K's labels: 0 becomes ignore_index, every other value minus 1

@@ -58,10 +58,11 @@ class ImageSource(ABC):
         """uint8 N x H x W x 3 pixels and int labels for in-memory class sources (see ``native_size``)."""
         raise NotImplementedError
 
-    def valid_classes(self) -> list[int] | None:
+    def valid_classes(self) -> list[int] | list[list[int]] | None:
         """The label-space subset this dataset covers (ImageNet-A/R's 200 of 1k), or None for all classes.
 
-        Classifiers' logits are restricted to these before argmax (timm's ``--valid-labels``)."""
+        Classifiers' logits are restricted to these before argmax (timm's ``--valid-labels``). A list of class
+        groups instead (ObjectNet) pools each group's logits by their maximum; labels index the groups."""
         return None
 
     def describe(self) -> dict[str, Any]:
@@ -96,7 +97,7 @@ class SubsetSource(ImageSource):
     def load_arrays(self, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
         return self.base.load_arrays([self.indices[i] for i in indices])
 
-    def valid_classes(self) -> list[int] | None:
+    def valid_classes(self) -> list[int] | list[list[int]] | None:
         return self.base.valid_classes()
 
     def describe(self) -> dict[str, Any]:

@@ -53,6 +53,15 @@ def real_label_sets(path: Path) -> list[list[int]]:
     return sets
 
 
+def real_label_set(sample_id: str, sets: list[list[int]]) -> list[int]:
+    """The reassessed label set of the val image ``sample_id`` names (empty: the image is left out)."""
+    found = VAL_NAME.search(Path(sample_id).name)
+    if found is None or not 1 <= int(found.group(1)) <= len(sets):
+        raise ValueError(f"sample {sample_id!r}: ReaL labels are keyed by ImageNet val file names "
+                         f"(ILSVRC2012_val_00000001 ... {len(sets):08d})")
+    return sets[int(found.group(1)) - 1]
+
+
 @EVALUATORS.register("real_labels")
 class RealLabelsEvaluator(Evaluator):
     @dataclass
@@ -82,11 +91,7 @@ class RealLabelsEvaluator(Evaluator):
         sets = real_label_sets(self.labels)
         top = restrict_to(outputs["logits"], self.valid_classes).topk(max(self.ks), dim=-1).indices.tolist()
         for sample_id, classes in zip(batch.ids, top):
-            found = VAL_NAME.search(Path(sample_id).name)
-            if found is None or not 1 <= int(found.group(1)) <= len(sets):
-                raise ValueError(f"sample {sample_id!r}: ReaL labels are keyed by ImageNet val file names "
-                                 f"(ILSVRC2012_val_00000001 ... {len(sets):08d})")
-            state.add_record(sample_id, MAIN_PASS, {"real": sets[int(found.group(1)) - 1], "topk": classes})
+            state.add_record(sample_id, MAIN_PASS, {"real": real_label_set(sample_id, sets), "topk": classes})
         return state
 
     def compute(self, state: EvalState) -> list[Metric]:

@@ -15,11 +15,15 @@ for _k in range(1, 11):
     declare(f"top{_k}", "higher", kind="proportion", description=f"top-{_k} accuracy")
 
 
-def restrict_to(logits: torch.Tensor, valid_classes: Sequence[int] | None) -> torch.Tensor:
-    """Logits with every class outside ``valid_classes`` set to -inf (ImageNet-A/R: 200 of the 1k classes,
-    as timm's validate.py --valid-labels does), so argmax and top-k choose among the dataset's classes."""
+def restrict_to(logits: torch.Tensor, valid_classes: Sequence[int] | Sequence[Sequence[int]] | None) -> torch.Tensor:
+    """The logits over the dataset's label space. A list of class indices masks every other class to -inf
+    (ImageNet-A/R: 200 of the 1k classes, as timm's validate.py --valid-labels does), so argmax and top-k choose
+    among the dataset's classes; a list of index *groups* pools each group by its maximum into one logit
+    (ObjectNet: 113 classes, each one or more ImageNet classes), the labels being group positions."""
     if valid_classes is None:
         return logits
+    if valid_classes and not isinstance(valid_classes[0], int):
+        return torch.stack([logits[:, list(group)].amax(dim=-1) for group in valid_classes], dim=-1)
     masked = torch.full_like(logits, float("-inf"))
     index = torch.as_tensor(list(valid_classes), device=logits.device)
     masked[:, index] = logits[:, index]

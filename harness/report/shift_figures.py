@@ -68,11 +68,13 @@ def panels(task_rows: pd.DataFrame) -> list[ShiftPanel]:
         detail = {(r.model, r.metric): r for r in here.itertuples()}
         placed = []
         for model, family in models_by_family(here[here["metric"] == "effective_robustness"]):
-            shifted = detail.get((model, "top1"))
-            if model not in id_top1 or shifted is None:
+            if model not in id_top1:
                 continue
+            relative = detail[(model, "relative_robustness")]
+            shifted = detail.get((model, "top1"))  # none for ReaL: no pass of its own, shifted = ID + relative
+            shifted_top1 = float(shifted.value) if shifted is not None else id_top1[model] + float(relative.value)
             extrapolated = detail.get((model, "trend_extrapolated"))
-            placed.append(Placed(model, family, id_top1[model], float(shifted.value), detail[(model, "relative_robustness")],
+            placed.append(Placed(model, family, id_top1[model], shifted_top1, relative,
                                  detail[(model, "effective_robustness")], bool(extrapolated and extrapolated.value > 0)))
         if not placed:
             continue

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from harness.evaluation.evaluator import MAIN_PASS, Outcomes
+from harness.evaluation.real_labels import real_label_set, real_label_sets, timm_real_labels
 from harness.evaluation.state import EvalState
 from harness.evaluation.topk import TopKEvaluator
 from harness.metrics import Metric, declare
@@ -29,6 +30,7 @@ from harness.robustness.testbeds import BadTestbedError, Placement, UnknownShift
 
 PROTOCOL = ("shifted top-1 minus the testbed trend's prediction from in-distribution top-1 (Taori et al., 2020); "
             "95% interval: bootstrap over the model's samples, trend held fixed")
+REAL_SHIFT = "imagenet-real"  # the timm testbed's name for ImageNet val scored with the ReaL label sets
 EXTRAPOLATED = "in-distribution top-1 outside the testbed's range: the trend is extrapolated"
 declare("effective_robustness", "higher", kind="value", range=(-1.0, 1.0), record_fields=("label", "topk"),
         description="effective robustness: shifted top-1 above the testbed's trend", protocol=PROTOCOL,
@@ -51,6 +53,9 @@ class EffectiveRobustnessEvaluator(TopKEvaluator):
         scale: str = "logit"
         subset: str = "all"  # fit on all testbed models, or on one family's
         shifts: dict[str, str] = field(default_factory=dict)  # shifted dataset -> testbed shift (default: same name)
+        # also place the evaluated pass's ImageNet-ReaL top-1 (the same val images, their reassessed label sets)
+        # on the testbed's imagenet-real trend
+        real: bool = False
         resamples: int = 2000
         seed: int = 0
 
@@ -64,17 +69,20 @@ class EffectiveRobustnessEvaluator(TopKEvaluator):
     def check_roles(cls, params: "EffectiveRobustnessEvaluator.Params", roles: dict[str, list[str]],
                     where: Any) -> None:
         shifted = roles.get("shifted", [])
-        if not shifted:
-            raise where.error("effective_robustness needs shifted datasets: give the task roles: {shifted: [...]}")
+        if not shifted and not params.real:
+            raise where.error("effective_robustness needs shifted datasets: give the task roles: {shifted: [...]} "
+                              "(or real: true on ImageNet val)")
         for dataset in params.shifts:
             if dataset not in shifted:
                 raise where.at("shifts").error(f"{dataset!r} is not one of the task's shifted datasets "
                                                f"({', '.join(shifted)})")
-        for dataset in shifted:
+        for dataset in shifted + ([REAL_SHIFT] if params.real else []):
             try:
                 trend_of(params.testbed, params.shifts.get(dataset, dataset), params.scale,  # type: ignore[arg-type]
                          params.subset)
             except UnknownShiftError as exc:
+                if dataset == REAL_SHIFT and dataset not in shifted:
+                    raise where.at("real").error(f"{exc}: real: true needs a testbed with it") from None
                 raise where.at("shifts" if dataset in params.shifts else "testbed").error(
                     f"shifted dataset {dataset!r}: {exc} (map it with shifts: {{{dataset}: <testbed shift>}})") from None
             except BadTestbedError as exc:
@@ -88,7 +96,7 @@ class EffectiveRobustnessEvaluator(TopKEvaluator):
                  role_classes: dict[str, Sequence[int] | None] | None = None) -> None:
         super().__init__((1,), valid_classes, MAIN_PASS, role_classes)
         self.params = params
-        if not self.role_classes:
+        if not self.role_classes and not params.real:
             raise ValueError("effective_robustness needs shifted datasets: give the task roles: {shifted: [...]}")
 
     def compute(self, state: EvalState) -> list[Metric]:
@@ -96,26 +104,38 @@ class EffectiveRobustnessEvaluator(TopKEvaluator):
         metrics = []
         for pass_name in self.role_classes:
             role, _, dataset = pass_name.partition(":")
-            shift = self.params.shifts.get(dataset, dataset)
-            try:
-                trend = trend_of(self.params.testbed, shift, self.params.scale, self.params.subset)  # type: ignore[arg-type]
-            except BadTestbedError as exc:
-                raise ValueError(f"effective_robustness on {dataset!r}: {exc}") from None  # changed since validation
-            hits = self._hits(state, pass_name)
-            placed = Placement(trend, float(id_hits.mean()), float(hits.mean()))
-            params = {"role": role, "dataset": dataset, "testbed": trend.testbed, "shift": shift,
-                      "scale": trend.scale, "subset": trend.subset}
-            id_draws, shifted_draws = bootstrap_accuracies(id_hits, hits, self.params.resamples, self.params.seed)
-            low, high = percentile_interval(trend.effective_robustness(id_draws, shifted_draws))
-            relative = percentile_interval(shifted_draws - id_draws)
-            metrics += [
-                Metric("effective_robustness", placed.effective_robustness, len(hits), params, low, high),
-                Metric("relative_robustness", placed.relative_robustness, len(hits), params, *relative),
-                Metric("trend_slope", trend.slope, None, params), Metric("trend_intercept", trend.intercept, None, params),
-                Metric("trend_r2", trend.r2, None, params), Metric("trend_models", trend.n_models, None, params),
-                Metric("trend_extrapolated", float(placed.extrapolated), None, params),
-            ]
+            metrics += self._placed(id_hits, self._hits(state, pass_name), role, dataset,
+                                    self.params.shifts.get(dataset, dataset))
+        if self.params.real:
+            scored = [(r["topk"][0], real) for sample_id, r in state.pass_records(MAIN_PASS)
+                      if (real := real_label_set(sample_id, real_label_sets(timm_real_labels())))]
+            metrics += self._placed(id_hits, np.array([top in real for top, real in scored], dtype=bool),
+                                    "shifted", REAL_SHIFT, self.params.shifts.get(REAL_SHIFT, REAL_SHIFT))
         return metrics
+
+    def _placed(self, id_hits: np.ndarray, hits: np.ndarray, role: str, dataset: str, shift: str) -> list[Metric]:
+        """The model placed on the trend for one shift: effective and relative robustness with their intervals
+        (the two sets resampled independently: conservative for ReaL, whose images are the val images), and the
+        trend itself as detail rows."""
+        try:
+            trend = trend_of(self.params.testbed, shift, self.params.scale, self.params.subset)  # type: ignore[arg-type]
+        except BadTestbedError as exc:
+            raise ValueError(f"effective_robustness on {dataset!r}: {exc}") from None  # changed since validation
+        if not len(hits):
+            raise ValueError(f"effective_robustness: {dataset!r} has no scored samples")
+        placed = Placement(trend, float(id_hits.mean()), float(hits.mean()))
+        params = {"role": role, "dataset": dataset, "testbed": trend.testbed, "shift": shift,
+                  "scale": trend.scale, "subset": trend.subset}
+        id_draws, shifted_draws = bootstrap_accuracies(id_hits, hits, self.params.resamples, self.params.seed)
+        low, high = percentile_interval(trend.effective_robustness(id_draws, shifted_draws))
+        relative = percentile_interval(shifted_draws - id_draws)
+        return [
+            Metric("effective_robustness", placed.effective_robustness, len(hits), params, low, high),
+            Metric("relative_robustness", placed.relative_robustness, len(hits), params, *relative),
+            Metric("trend_slope", trend.slope, None, params), Metric("trend_intercept", trend.intercept, None, params),
+            Metric("trend_r2", trend.r2, None, params), Metric("trend_models", trend.n_models, None, params),
+            Metric("trend_extrapolated", float(placed.extrapolated), None, params),
+        ]
 
     def _hits(self, state: EvalState, pass_name: str) -> np.ndarray:
         hits = np.array([r["label"] == r["topk"][0] for _, r in state.pass_records(pass_name)], dtype=bool)

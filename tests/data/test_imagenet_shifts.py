@@ -13,11 +13,13 @@ import timm
 import timm.data
 import torch
 import yaml
+from PIL import Image
 from safetensors.torch import save_file
 
 from harness.data.imagenet_shifts import timm_info
 from harness.run import run_suite
 from tests.conftest import photo
+from tests.shift_layouts import OBJECTNET_GROUPS, write_objectnet
 
 PHOTOS = ["chelsea", "astronaut", "camera", "coffee", "rocket", "coins"]
 
@@ -132,3 +134,54 @@ def test_the_clean_split_keeps_the_sets_200_classes_of_imagenet_val(tmp_path, ne
     with pytest.raises(ValueError, match="no class index for folder"):
         from harness.data.imagenet_shifts import ImageNetRSource
         ImageNetRSource(root)  # the shifted set itself: a folder outside the 200 is a mistake, not skipped
+
+
+def test_objectnet_pools_each_class_over_its_imagenet_classes_and_crops_the_border(tmp_path, net_weights, one_thread):
+    """Reference: timm's transform on the border-cropped image, the network called directly, the 1000 logits
+    max-pooled over each ObjectNet class's ImageNet classes (the authors' protocol), argmax over the 113."""
+    net, weights = net_weights
+    root = write_objectnet(tmp_path / "objectnet-1.0")
+    from harness.data.imagenet_shifts import ObjectNetSource
+
+    source = ObjectNetSource(root / "images")
+    assert source.valid_classes() == [OBJECTNET_GROUPS[f] for f in sorted(OBJECTNET_GROUPS)]
+    assert sorted(Path(source.sample_id(i)).parts[0] for i in range(len(source))) == sorted(
+        ["alarm_clock", "banana", "bench", "alarm_clock", "banana"])  # air_freshener is not an ImageNet class
+    transform = timm.data.create_transform(**timm.data.resolve_data_config({}, model=net))
+    reference, labels = {}, {}
+    folders = sorted(OBJECTNET_GROUPS)
+    for path in sorted((root / "images").glob("*/*.png")):
+        if path.parent.name not in OBJECTNET_GROUPS:
+            continue
+        image = Image.open(path).convert("RGB")
+        cropped = image.crop((2, 2, image.width - 2, image.height - 2))
+        assert (255, 0, 0) not in {cropped.getpixel((x, 0)) for x in range(cropped.width)}
+        with torch.inference_mode():
+            logits = net(transform(cropped)[None])[0]
+        pooled = [float(logits[OBJECTNET_GROUPS[f]].max()) for f in folders]
+        reference[path.stem] = max(range(len(folders)), key=pooled.__getitem__)
+        labels[path.stem] = folders.index(path.parent.name)
+    ours, top1 = harness_predictions(tmp_path, weights, {"kind": "objectnet", "root": str(root / "images")})
+    assert ours == reference and len(ours) == 5
+    assert top1 == pytest.approx(sum(reference[n] == labels[n] for n in reference) / 5, abs=1e-12)
+
+
+def test_objectnet_clean_split_keeps_the_mapped_imagenet_classes(tmp_path, net_weights, one_thread):
+    net, weights = net_weights
+    write_objectnet(tmp_path / "objectnet-1.0")
+    synsets = timm_info("imagenet_synsets.txt").read_text().split()
+    root = write_subset(tmp_path / "val", [synsets[530], synsets[954], synsets[0]])  # clock, banana, unmapped
+    dataset = {"kind": "objectnet", "split": "clean", "root": str(root),
+               "annotations": str(tmp_path / "objectnet-1.0" / "mappings")}
+    ours, _ = harness_predictions(tmp_path, weights, dataset)
+    assert set(ours) == {name for i, name in enumerate(PHOTOS) if i % 3 != 2}
+    assert set(ours.values()) <= {0, 1, 2}
+    from harness.data.imagenet_shifts import ObjectNetSource
+
+    source = ObjectNetSource(root, split="clean", annotations=dataset["annotations"])
+    assert {source.load(i).target for i in range(len(source))} == {0, 1}  # alarm_clock (digital clock), banana
+    with pytest.raises(ValueError, match="split clean reads an ImageNet val folder"):
+        ObjectNetSource(root, split="clean")
+    (tmp_path / "objectnet-1.0" / "mappings" / "imagenet_to_label_2012_v2").unlink()
+    with pytest.raises(FileNotFoundError, match="imagenet_to_label_2012_v2: missing"):
+        ObjectNetSource(tmp_path / "objectnet-1.0" / "images")

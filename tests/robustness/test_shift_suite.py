@@ -125,6 +125,7 @@ def broken_suite(tmp_path: Path, **evaluator) -> Path:
     ({"testbed": "digits", "shifts": {"digits-train": "printed-harder"}}, "no rows for shift 'printed-harder'"),
     ({"testbed": "digits", "shifts": {"digits-train": "printed", "svhn": "printed"}}, "'svhn' is not one of"),
     ({"testbed": "no-such-testbed.csv"}, "unknown testbed 'no-such-testbed.csv'"),
+    ({"testbed": "digits", "shifts": {"digits-train": "printed"}, "real": True}, "real: true needs a testbed with it"),
 ])
 def test_a_shift_the_testbed_lacks_stops_the_suite_before_it_runs(tmp_path, evaluator, message):
     result = run_suite(broken_suite(tmp_path, **evaluator), tmp_path / "out")
@@ -185,6 +186,7 @@ def write_mini_imagenet_shifts(root: Path) -> dict[str, int]:
     """The layout suites/shift-imagenet.yaml reads, two photos per class folder; returns images per folder set."""
     from harness.data.imagenet_shifts import timm_info
     from tests.conftest import photo
+    from tests.shift_layouts import write_objectnet
 
     synsets = timm_info("imagenet_synsets.txt").read_text().split()
     r_synsets = timm_info("imagenet_r_synsets.txt").read_text().split()
@@ -206,6 +208,9 @@ def write_mini_imagenet_shifts(root: Path) -> dict[str, int]:
                 file = f"ILSVRC2012_val_{number:08d}.JPEG" if folder == "val" else f"{name}.jpg"  # ReaL's keys
                 photo(name, max_side=160).save(root / folder / wnid / file, quality=90)
         counts[folder] = 2 * len(classes)
+    write_objectnet(root / "objectnet-1.0", {"alarm_clock": [synsets.index(r_only)], "banana": [synsets.index(neither)],
+                                             "bench": [703]})
+    counts["objectnet"], counts["val-objectnet"] = 5, 4  # air_freshener is no ImageNet class; a_only is unmapped
     return counts
 
 
@@ -240,7 +245,7 @@ def test_the_imagenet_shift_suite_runs_on_a_miniature_layout(tmp_path, one_threa
     er = frame[frame["metric"] == "effective_robustness"]
     assert sorted(set(zip(er["model"], er["dataset_param"]))) == sorted(
         (m, s) for m in ("resnet50", "vit_base_patch16_224") for s in ("imagenet-a", "imagenet-r", "imagenet-sketch",
-                                                                       "imagenetv2"))
+                                                                       "imagenetv2", "imagenet-real"))
     id_n = {"imagenet-val": counts["val"], "imagenet-val-r200": 2, "imagenet-val-a200": 2}
     shifted_n = {"imagenetv2": counts["imagenetv2-matched-frequency"], "imagenet-sketch": counts["sketch"],
                  "imagenet-r": counts["imagenet-r"], "imagenet-a": counts["imagenet-a"]}
@@ -248,10 +253,19 @@ def test_the_imagenet_shift_suite_runs_on_a_miniature_layout(tmp_path, one_threa
         id_row = frame[(frame["job_key"] == row.job_key) & (frame["metric"] == "top1") & frame["dataset_param"].isna()]
         shifted = frame[(frame["job_key"] == row.job_key) & (frame["metric"] == "top1")
                         & (frame["dataset_param"] == row.dataset_param)]
+        if row.dataset_param == "imagenet-real":  # the val pass itself, scored with the ReaL sets (real: true)
+            shifted = frame[(frame["job_key"] == row.job_key) & (frame["metric"] == "real_top1")]
+            assert row.n == shifted["n"].iloc[0]
+            shifted_n["imagenet-real"] = row.n
         assert id_row["n"].iloc[0] == id_n[row.dataset] and shifted["n"].iloc[0] == shifted_n[row.dataset_param]
         expected = trend_of("timm", row.dataset_param).expected(id_row["value"].iloc[0])
         assert row.value == pytest.approx(shifted["value"].iloc[0] - expected, abs=1e-9)
+    objectnet = frame[(frame["task"] == "shift-objectnet") & (frame["metric"] == "top1")]
+    assert sorted(zip(objectnet["model"], objectnet["dataset_param"].fillna("val"), objectnet["n"])) == sorted(
+        (m, d, counts[c]) for m in ("resnet50", "vit_base_patch16_224")
+        for d, c in (("objectnet", "objectnet"), ("val", "val-objectnet")))
     real = frame[frame["metric"] == "real_top1"]
     assert len(real) == 2 and real["n"].between(1, counts["val"]).all()  # val images with an empty ReaL set drop out
-    assert "Shifted vs in-distribution top-1: imagenet-r (timm testbed, 1266 models, logit axes)" in (
-        tmp_path / "out" / "index.html").read_text()
+    page = (tmp_path / "out" / "index.html").read_text()
+    for shift in ("imagenet-r", "imagenet-real"):
+        assert f"Shifted vs in-distribution top-1: {shift} (timm testbed, 1266 models, logit axes)" in page
