@@ -149,8 +149,9 @@ def load_suite(name_or_path: str, data_root: str | None = None, check_files: boo
         task = task_cls(params, label=task_spec.label)
         task.check_suite(spec, params_where)
         if task_spec.roles:
-            task.roles = _dataset_roles(task, task_spec.roles, [d.name for d in spec.datasets],
-                                        where("tasks", i, "roles"), raw["tasks"][i]["roles"])
+            task.roles = _dataset_roles(task.kind, _accepted_roles(task, task_spec.evaluators), task_spec.roles,
+                                        [d.name for d in spec.datasets], where("tasks", i, "roles"),
+                                        raw["tasks"][i]["roles"])
         for j, entry in enumerate(task_spec.evaluators or []):
             _attach_evaluator(task, entry, where("tasks", i, "evaluators").child(j, raw["tasks"][i]["evaluators"]))
         if task.prediction_kind is None:
@@ -218,20 +219,34 @@ def _attach_evaluator(task: Any, entry: Any, where: Where) -> None:
     task.attach(entry["kind"], params, name)
 
 
-def _dataset_roles(task: Any, roles: dict, datasets: list[str], where: Where, raw: Any) -> dict[str, list[str]]:
-    """A task's ``roles:``: each a role the task takes, naming datasets of the suite (one or a list)."""
+def _accepted_roles(task: Any, evaluators: Any) -> dict[str, str]:
+    """The dataset roles a job may name: the task's own and those of the evaluators the suite attaches to it
+    (e.g. OOD detection's ``ood_near``); role -> "one" or "many"."""
+    from harness.registry import EVALUATORS
+
+    accepted = dict(task.dataset_roles)
+    for entry in evaluators or []:
+        kind = entry.get("kind") if isinstance(entry, dict) else None
+        if isinstance(kind, str) and kind in EVALUATORS:
+            accepted.update(EVALUATORS.get(kind).dataset_roles)
+    return accepted
+
+
+def _dataset_roles(kind: str, accepted: dict[str, str], roles: dict, datasets: list[str], where: Where,
+                   raw: Any) -> dict[str, list[str]]:
+    """A task's ``roles:``: each a role the task or an attached evaluator takes, naming datasets of the suite."""
     if not isinstance(roles, dict):
         raise where.error("expected a mapping of role -> dataset name(s)")
     chosen = {}
     for role, names in roles.items():
         here = where.child(role, raw)
-        if role not in task.dataset_roles:
-            known = ", ".join(task.dataset_roles) or "none"
-            raise here.error(f"task {task.kind} takes no dataset role {role!r} (its roles: {known})")
+        if role not in accepted:
+            known = ", ".join(accepted) or "none"
+            raise here.error(f"task {kind} takes no dataset role {role!r} (roles it takes here: {known})")
         names = [names] if isinstance(names, str) else names
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise here.error("expected a dataset name or a list of them")
-        if task.dataset_roles[role] == "one" and len(names) != 1:
+        if accepted[role] == "one" and len(names) != 1:
             raise here.error(f"role {role} takes one dataset, got {len(names)}")
         for name in names:
             if name not in datasets:

@@ -1,7 +1,10 @@
 """The embedded digits data: scikit-learn's 8x8 handwritten digits, shipped inside the package.
 
 Fixed, documented split: ``train_test_split(test_size=0.25, random_state=0, stratify=labels)`` gives
-1,347 train and 450 test images. Each 8x8 image (values 0..16) is scaled to [0, 1], upsampled x4 with
+1,347 train and 450 test images. The zoo trained on train, so a held-out split for fitting (temperature
+scaling's ``calibration`` role) comes from test: ``test-calib`` and ``test-holdout`` are its two stratified
+halves (``train_test_split(test_size=0.5, random_state=0, stratify=...)`` of the test positions, 225 each);
+their sample ids are the test split's, so an overlap with ``test`` shows. Each 8x8 image (values 0..16) is scaled to [0, 1], upsampled x4 with
 bilinear interpolation (align_corners=False) to 32x32, replicated to RGB and stored as uint8, so the
 data behaves like any other image set (corruptions, resizing, PIL).
 """
@@ -45,10 +48,20 @@ def digits_arrays() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {"train": (rgb[train_idx], labels[train_idx]), "test": (rgb[test_idx], labels[test_idx])}
 
 
+@lru_cache(maxsize=1)
+def test_halves() -> dict[str, np.ndarray]:
+    """Positions in the test split of its two stratified halves, ``test-calib`` and ``test-holdout``."""
+    from sklearn.model_selection import train_test_split
+
+    labels = digits_arrays()["test"][1]
+    calib, holdout = train_test_split(np.arange(len(labels)), test_size=0.5, random_state=SPLIT_SEED, stratify=labels)
+    return {"test-calib": np.sort(calib), "test-holdout": np.sort(holdout)}
+
+
 @DATASETS.register("digits")
 class DigitsSource(ImageSource):
     kind = "digits"
-    splits: tuple[str, ...] = ("train", "test")
+    splits: tuple[str, ...] = ("train", "test", "test-calib", "test-holdout")
 
     def __init__(self, split: str = "test", name: str = "digits", **_: object) -> None:
         if split not in self.splits:
@@ -59,6 +72,9 @@ class DigitsSource(ImageSource):
 
     @staticmethod
     def arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
+        if split in ("test-calib", "test-holdout"):
+            images, labels = digits_arrays()["test"]
+            return images[test_halves()[split]], labels[test_halves()[split]]
         return digits_arrays()[split]
 
     def __len__(self) -> int:
@@ -68,6 +84,8 @@ class DigitsSource(ImageSource):
         return Sample(self.sample_id(index), Image.fromarray(self.images[index]), int(self.labels[index]))
 
     def sample_id(self, index: int) -> str:
+        if self.split in ("test-calib", "test-holdout"):
+            return f"test/{int(test_halves()[self.split][index]):04d}"
         return f"{self.split}/{index:04d}"
 
     def fingerprint(self) -> dict:

@@ -1,6 +1,7 @@
 """Calibration on the same logits as top-1 (no extra pass), attached to a classification job:
 
     evaluators: [{kind: calibration, bins: 15}]
+    evaluators: [{kind: calibration, temperature: true}]   # with roles: {calibration: <held-out dataset>}
 
 Per sample the record keeps the top-1 confidence (softmax over the dataset's classes), whether top-1 is
 right, the negative log-likelihood of the label and the multi-class Brier score; every metric is an
@@ -14,6 +15,15 @@ accumulation over those records, so the gate re-accumulates it over a paired boo
   softmax and the one-hot label (0 to 2).
 - ``aurc``: area under the risk-coverage curve of selective prediction (samples kept most confident first,
   ties in sample order; the mean of the error rate over the N coverages k/N).
+- ``classwise_ece``: the mean over classes of the L1 calibration error of that class's probability against
+  "the label is this class" (Kull et al., 2019), same bins; accumulated as per-class bin sums.
+
+Temperature scaling (Guo et al., 2017), ``temperature: true``: one scalar T fitted by minimising the mean NLL of
+the ``calibration`` role's logits divided by T (a bounded, deterministic 1-D search over 1/T, on which the NLL
+is convex), then every metric again on the evaluated split's logits divided by T (``scaling: temperature``),
+and T itself (metric ``temperature``). T never sees the scored split: a calibration split sharing a sample id
+with it is refused. The records then keep each sample's logits (over the dataset's classes), for the fit and
+for rescoring; after-T rows have no per-sample evidence of their own (T is a fit over another split).
 """
 from __future__ import annotations
 
@@ -23,7 +33,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from harness.evaluation.evaluator import MAIN_PASS, Evaluator, Outputs, Resampled, Statistic
+from harness.evaluation.evaluator import MAIN_PASS, Evaluator, Outputs, Resampled, Statistic, of_roles, role_of
 from harness.evaluation.state import EvalState, Record
 from harness.evaluation.topk import restrict_to
 from harness.metrics import Metric, declare
@@ -44,13 +54,26 @@ declare("brier", "lower", kind="value", range=(0.0, 2.0), record_fields=("brier"
         description="multi-class Brier score")
 declare("aurc", "lower", kind="value", range=(0.0, 1.0), record_fields=FIELDS,
         description="area under the risk-coverage curve")
+declare("classwise_ece", "lower", kind="value", range=(0.0, 1.0), description="classwise ECE (L1, mean over classes)",
+        protocol="each class's probability in {bins} equal-width bins against the label being that class")
+declare("temperature", "none", kind="value", headline=False, record_fields=("logits", "label"),
+        description="temperature fitted on the calibration split",
+        protocol="T minimising the mean NLL of logits / T on the calibration role's split (bounded search, 1/T "
+                 "in [0.01, 100])")
+SCALING_NONE, SCALING_TEMPERATURE = "none", "temperature"
+INVERSE_TEMPERATURE_RANGE = (0.01, 100.0)
+
+
+def bin_index(values: torch.Tensor, bins: int) -> torch.Tensor:
+    """torchmetrics' bins of [0, 1]: ``[b_i, b_i+1)`` for ``bins`` equal widths, 1.0 in a bin of its own."""
+    boundaries = torch.linspace(0, 1, bins + 1, dtype=torch.float32)
+    return torch.bucketize(values.float(), boundaries, right=True) - 1
 
 
 def calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int, norm: str) -> float:
     """Binned calibration error with the norm ``l1`` | ``l2`` | ``max``, binned as torchmetrics bins."""
     conf = torch.as_tensor(confidence, dtype=torch.float32)
-    boundaries = torch.linspace(0, 1, bins + 1, dtype=torch.float32)
-    index = (torch.bucketize(conf, boundaries, right=True) - 1).numpy()
+    index = bin_index(conf, bins).numpy()
     count = np.bincount(index, minlength=bins + 1).astype(float)
     seen = count > 0
     gap = np.zeros(bins + 1)
@@ -77,6 +100,56 @@ def aurc(confidence: np.ndarray, correct: np.ndarray) -> float:
     return float(np.mean(errors / np.arange(1, len(order) + 1)))
 
 
+def class_bin_sums(probabilities: torch.Tensor, labels: torch.Tensor, bins: int) -> np.ndarray:
+    """Per class and bin of that class's probability: [count, probability sum, label-is-class count]
+    (classes x (bins + 1) x 3), a sum that merges across batches, ranks and shards."""
+    classes = probabilities.shape[-1]
+    index = bin_index(probabilities, bins)  # samples x classes
+    flat = (torch.arange(classes) * (bins + 1) + index).reshape(-1)
+    is_label = torch.nn.functional.one_hot(labels, classes).reshape(-1).double()
+    sums = torch.zeros(3, classes * (bins + 1), dtype=torch.float64)
+    sums[0].index_add_(0, flat, torch.ones_like(is_label))
+    sums[1].index_add_(0, flat, probabilities.double().reshape(-1))
+    sums[2].index_add_(0, flat, is_label)
+    return sums.reshape(3, classes, bins + 1).permute(1, 2, 0).numpy()
+
+
+def classwise_ece(sums: np.ndarray) -> float:
+    count, probability, hits = (np.asarray(sums, float)[..., i] for i in range(3))
+    gap = np.abs(hits - probability)  # the per-bin |accuracy - confidence| times the bin's count
+    return float(np.mean(gap.sum(axis=1) / count.sum(axis=1)))
+
+
+def sample_fields(logits: torch.Tensor, labels: torch.Tensor) -> list[dict[str, Any]]:
+    """Per sample: top-1 confidence, whether top-1 is right, NLL of the label and the multi-class Brier score."""
+    logits = logits.double()
+    probabilities = logits.softmax(dim=-1)
+    confidence, predicted = probabilities.max(dim=-1)
+    nll = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    brier = ((probabilities - torch.nn.functional.one_hot(labels, probabilities.shape[-1])) ** 2).sum(dim=-1)
+    return [{"confidence": c, "correct": p == y, "nll": n, "brier": b} for c, p, y, n, b in
+            zip(confidence.float().tolist(), predicted.tolist(), labels.tolist(), nll.tolist(), brier.tolist())]
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """T minimising the mean NLL of ``logits / T``: a bounded scalar search over 1/T (convex in 1/T)."""
+    from scipy.optimize import minimize_scalar
+
+    logits = logits.double()
+
+    def nll(log_inverse: float) -> float:
+        return float(torch.nn.functional.cross_entropy(logits * np.exp(log_inverse), labels))
+
+    low, high = np.log(INVERSE_TEMPERATURE_RANGE)
+    found = minimize_scalar(nll, bounds=(low, high), method="bounded", options={"xatol": 1e-7})
+    return float(np.exp(-found.x))
+
+
+def float32_list(values: torch.Tensor) -> list[float]:
+    """A row of logits as JSON floats that read back to the same float32 values (9 significant digits)."""
+    return [float(f"{v:.9g}") for v in values.float().tolist()]
+
+
 def arrays(records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
     return (np.array([r["confidence"] for r in records], dtype=float),
             np.array([r["correct"] for r in records], dtype=bool))
@@ -97,51 +170,98 @@ def calibration_metrics(bins: int) -> dict[str, Callable[[list[Record]], float]]
 
 @EVALUATORS.register("calibration")
 class CalibrationEvaluator(Evaluator):
+    dataset_roles = {"calibration": "one"}
+
     @dataclass
     class Params:
         bins: int = 15
+        temperature: bool = False  # fit T on the job's ``calibration`` role and report every metric after it too
 
         def validate(self, where: Any) -> None:
             if not 1 <= self.bins <= 1000:
                 raise where.at("bins").error("bins must be an integer from 1 to 1000")
 
     @classmethod
-    def attach(cls, params: "CalibrationEvaluator.Params", meta: dict[str, Any]) -> "CalibrationEvaluator":
-        return cls(params.bins, meta.get("valid_classes"))
+    def check_roles(cls, params: "CalibrationEvaluator.Params", roles: dict[str, list[str]], where: Any) -> None:
+        if params.temperature and "calibration" not in roles:
+            raise where.at("temperature").error("temperature scaling fits T on a held-out split: give the task "
+                                                "roles: {calibration: <dataset>} (never the scored one)")
+        if "calibration" in roles and not params.temperature:
+            raise where.error("the task names a calibration dataset but calibration has temperature: false")
 
-    def __init__(self, bins: int = 15, valid_classes: Sequence[int] | None = None) -> None:
-        self.bins, self.valid_classes = bins, valid_classes
+    @classmethod
+    def attach(cls, params: "CalibrationEvaluator.Params", meta: dict[str, Any]) -> "CalibrationEvaluator":
+        fit_pass = next(iter(of_roles(meta.get("role_classes"), ("calibration",))), None)
+        return cls(params.bins, meta.get("valid_classes"), fit_pass if params.temperature else None,
+                   (meta.get("role_classes") or {}).get(fit_pass))
+
+    def __init__(self, bins: int = 15, valid_classes: Sequence[int] | None = None, fit_pass: str | None = None,
+                 fit_classes: Sequence[int] | None = None) -> None:
+        """``fit_pass``: the pass over the calibration split (``calibration:<dataset>``) when T is fitted."""
+        self.bins, self.valid_classes, self.fit_pass, self.fit_classes = bins, valid_classes, fit_pass, fit_classes
 
     def process(self, batch: Any, outputs: Outputs) -> EvalState:
         state = EvalState()
-        if outputs.pass_name != MAIN_PASS:
+        if outputs.pass_name not in (MAIN_PASS, self.fit_pass):
             return state
-        logits = restrict_to(outputs["logits"], self.valid_classes).float()
-        probabilities = logits.softmax(dim=-1)
-        confidence, predicted = probabilities.max(dim=-1)
+        main = outputs.pass_name == MAIN_PASS
+        logits = restrict_to(outputs["logits"], self.valid_classes if main else self.fit_classes).float()
         labels = batch.labels.to(logits.device)
-        nll = torch.nn.functional.cross_entropy(logits.double(), labels, reduction="none")
-        onehot = torch.nn.functional.one_hot(labels, probabilities.shape[-1]).double()
-        brier = ((probabilities.double() - onehot) ** 2).sum(dim=-1)
-        for sample_id, c, p, label, n, b in zip(batch.ids, confidence.tolist(), predicted.tolist(), labels.tolist(),
-                                                nll.tolist(), brier.tolist()):
-            state.add_record(sample_id, MAIN_PASS, {"confidence": c, "correct": p == label, "nll": n, "brier": b})
+        fields = sample_fields(logits, labels) if main else [{} for _ in batch.ids]
+        for sample_id, record, row, label in zip(batch.ids, fields, logits, labels.tolist()):
+            if self.fit_pass:
+                record.update(label=label, logits=float32_list(row))
+            state.add_record(sample_id, outputs.pass_name, record)
+        if main:
+            state.add_sum(f"{MAIN_PASS}/classwise_bins", class_bin_sums(logits.double().softmax(-1).cpu(),
+                                                                        labels.cpu(), self.bins))
         return state
 
     def compute(self, state: EvalState) -> list[Metric]:
         records = [r for _, r in state.pass_records(MAIN_PASS)]
         if not records:
             raise ValueError("calibration: the evaluated pass has no samples")
-        params = {"bins": self.bins}
-        return [Metric(name, value(records), len(records), params)
-                for name, value in calibration_metrics(self.bins).items()]
+        params = {"bins": self.bins, "scaling": SCALING_NONE}
+        metrics = [Metric(name, value(records), len(records), params)
+                   for name, value in calibration_metrics(self.bins).items()]
+        metrics.append(Metric("classwise_ece", classwise_ece(state.sums[f"{MAIN_PASS}/classwise_bins"]),
+                              len(records), params))
+        if self.fit_pass:
+            metrics += self._after_temperature(state, records)
+        return metrics
+
+    def _after_temperature(self, state: EvalState, records: list[Record]) -> list[Metric]:
+        fit = dict(state.pass_records(self.fit_pass))
+        if not fit:
+            raise ValueError(f"calibration: the calibration split ({self.fit_pass}) has no samples")
+        shared = fit.keys() & {sample_id for sample_id, _ in state.pass_records(MAIN_PASS)}
+        if shared:
+            raise ValueError(f"calibration: the calibration split shares {len(shared)} samples with the scored split "
+                             f"(e.g. {min(shared)!r}); fit the temperature on held-out data")
+        temperature = fit_temperature(*logits_and_labels(list(fit.values())))
+        logits, labels = logits_and_labels(records)
+        scaled = sample_fields(logits / temperature, labels)
+        params = {"bins": self.bins, "scaling": SCALING_TEMPERATURE, "fit_on": role_of(self.fit_pass)["dataset"]}
+        metrics = [Metric("temperature", temperature, len(fit), {"fit_on": params["fit_on"]})]
+        metrics += [Metric(name, value(scaled), len(scaled), params)
+                    for name, value in calibration_metrics(self.bins).items()]
+        sums = class_bin_sums((logits / temperature).softmax(-1), labels, self.bins)
+        return metrics + [Metric("classwise_ece", classwise_ece(sums), len(scaled), params)]
 
     def evidence(self, metric: str, params: dict[str, Any]) -> Resampled | None:
         value = calibration_metrics(self.bins).get(metric)
-        if value is None:
+        if value is None or params.get("scaling", SCALING_NONE) != SCALING_NONE:
             return None
 
         def prepare(records: list[Record]) -> Statistic:
             return lambda idx: value([records[i] for i in idx])
 
         return Resampled(MAIN_PASS, prepare)
+
+
+def logits_and_labels(records: list[Record]) -> tuple[torch.Tensor, torch.Tensor]:
+    try:
+        return (torch.tensor([r["logits"] for r in records], dtype=torch.float64),
+                torch.tensor([r["label"] for r in records], dtype=torch.long))
+    except KeyError:
+        raise ValueError("calibration: the records keep no logits (the job ran without temperature: true)") from None

@@ -32,6 +32,11 @@ def role_of(pass_name: str) -> dict[str, str]:
     return {"role": role, "dataset": dataset} if sep else {}
 
 
+def of_roles(by_pass: dict[str, Any] | None, roles: Any) -> dict[str, Any]:
+    """The entries of a pass-keyed mapping (e.g. job meta ``role_classes``) whose pass sweeps one of ``roles``."""
+    return {name: value for name, value in (by_pass or {}).items() if role_of(name).get("role") in roles}
+
+
 @dataclass
 class Outputs:
     """The model's outputs for one batch of one pass, by canonical output kind (evaluation/outputs.py)."""
@@ -86,6 +91,8 @@ Evidence = Outcomes | Resampled
 class Evaluator(ABC):
     # the canonical outputs it reads (an extra evaluator attached to a task must get them from the pass)
     needs: ClassVar[tuple[str, ...]] = ("logits",)
+    # dataset roles the evaluator brings to the task it attaches to (role -> "one" | "many"), e.g. OOD sets
+    dataset_roles: ClassVar[dict[str, str]] = {}
 
     @abstractmethod
     def process(self, batch: Any, outputs: Outputs) -> EvalState:

@@ -62,6 +62,8 @@ class TopKEvaluator(Evaluator):
 
     def process(self, batch: Any, outputs: Outputs) -> EvalState:
         state = EvalState()
+        if outputs.pass_name != self.pass_name and outputs.pass_name not in self.role_classes:
+            return state  # a pass another evaluator of the job scores (e.g. an OOD set)
         valid = self.role_classes.get(outputs.pass_name, self.valid_classes)
         logits = restrict_to(outputs["logits"], valid)
         for sample_id, record in zip(batch.ids, topk_records(logits, batch.labels, max(self.ks))):

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.evaluation.evaluator import MAIN_PASS, Outcomes
+from harness.evaluation.evaluator import MAIN_PASS, Outcomes, of_roles
 from harness.evaluation.real_labels import real_label_set, real_label_sets, timm_real_labels
 from harness.evaluation.state import EvalState
 from harness.evaluation.topk import TopKEvaluator
@@ -90,7 +90,7 @@ class EffectiveRobustnessEvaluator(TopKEvaluator):
 
     @classmethod
     def attach(cls, params: "EffectiveRobustnessEvaluator.Params", meta: dict[str, Any]) -> "EffectiveRobustnessEvaluator":
-        return cls(params, meta.get("valid_classes"), meta.get("role_classes"))
+        return cls(params, meta.get("valid_classes"), of_roles(meta.get("role_classes"), ("shifted",)))
 
     def __init__(self, params: "EffectiveRobustnessEvaluator.Params", valid_classes: Sequence[int] | None = None,
                  role_classes: dict[str, Sequence[int] | None] | None = None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.evaluation.evaluator import Evaluator
+from harness.evaluation.evaluator import Evaluator, of_roles
 from harness.evaluation.topk import TopKEvaluator
 from harness.registry import TASKS
 from harness.tasks.base import JobContext, Pass, Task
@@ -39,4 +39,5 @@ class ClassificationTask(Task):
         return {"logits": logits, "features": features}
 
     def evaluator(self, meta: dict[str, Any]) -> Evaluator:
-        return TopKEvaluator(tuple(self.params.topk), meta.get("valid_classes"), role_classes=meta.get("role_classes"))
+        own = of_roles(meta.get("role_classes"), self.dataset_roles)  # not the roles attached evaluators bring
+        return TopKEvaluator(tuple(self.params.topk), meta.get("valid_classes"), role_classes=own)

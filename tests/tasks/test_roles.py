@@ -50,9 +50,9 @@ def test_a_role_dataset_is_swept_in_the_same_job_and_scores_as_on_its_own(tmp_pa
 
 @pytest.mark.parametrize("task, message", [
     ({"kind": "pgd", "params": {"eps": [0.1]}, "roles": {"shifted": ["digits-other"]}},
-     r"suite.yaml:\d+: tasks\[0\].roles.shifted: task pgd takes no dataset role 'shifted' \(its roles: none\)"),
+     r"suite.yaml:\d+: tasks\[0\].roles.shifted: task pgd takes no dataset role 'shifted' \(roles it takes here: none\)"),
     ({"kind": "classification", "roles": {"ood": ["digits-other"]}},
-     r"tasks\[0\].roles.ood: task classification takes no dataset role 'ood' \(its roles: shifted\)"),
+     r"tasks\[0\].roles.ood: task classification takes no dataset role 'ood' \(roles it takes here: shifted\)"),
     ({"kind": "classification", "roles": {"shifted": ["imagenet-r"]}},
      r"tasks\[0\].roles.shifted: 'imagenet-r' is not a dataset of this suite"),
     ({"kind": "classification", "roles": {"shifted": []}}, r"expected a dataset name or a list of them"),
