@@ -22,7 +22,7 @@ import harness.zoo  # noqa: F401
 from harness.schema import SuiteError
 from harness.data import cifar, coco, digits, folder, imagenet_shifts, printed_digits, scenes  # noqa: F401
 from harness.data import coco_panoptic, segfolder  # noqa: F401
-from harness.evaluation import calibration, detection, panoptic, real_labels, semantic  # noqa: F401  (metric declarations)
+from harness.evaluation import calibration, detection, ood, panoptic, real_labels, semantic  # noqa: F401  (metric declarations)
 from harness.models import hf_detection, hf_segmentation, loaders  # noqa: F401
 from harness.tasks import classification  # noqa: F401
 from harness.tasks import adversarial  # noqa: F401

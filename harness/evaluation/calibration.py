@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from harness.evaluation.evaluator import MAIN_PASS, Evaluator, Outputs, Resampled, Statistic, of_roles, role_of
-from harness.evaluation.state import EvalState, Record
+from harness.evaluation.state import EvalState, Record, float32_list
 from harness.evaluation.topk import restrict_to
 from harness.metrics import Metric, declare
 from harness.registry import EVALUATORS
@@ -143,11 +143,6 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     low, high = np.log(INVERSE_TEMPERATURE_RANGE)
     found = minimize_scalar(nll, bounds=(low, high), method="bounded", options={"xatol": 1e-7})
     return float(np.exp(-found.x))
-
-
-def float32_list(values: torch.Tensor) -> list[float]:
-    """A row of logits as JSON floats that read back to the same float32 values (9 significant digits)."""
-    return [float(f"{v:.9g}") for v in values.float().tolist()]
 
 
 def arrays(records: list[Record]) -> tuple[np.ndarray, np.ndarray]:

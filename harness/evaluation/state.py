@@ -94,6 +94,11 @@ class EvalState:
         return cls(records=value["records"], sums=value["sums"])
 
 
+def float32_list(values: Any) -> list[float]:
+    """A row of numbers (logits, features) as JSON floats that read back to the same float32 values."""
+    return [float(f"{v:.9g}") for v in np.asarray(values, dtype=np.float32).tolist()]
+
+
 def merge_all(states: Iterable[EvalState]) -> EvalState:
     merged = EvalState()
     for state in states:
