@@ -11,13 +11,15 @@ image of 0..16, which then takes the digits' own path to 32x32 RGB (``blocks_to_
   condensed to 60-100%, heavier stroke changes.
 
 Each level is seeded (``SEED`` plus the level's index) and fixed: ``PER_CLASS`` images per digit, in
-class order, so the set and its fingerprint are the same on every machine with the same fonts.
+class order, so the set and its fingerprint are the same on every machine with the same fonts. The generator
+(``typeset_blocks``) takes any glyphs: harness/data/printed_letters.py draws its OOD letters with it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
@@ -60,40 +62,48 @@ def font_dir() -> Path:
     return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 
 
-def render_blocks(digit: int, font: ImageFont.FreeTypeFont, rotation: float, height: float, width: float,
+def render_blocks(glyph: str, font: ImageFont.FreeTypeFont, rotation: float, height: float, width: float,
                   stroke: int) -> np.ndarray:
-    """One glyph as optdigits stores it: 8x8 counts (0..16) of a centred 32x32 binary bitmap."""
+    """One glyph (a digit ``str(d)``, a letter) as optdigits stores it: 8x8 counts (0..16) of a centred 32x32
+    binary bitmap."""
     canvas = Image.new("L", (2 * RENDER, 2 * RENDER), 0)
-    ImageDraw.Draw(canvas).text((RENDER // 2, RENDER // 4), str(digit), fill=255, font=font)
+    ImageDraw.Draw(canvas).text((RENDER // 2, RENDER // 4), glyph, fill=255, font=font)
     for _ in range(abs(stroke)):
         canvas = canvas.filter(ImageFilter.MaxFilter(3) if stroke > 0 else ImageFilter.MinFilter(3))
     canvas = canvas.rotate(rotation, resample=Image.BILINEAR)
-    glyph = canvas.crop(canvas.getbbox())
+    ink = canvas.crop(canvas.getbbox())
     glyph_h = max(1, round(BITMAP * height))
-    glyph_w = max(1, min(BITMAP, round(glyph.width * glyph_h / glyph.height * width)))
-    glyph = glyph.resize((glyph_w, glyph_h), Image.BILINEAR)
+    glyph_w = max(1, min(BITMAP, round(ink.width * glyph_h / ink.height * width)))
+    ink = ink.resize((glyph_w, glyph_h), Image.BILINEAR)
     bitmap = np.zeros((BITMAP, BITMAP), dtype=np.int64)
     top, left = (BITMAP - glyph_h) // 2, (BITMAP - glyph_w) // 2
-    bitmap[top:top + glyph_h, left:left + glyph_w] = np.asarray(glyph) >= 128
+    bitmap[top:top + glyph_h, left:left + glyph_w] = np.asarray(ink) >= 128
     return bitmap.reshape(8, 4, 8, 4).sum(axis=(1, 3))
+
+
+def typeset_blocks(glyphs: Sequence[str], per_glyph: int, level: str,
+                   seed: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(N x 8 x 8 counts, N labels): ``per_glyph`` renderings of each glyph, glyph by glyph, with ``level``'s
+    randomisation drawn from ``default_rng(seed)``; a glyph's label is its position in ``glyphs``."""
+    spec = LEVELS[level]
+    rng = np.random.default_rng(list(seed))
+    fonts = {name: ImageFont.truetype(str(font_dir() / name), RENDER) for name in spec.fonts}
+    blocks, labels = [], []
+    for label, glyph in enumerate(glyphs):
+        for _ in range(per_glyph):
+            font = fonts[spec.fonts[rng.integers(len(spec.fonts))]]
+            blocks.append(render_blocks(
+                glyph, font, rotation=float(rng.uniform(-spec.max_rotation, spec.max_rotation)),
+                height=float(rng.uniform(*spec.height)), width=float(rng.uniform(*spec.width)),
+                stroke=int(spec.stroke[rng.integers(len(spec.stroke))])))
+            labels.append(label)
+    return np.stack(blocks), np.asarray(labels, dtype=np.int64)
 
 
 @lru_cache(maxsize=None)
 def printed_blocks(level: str) -> tuple[np.ndarray, np.ndarray]:
     """(N x 8 x 8 counts, N labels) for a level: PER_CLASS images of each digit, class by class."""
-    spec = LEVELS[level]
-    rng = np.random.default_rng([SEED, list(LEVELS).index(level)])
-    fonts = {name: ImageFont.truetype(str(font_dir() / name), RENDER) for name in spec.fonts}
-    blocks, labels = [], []
-    for digit in range(10):
-        for _ in range(PER_CLASS):
-            font = fonts[spec.fonts[rng.integers(len(spec.fonts))]]
-            blocks.append(render_blocks(
-                digit, font, rotation=float(rng.uniform(-spec.max_rotation, spec.max_rotation)),
-                height=float(rng.uniform(*spec.height)), width=float(rng.uniform(*spec.width)),
-                stroke=int(spec.stroke[rng.integers(len(spec.stroke))])))
-            labels.append(digit)
-    return np.stack(blocks), np.asarray(labels, dtype=np.int64)
+    return typeset_blocks([str(digit) for digit in range(10)], PER_CLASS, level, [SEED, list(LEVELS).index(level)])
 
 
 @DATASETS.register("printed-digits")

@@ -39,27 +39,37 @@ from harness.evaluation.topk import restrict_to
 from harness.metrics import Metric, declare
 from harness.registry import EVALUATORS
 
+AT_BOUND = ("the fitted temperature is at the search bound (the calibration split is separable, so the NLL has "
+            "no finite minimiser): the after-T numbers are not a calibration")
+CAVEAT = ("temperature_at_bound", AT_BOUND)
 BINNED = "top-1 confidence in {bins} equal-width bins (torchmetrics' binning)"
 FIELDS = ("confidence", "correct")
 declare("ece", "lower", kind="value", range=(0.0, 1.0), record_fields=FIELDS,
-        description="expected calibration error (L1)", protocol=BINNED)
+        description="expected calibration error (L1)", caveat=CAVEAT, protocol=BINNED)
 declare("rms_ce", "lower", kind="value", range=(0.0, 1.0), record_fields=FIELDS,
-        description="RMS calibration error (L2)", protocol=BINNED)
+        description="RMS calibration error (L2)", caveat=CAVEAT, protocol=BINNED)
 declare("max_ce", "lower", kind="value", range=(0.0, 1.0), record_fields=FIELDS,
-        description="maximum calibration error", protocol=BINNED)
+        description="maximum calibration error", caveat=CAVEAT, protocol=BINNED)
 declare("adaptive_ece", "lower", kind="value", range=(0.0, 1.0), record_fields=FIELDS,
-        description="adaptive ECE (equal-mass bins)")
-declare("nll", "lower", kind="value", record_fields=("nll",), description="mean negative log-likelihood")
+        description="adaptive ECE (equal-mass bins)", caveat=CAVEAT)
+declare("nll", "lower", kind="value", record_fields=("nll",), description="mean negative log-likelihood",
+        caveat=CAVEAT)
 declare("brier", "lower", kind="value", range=(0.0, 2.0), record_fields=("brier",),
-        description="multi-class Brier score")
+        description="multi-class Brier score", caveat=CAVEAT)
 declare("aurc", "lower", kind="value", range=(0.0, 1.0), record_fields=FIELDS,
-        description="area under the risk-coverage curve")
+        description="area under the risk-coverage curve", caveat=CAVEAT)
 declare("classwise_ece", "lower", kind="value", range=(0.0, 1.0), description="classwise ECE (L1, mean over classes)",
+        caveat=CAVEAT,
         protocol="each class's probability in {bins} equal-width bins against the label being that class")
 declare("temperature", "none", kind="value", headline=False, record_fields=("logits", "label"),
-        description="temperature fitted on the calibration split",
+        description="temperature fitted on the calibration split", caveat=CAVEAT,
         protocol="T minimising the mean NLL of logits / T on the calibration role's split (bounded search, 1/T "
                  "in [0.01, 100])")
+declare("reliability_accuracy", "none", kind="value", headline=False, range=(0.0, 1.0),
+        description="accuracy in a confidence bin (reliability diagram)", protocol=BINNED)
+declare("reliability_confidence", "none", kind="value", headline=False, range=(0.0, 1.0),
+        description="mean top-1 confidence in a bin (reliability diagram)", protocol=BINNED)
+declare("temperature_at_bound", "lower", headline=False, description="1 when the fitted temperature is at the search bound")
 SCALING_NONE, SCALING_TEMPERATURE = "none", "temperature"
 INVERSE_TEMPERATURE_RANGE = (0.01, 100.0)
 
@@ -85,6 +95,19 @@ def calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int, no
     if norm == "l2":
         return float(np.sqrt(np.sum(gap ** 2 * weight)))
     return float(gap.max())
+
+
+def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int, params: dict[str, Any]) -> list[Metric]:
+    """The reliability diagram as detail rows: per non-empty bin (``bin`` 0..bins-1, a confidence of 1 in the
+    last) its accuracy and mean confidence, n the samples in it."""
+    index = np.minimum(bin_index(torch.as_tensor(confidence, dtype=torch.float32), bins).numpy(), bins - 1)
+    rows = []
+    for b in np.unique(index):
+        inside = index == b
+        where = {**params, "bin": int(b)}
+        rows += [Metric("reliability_accuracy", float(np.mean(correct[inside])), int(inside.sum()), where),
+                 Metric("reliability_confidence", float(np.mean(confidence[inside])), int(inside.sum()), where)]
+    return rows
 
 
 def adaptive_ece(confidence: np.ndarray, correct: np.ndarray, bins: int) -> float:
@@ -221,6 +244,7 @@ class CalibrationEvaluator(Evaluator):
                    for name, value in calibration_metrics(self.bins).items()]
         metrics.append(Metric("classwise_ece", classwise_ece(state.sums[f"{MAIN_PASS}/classwise_bins"]),
                               len(records), params))
+        metrics += reliability(*arrays(records), self.bins, params)
         if self.fit_pass:
             metrics += self._after_temperature(state, records)
         return metrics
@@ -233,15 +257,22 @@ class CalibrationEvaluator(Evaluator):
         if shared:
             raise ValueError(f"calibration: the calibration split shares {len(shared)} samples with the scored split "
                              f"(e.g. {min(shared)!r}); fit the temperature on held-out data")
-        temperature = fit_temperature(*logits_and_labels(list(fit.values())))
+        fit_logits, fit_labels = logits_and_labels(list(fit.values()))
+        temperature = fit_temperature(fit_logits, fit_labels)
+        separable = bool((fit_logits.argmax(-1) == fit_labels).all())  # NLL falls all the way to T = 0
         logits, labels = logits_and_labels(records)
         scaled = sample_fields(logits / temperature, labels)
         params = {"bins": self.bins, "scaling": SCALING_TEMPERATURE, "fit_on": role_of(self.fit_pass)["dataset"]}
-        metrics = [Metric("temperature", temperature, len(fit), {"fit_on": params["fit_on"]})]
+        at_bound = float(separable or not 1.01 / INVERSE_TEMPERATURE_RANGE[1] < temperature
+                         < 0.99 / INVERSE_TEMPERATURE_RANGE[0])
+        metrics = [Metric("temperature", temperature, len(fit), {"fit_on": params["fit_on"]}),
+                   Metric("temperature_at_bound", at_bound, None, {"fit_on": params["fit_on"]}),
+                   Metric("temperature_at_bound", at_bound, None, params)]
         metrics += [Metric(name, value(scaled), len(scaled), params)
                     for name, value in calibration_metrics(self.bins).items()]
         sums = class_bin_sums((logits / temperature).softmax(-1), labels, self.bins)
-        return metrics + [Metric("classwise_ece", classwise_ece(sums), len(scaled), params)]
+        metrics.append(Metric("classwise_ece", classwise_ece(sums), len(scaled), params))
+        return metrics + reliability(*arrays(scaled), self.bins, params)
 
     def evidence(self, metric: str, params: dict[str, Any]) -> Resampled | None:
         value = calibration_metrics(self.bins).get(metric)

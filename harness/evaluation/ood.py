@@ -19,7 +19,7 @@ import torch
 
 from harness.evaluation.evaluator import MAIN_PASS, Evaluator, Outputs, of_roles, role_of
 from harness.evaluation.ood_detectors import OOD_DETECTORS, Detector
-from harness.evaluation.ood_metrics import aupr_in, aupr_out, auroc, fpr_at_tpr
+from harness.evaluation.ood_metrics import aupr_in, aupr_out, auroc, fpr_at_tpr, roc_points
 from harness.evaluation.state import EvalState, Record, float32_list
 from harness.evaluation.topk import restrict_to
 from harness.metrics import Metric, declare
@@ -36,6 +36,10 @@ declare("ood_aupr_in", "higher", kind="value", range=(0.0, 1.0), description="AU
         protocol="average precision of the score, in-distribution samples the positives")
 declare("ood_aupr_out", "higher", kind="value", range=(0.0, 1.0), description="AUPR, OOD positive",
         protocol="average precision of the negated score, OOD samples the positives")
+declare("ood_roc_tpr", "none", kind="value", headline=False, range=(0.0, 1.0),
+        description="ROC curve: OOD detected at a false-positive rate", protocol="the largest TPR (OOD positive) "
+        "at an FPR of at most the row's fpr, fpr on a grid of 0.05")
+ROC_GRID = np.round(np.linspace(0, 1, 21), 2)
 OOD_METRICS = {"ood_auroc": auroc, "ood_fpr95": fpr_at_tpr, "ood_aupr_in": aupr_in, "ood_aupr_out": aupr_out}
 
 
@@ -135,6 +139,7 @@ class OODEvaluator(Evaluator):
                     params = {"detector": detector, **role_of(pass_name)}
                     rows += [Metric(name, value(inside, outside), len(outside), params)
                              for name, value in OOD_METRICS.items()]
+                    metrics += roc_rows(inside, outside, params)
                 metrics += rows
                 if rows:
                     for name in OOD_METRICS:
@@ -143,3 +148,10 @@ class OODEvaluator(Evaluator):
                                               sum(m.n for m in values),
                                               {"detector": detector, "role": role, "dataset": "mean"}))
         return metrics
+
+
+def roc_rows(inside: np.ndarray, outside: np.ndarray, params: dict[str, Any]) -> list[Metric]:
+    """The ROC curve (OOD positive) as detail rows on a fixed FPR grid, for the report's curves."""
+    fpr, tpr = roc_points(inside, outside)
+    return [Metric("ood_roc_tpr", float(tpr[fpr <= limit + 1e-12].max()), len(outside), {**params, "fpr": float(limit)})
+            for limit in ROC_GRID]

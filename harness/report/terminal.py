@@ -15,11 +15,12 @@ def results_table(frame: pd.DataFrame, max_columns: int = 6) -> str:
     lines = []
     for (task, dataset), part in rows.groupby(["task", "dataset"], sort=False):
         columns = list(dict.fromkeys(part["column"]))[:max_columns]
-        wide = part[part["column"].isin(columns)].pivot_table(index="model", columns="column", values="value",
+        shown = part[part["column"].isin(columns)]
+        wide = shown.pivot_table(index="model", columns="column", values="value",
                                                               aggfunc="first", sort=False)
         wide = wide.reindex(columns=columns)
         wide.columns.name, wide.index.name = None, None
-        lines.append(f"{task} on {dataset} (n = {int(part['n'].max())})")
+        lines.append(f"{task} on {dataset} (n = {int(shown['n'].max())})")
         lines.append(wide.to_string(float_format=lambda v: f"{v:.4f}", na_rep="-"))
         lines.append("")
     return "\n".join(lines).rstrip()

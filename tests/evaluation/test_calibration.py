@@ -182,3 +182,24 @@ def test_temperature_scaling_without_its_split_stops_the_suite(tmp_path, write_s
         del suite["tasks"][0]["roles"]
     with pytest.raises(SuiteError, match=message):
         load_suite(write_suite(suite))
+
+
+def test_a_temperature_at_the_search_bound_is_flagged_on_every_after_T_row(one_thread):
+    from harness.metrics import metric_info
+
+    logits, labels = digits_logits("resnet_digits")
+    right = logits.argmax(-1) == labels  # a separable calibration split: the NLL falls as T goes to 0
+    evaluator = CalibrationEvaluator(bins=15, fit_pass="calibration:separable")
+    ids = [f"test/{i:04d}" for i in range(len(labels))]
+    state = evaluator.process(SimpleNamespace(ids=ids[:200], labels=labels[:200]), outputs_for(evaluator, logits[:200]))
+    fit_ids = [i for i in range(200, len(labels)) if right[i]]
+    state.merge(evaluator.process(SimpleNamespace(ids=[ids[i] for i in fit_ids], labels=labels[fit_ids]),
+                                  outputs_for(evaluator, logits[fit_ids], pass_name="calibration:separable")))
+    rows = evaluator.compute(state)
+    flags = {json.dumps(m.params, sort_keys=True): m.value for m in rows if m.name == "temperature_at_bound"}
+    temperature = next(m for m in rows if m.name == "temperature")
+    assert temperature.value < 0.05 and flags[json.dumps(temperature.params)] == 1.0
+    for m in rows:
+        if m.params.get("scaling") == "temperature" and m.name in ("ece", "nll", "brier", "classwise_ece"):
+            assert metric_info(m.name).caveat[0] == "temperature_at_bound"
+            assert flags[json.dumps(m.params, sort_keys=True)] == 1.0  # the caveat's flag row, same params
