@@ -9,7 +9,8 @@ from markupsafe import Markup
 
 from harness.registry import REPORT_SECTIONS
 from harness.report import (corruption_figures, detection_figures, latency_figures,  # noqa: F401  (they
-                            robustness_figures, segmentation_figures, shift_figures)  # register their sections)
+                            robustness_figures, segmentation_figures, shift_figures,  # register their sections)
+                            uncertainty_figures)
 
 
 def task_figures(part: pd.DataFrame, all_rows: pd.DataFrame) -> list[tuple[str, str]]:
