@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import harness.zoo  # noqa: F401
 from harness.schema import SuiteError
 from harness.data import cifar, coco, digits, folder, imagenet_shifts, printed_digits, printed_letters, scenes, texture_patches  # noqa: F401
-from harness.data import coco_panoptic, segfolder  # noqa: F401
+from harness.data import coco_panoptic, imglist, segfolder  # noqa: F401
 from harness.evaluation import calibration, detection, ood, panoptic, real_labels, semantic  # noqa: F401  (metric declarations)
 from harness.models import hf_detection, hf_segmentation, loaders  # noqa: F401
 from harness.tasks import classification  # noqa: F401

@@ -44,19 +44,19 @@ AT_BOUND = ("the fitted temperature is at the search bound (the calibration spli
 CAVEAT = ("temperature_at_bound", AT_BOUND)
 BINNED = "top-1 confidence in {bins} equal-width bins (torchmetrics' binning)"
 FIELDS = ("confidence", "correct")
-declare("ece", "lower", kind="value", range=(0.0, 1.0), record_fields=FIELDS,
+declare("ece", "lower", kind="dataset", range=(0.0, 1.0), record_fields=FIELDS,
         description="expected calibration error (L1)", caveat=CAVEAT, protocol=BINNED)
-declare("rms_ce", "lower", kind="value", range=(0.0, 1.0), record_fields=FIELDS,
+declare("rms_ce", "lower", kind="dataset", range=(0.0, 1.0), record_fields=FIELDS,
         description="RMS calibration error (L2)", caveat=CAVEAT, protocol=BINNED)
-declare("max_ce", "lower", kind="value", range=(0.0, 1.0), record_fields=FIELDS,
+declare("max_ce", "lower", kind="dataset", range=(0.0, 1.0), record_fields=FIELDS,
         description="maximum calibration error", caveat=CAVEAT, protocol=BINNED)
-declare("adaptive_ece", "lower", kind="value", range=(0.0, 1.0), record_fields=FIELDS,
+declare("adaptive_ece", "lower", kind="dataset", range=(0.0, 1.0), record_fields=FIELDS,
         description="adaptive ECE (equal-mass bins)", caveat=CAVEAT)
-declare("nll", "lower", kind="value", record_fields=("nll",), description="mean negative log-likelihood",
+declare("nll", "lower", kind="dataset", record_fields=("nll",), description="mean negative log-likelihood",
         caveat=CAVEAT)
-declare("brier", "lower", kind="value", range=(0.0, 2.0), record_fields=("brier",),
+declare("brier", "lower", kind="dataset", range=(0.0, 2.0), record_fields=("brier",),
         description="multi-class Brier score", caveat=CAVEAT)
-declare("aurc", "lower", kind="value", range=(0.0, 1.0), record_fields=FIELDS,
+declare("aurc", "lower", kind="dataset", range=(0.0, 1.0), record_fields=FIELDS,
         description="area under the risk-coverage curve", caveat=CAVEAT)
 declare("classwise_ece", "lower", kind="value", range=(0.0, 1.0), description="classwise ECE (L1, mean over classes)",
         caveat=CAVEAT,
@@ -282,7 +282,7 @@ class CalibrationEvaluator(Evaluator):
         def prepare(records: list[Record]) -> Statistic:
             return lambda idx: value([records[i] for i in idx])
 
-        return Resampled(MAIN_PASS, prepare)
+        return Resampled((MAIN_PASS,), prepare)
 
 
 def logits_and_labels(records: list[Record]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from harness.evaluation.evaluator import Evaluator, Evidence, Outputs
+from harness.evaluation.evaluator import Evaluator, Evidence, Outputs, Resampled
 from harness.evaluation.state import EvalState
 from harness.metrics import Metric
 
@@ -47,7 +47,13 @@ class EvaluatorSet(Evaluator):
         if name not in self.extras:
             return self.own.evidence(metric, params)
         found = self.extras[name].evidence(metric, {k: v for k, v in params.items() if k != "evaluator"})
-        return replace(found, pass_name=f"{found.pass_name}{SEPARATOR}{name}") if found is not None else None
+
+        def renamed(pass_name: str) -> str:  # the pass as the merged state names it
+            return f"{pass_name}{SEPARATOR}{name}"
+
+        if isinstance(found, Resampled):
+            return replace(found, passes=tuple(map(renamed, found.passes)), given=tuple(map(renamed, found.given)))
+        return replace(found, pass_name=renamed(found.pass_name)) if found is not None else None
 
 
 def own_view(state: EvalState) -> EvalState:

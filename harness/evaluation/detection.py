@@ -236,7 +236,7 @@ class DetectionEvaluator(Evaluator):
     def evidence(self, metric: str, params: dict[str, Any]) -> Resampled | None:
         if metric not in COCO_STATS or params.get("iou_type", "bbox") != "bbox":
             return None
-        return Resampled(MAIN_PASS, lambda records: coco_bbox_statistic(records, COCO_STATS[metric]))
+        return Resampled((MAIN_PASS,), lambda records: coco_bbox_statistic(records, COCO_STATS[metric]))
 
 
 COCO_STATS = {"map": 0, "map_50": 1, "map_75": 2, "map_small": 3, "map_medium": 4, "map_large": 5}

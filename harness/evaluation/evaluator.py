@@ -72,15 +72,22 @@ class Outcomes:
 
 @dataclass(frozen=True)
 class Resampled:
-    """A dataset statistic's evidence: the per-sample records of one pass and how to re-accumulate the
-    metric over any resample of them (a paired bootstrap is then an accumulation, not a re-evaluation)."""
+    """A dataset statistic's evidence: the per-sample records of its passes and how to re-accumulate the
+    metric over any resample of them (a paired bootstrap is then an accumulation, not a re-evaluation).
 
-    pass_name: str
-    prepare: Callable[[list[Record]], Statistic]
+    ``prepare`` gets one list of records per pass of ``passes`` then of ``given``, and returns the statistic
+    of positions into the concatenation of the ``passes`` lists. The bootstrap resamples within each pass
+    (stratified: an OOD AUROC keeps its in-distribution and OOD counts); ``given`` passes are held fixed
+    (e.g. the training split a feature detector fits on).
+    """
 
-    def statistic(self, records: list[Record]) -> Statistic:
+    passes: tuple[str, ...]
+    prepare: Callable[..., Statistic]
+    given: tuple[str, ...] = ()
+
+    def statistic(self, records: dict[str, list[Record]]) -> Statistic:
         try:
-            return self.prepare(records)
+            return self.prepare(*(records[name] for name in (*self.passes, *self.given)))
         except (KeyError, TypeError, IndexError) as exc:
             raise ValueError(f"per-sample records do not hold what the metric needs: missing {exc}") from None
 

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from harness.evaluation.evaluator import MAIN_PASS, Evaluator, Outputs, of_roles, role_of
+from harness.evaluation.evaluator import MAIN_PASS, Evaluator, Outputs, Resampled, Statistic, of_roles, role_of
 from harness.evaluation.ood_detectors import OOD_DETECTORS, Detector
 from harness.evaluation.ood_metrics import aupr_in, aupr_out, auroc, fpr_at_tpr, roc_points
 from harness.evaluation.state import EvalState, Record, float32_list
@@ -28,13 +28,13 @@ from harness.registry import EVALUATORS
 OOD_ROLES = ("ood_near", "ood_far")
 FIT_ROLE = "fit"
 SCORES = "higher detector score = more in-distribution; OOD is the positive class"
-declare("ood_auroc", "higher", kind="value", range=(0.0, 1.0), description="OOD detection AUROC", protocol=SCORES)
-declare("ood_fpr95", "lower", kind="value", range=(0.0, 1.0), description="FPR at 95% TPR",
+declare("ood_auroc", "higher", kind="dataset", range=(0.0, 1.0), description="OOD detection AUROC", protocol=SCORES)
+declare("ood_fpr95", "lower", kind="dataset", range=(0.0, 1.0), description="FPR at 95% TPR",
         protocol="OpenOOD's: the fraction of in-distribution samples flagged as OOD at the first threshold that "
                  "flags 95% of the OOD samples")
-declare("ood_aupr_in", "higher", kind="value", range=(0.0, 1.0), description="AUPR, in-distribution positive",
+declare("ood_aupr_in", "higher", kind="dataset", range=(0.0, 1.0), description="AUPR, in-distribution positive",
         protocol="average precision of the score, in-distribution samples the positives")
-declare("ood_aupr_out", "higher", kind="value", range=(0.0, 1.0), description="AUPR, OOD positive",
+declare("ood_aupr_out", "higher", kind="dataset", range=(0.0, 1.0), description="AUPR, OOD positive",
         protocol="average precision of the negated score, OOD samples the positives")
 declare("ood_roc_tpr", "none", kind="value", headline=False, range=(0.0, 1.0),
         description="ROC curve: OOD detected at a false-positive rate", protocol="the largest TPR (OOD positive) "
@@ -107,25 +107,56 @@ class OODEvaluator(Evaluator):
     def scores(self, state: EvalState) -> dict[str, dict[str, np.ndarray]]:
         """pass name -> detector -> the scores of its samples (in evaluation order): what the metrics and the
         report's ROC curves are drawn from."""
-        fitted = {}
-        if self.uses_features:
-            fit = [r for _, r in state.pass_records(self.fit_pass)] if self.fit_pass else []
-            if not fit:
-                raise ValueError("ood: the fit split has no samples (feature detectors need roles: {fit: ...})")
-            features = np.array([r["features"] for r in fit], dtype=np.float64)
-            labels = np.array([r["label"] for r in fit])
-            fitted = {name: d.fit(features, labels) for name, d in self.detectors.items() if d.uses_features}
+        fit = [r for _, r in state.pass_records(self.fit_pass)] if self.fit_pass and self.uses_features else []
+        fitted = self._fitted(fit, list(self.detectors))
         by_pass = {}
         for pass_name in (MAIN_PASS, *self.ood_passes):
             records = [r for _, r in state.pass_records(pass_name)]
             if not records:
                 raise ValueError(f"ood: pass {pass_name!r} has no samples")
-            features = np.array([r["features"] for r in records], dtype=np.float64) if fitted else None
-            by_pass[pass_name] = {
-                name: d.score(None, features, fitted[name]) if d.uses_features
-                else np.array([r["scores"][name] for r in records], dtype=np.float64)
-                for name, d in self.detectors.items()}
+            by_pass[pass_name] = {name: self._score(name, records, fitted) for name in self.detectors}
         return by_pass
+
+    def _fitted(self, fit: list[Record], detectors: list[str]) -> dict[str, Any]:
+        """detector -> its statistics fitted on the fit split's features (feature detectors only)."""
+        featured = [name for name in detectors if self.detectors[name].uses_features]
+        if not featured:
+            return {}
+        if not fit:
+            raise ValueError("ood: the fit split has no samples (feature detectors need roles: {fit: ...})")
+        features = np.array([r["features"] for r in fit], dtype=np.float64)
+        labels = np.array([r["label"] for r in fit])
+        return {name: self.detectors[name].fit(features, labels) for name in featured}
+
+    def _score(self, detector: str, records: list[Record], fitted: dict[str, Any]) -> np.ndarray:
+        if detector in fitted:
+            return self.detectors[detector].score(None, np.array([r["features"] for r in records], dtype=np.float64),
+                                                  fitted[detector])
+        return np.array([r["scores"][detector] for r in records], dtype=np.float64)
+
+    def evidence(self, metric: str, params: dict[str, Any]) -> Resampled | None:
+        """A row's paired bootstrap: in-distribution and OOD samples resampled within each (the fit split
+        held fixed); a mean row resamples every set of its role."""
+        value, detector = OOD_METRICS.get(metric), params.get("detector")
+        if value is None or detector not in self.detectors:
+            return None
+        sets = [p for p in self.ood_passes if role_of(p)["role"] == params.get("role")
+                and params.get("dataset") in ("mean", role_of(p)["dataset"])]
+        given = (self.fit_pass,) if self.detectors[detector].uses_features and self.fit_pass else ()
+        if not sets:
+            return None
+
+        def prepare(inside: list[Record], *rest: list[Record]) -> Statistic:
+            fitted = self._fitted(rest[len(sets)] if given else [], [detector])
+            blocks = [self._score(detector, records, fitted) for records in (inside, *rest[:len(sets)])]
+            scores, ends = np.concatenate(blocks), np.cumsum([len(b) for b in blocks])
+
+            def statistic(idx: np.ndarray) -> float:
+                parts = [scores[idx[(idx >= start) & (idx < end)]] for start, end in zip([0, *ends[:-1]], ends)]
+                return float(np.mean([value(parts[0], outside) for outside in parts[1:]]))
+            return statistic
+
+        return Resampled((MAIN_PASS, *sets), prepare, given)
 
     def compute(self, state: EvalState) -> list[Metric]:
         scores = self.scores(state)

@@ -241,7 +241,7 @@ class PanopticEvaluator(Evaluator):
         return metrics
 
     def evidence(self, metric: str, params: dict[str, Any]) -> Resampled | None:
-        return Resampled(MAIN_PASS, pq_statistic) if metric == "pq" else None
+        return Resampled((MAIN_PASS,), pq_statistic) if metric == "pq" else None
 
 
 def pq_statistic(records: list[Record]) -> Statistic:

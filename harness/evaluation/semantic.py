@@ -208,7 +208,7 @@ class SemanticEvaluator(Evaluator):
                           for c, iou in enumerate(scores["iou"]) if not math.isnan(iou)]
 
     def evidence(self, metric: str, params: dict[str, Any]) -> Resampled | None:
-        return Resampled(MAIN_PASS, miou_statistic) if metric == "miou" else None
+        return Resampled((MAIN_PASS,), miou_statistic) if metric == "miou" else None
 
 
 def miou_statistic(records: list[Record]) -> Statistic:

@@ -8,8 +8,10 @@ compares two snapshots. Per job the file keeps:
   task kind and parameters) and the model identity that is reported when it changes (weights sha256,
   architecture, preprocessing, precision, device);
 - per metric: value, n, interval, direction, kind, and its per-sample evidence: success bits as hex over
-  the job's sample id list (kept once per distinct list), per-image records for dataset-level metrics that
-  are gated, repeated measurements for timings.
+  the job's sample id list (kept once per distinct list), repeated measurements for timings;
+- per pass whose records a gated dataset-level metric re-accumulates (the evaluated split; an OOD set and
+  the fit split of an OOD AUROC), the per-image records over the job's sample id list (null where absent).
+  Version 1 files kept one list, of the main pass.
 """
 from __future__ import annotations
 
@@ -24,13 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from harness.evaluation.evaluator import Evaluator, Resampled
+from harness.evaluation.evaluator import MAIN_PASS, Evaluator, Resampled
 from harness.evaluation.state import EvalState, Record, RecordsError, load_records, records_present
 import harness.gate.evidence as evidence
 from harness.gate.policy import GatePolicy
 
 FORMAT = "visionbench-baseline"
-VERSION = 1
+VERSION = 2  # 2: records by pass (1: one list, the main pass; still read)
+READABLE_VERSIONS = (1, 2)
 MODEL_FIELDS = ("weights_sha256", "arch")
 PREPROCESS_FIELDS = ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std")
 DATASET_FIELDS = ("dataset_kind", "split", "subset", "dataset_size")
@@ -75,10 +78,10 @@ class JobEntry:
     conditions: dict[str, Any]  # seed, device, precision, world size (reported)
     metrics: dict[str, MetricEntry] = field(default_factory=dict)
     sample_ids: list[str] = field(default_factory=list)
-    records: dict[str, Record] = field(default_factory=dict)  # per-image records of dataset-level metrics
+    # pass -> sample id -> record, for the passes that gated dataset-level metrics re-accumulate
+    records: dict[str, dict[str, Record]] = field(default_factory=dict)
     error: str = ""
     fingerprint: dict[str, Any] | None = None  # the task as the run stored it (rebuilds its evaluators)
-    records_pass: str | None = None  # the pass ``records`` come from
 
     @property
     def key(self) -> str:
@@ -215,15 +218,14 @@ def _attach_metric(job: JobEntry, metric: MetricEntry, state: EvalState, evaluat
         metric.series = evidence.timing_series(metric.params, state)
     elif metric.kind == "dataset":
         found = evidence.resampled(evaluator, metric.metric, metric.params)
-        # one pass of records per job (the baseline file keeps one record per sample): a statistic of another
-        # pass is tested from the rows' intervals instead
-        if found is None or job.records_pass not in (None, found.pass_name):
+        if found is None:
             return
         metric.resampled = found
         if keep_records and (policy is None or policy.gated(metric.metric, metric.kind, metric.headline,
                                                             metric.direction)):
-            job.records_pass = found.pass_name
-            job.records.update(dict(state.pass_records(found.pass_name)))
+            for pass_name in (*found.passes, *found.given):
+                if pass_name not in job.records:
+                    job.records[pass_name] = dict(state.pass_records(pass_name))
 
 
 # --- baseline file -----------------------------------------------------------------------------------------
@@ -257,7 +259,8 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
             "model": job.model, "dataset": job.dataset, "task": job.task, "task_kind": job.task_kind,
             "protocol": job.protocol, "identity": job.identity, "conditions": job.conditions,
             "sample_ids": ids_key,
-            "records": [job.records.get(sid) for sid in job.sample_ids] if job.records else None,
+            "records": {pass_name: [records.get(sid) for sid in job.sample_ids]
+                        for pass_name, records in sorted(job.records.items())} or None,
             "metrics": {m.key: _metric_json(m, job.sample_ids) for m in job.metrics.values()},
         }
     return {"format": FORMAT, "version": VERSION, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(
@@ -316,8 +319,9 @@ def load_baseline(path: Path) -> Snapshot:
         raise GateInputError(f"{path}: not a baseline: JSON nested too deeply") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise GateInputError(f"{path}: format: not a {FORMAT} file")
-    if data.get("version") != VERSION:
-        raise GateInputError(f"{path}: version: {data.get('version')!r} is not supported (expected {VERSION})")
+    if data.get("version") not in READABLE_VERSIONS:
+        raise GateInputError(f"{path}: version: {data.get('version')!r} is not supported (expected one of "
+                             f"{', '.join(map(str, READABLE_VERSIONS))})")
     try:
         validate(data)
     except SchemaError as exc:
@@ -397,9 +401,12 @@ def validate(data: dict[str, Any]) -> None:
         if ids_key is not None and ids_key not in sets:
             raise SchemaError([*where, "sample_ids"], f"{ids_key!r} is not in sample_sets")
         count = len(sets[ids_key]) if ids_key is not None else 0
-        records = _need(job.get("records"), (list,), [*where, "records"], "a list or null", optional=True)
-        if records is not None and len(records) != count:
-            raise SchemaError([*where, "records"], f"{len(records)} records for {count} sample ids")
+        records = _need(job.get("records"), (dict, list), [*where, "records"], "an object of lists by pass, or null",
+                        optional=True)
+        for pass_name, listed in _records_by_pass(records).items():
+            _need(listed, (list,), [*where, "records", pass_name], "a list of records")
+            if len(listed) != count:
+                raise SchemaError([*where, "records", pass_name], f"{len(listed)} records for {count} sample ids")
         if "metrics" not in job:
             raise SchemaError([*where, "metrics"], "missing")
         metrics = _need(job["metrics"], (dict,), [*where, "metrics"], "an object of metrics")
@@ -450,8 +457,8 @@ def _from_json(data: dict[str, Any]) -> Snapshot:
         ids = list(sets[raw["sample_ids"]]) if raw.get("sample_ids") else []
         job = JobEntry(raw["model"], raw["dataset"], raw["task"], raw["task_kind"], "ok", raw["protocol"],
                        raw["identity"], raw["conditions"], sample_ids=ids)
-        if raw.get("records"):
-            job.records = {sid: rec for sid, rec in zip(ids, raw["records"]) if rec is not None}
+        for pass_name, listed in _records_by_pass(raw.get("records")).items():
+            job.records[pass_name] = {sid: rec for sid, rec in zip(ids, listed) if rec is not None}
         for m in raw["metrics"].values():
             entry = MetricEntry(m["metric"], m["params"], _nan_if_none(m["value"]), m["n"], m["ci_low"],
                                 m["ci_high"], m["unit"], m["direction"], m["kind"], m["headline"],
@@ -463,6 +470,13 @@ def _from_json(data: dict[str, Any]) -> Snapshot:
             job.metrics[entry.key] = entry
         jobs[key] = job
     return Snapshot(jobs, data.get("source") or {})
+
+
+def _records_by_pass(records: Any) -> dict[str, Any]:
+    """A baseline's ``records`` by pass (version 1 kept one list: the main pass's)."""
+    if isinstance(records, list):
+        return {MAIN_PASS: records}
+    return dict(records or {})
 
 
 def _nan_if_none(value: float | None) -> float:

@@ -24,6 +24,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.evaluation.evaluator import Resampled
+from harness.evaluation.state import Record
 import harness.gate.stats as stats
 from harness.gate.baseline import JobEntry, MetricEntry, Snapshot
 from harness.gate.policy import GatePolicy, MetricPolicy
@@ -230,16 +232,23 @@ def _test(base_job: JobEntry, new_job: JobEntry, base: MetricEntry, new: MetricE
     if base.kind == "proportion" and base.n and new.n:
         return stats.unpaired_proportions(round(base.value * base.n), base.n, round(new.value * new.n), new.n,
                                           rules.alpha)
-    if base.kind == "dataset" and base_job.records and new_job.records:
-        ids = [sid for sid in base_job.sample_ids if sid in base_job.records and sid in new_job.records]
-        resampled = new.resampled or base.resampled  # the same task on both sides (the protocols match)
-        if resampled is not None:
-            try:
-                before = resampled.statistic([base_job.records[i] for i in ids])
-                after = resampled.statistic([new_job.records[i] for i in ids])
-            except ValueError as exc:
-                raise ValueError(f"{base.key}: {exc}") from None
-            return stats.paired_bootstrap(len(ids), before, after, rules.resamples, rules.seed, rules.alpha)
+    resampled = new.resampled or base.resampled  # the same task on both sides (the protocols match)
+    if base.kind == "dataset" and resampled is not None and _has_records(base_job, new_job, resampled):
+        paired = {name: [sid for sid in base_job.sample_ids
+                         if sid in base_job.records[name] and sid in new_job.records[name]]
+                  for name in resampled.passes}
+
+        def records(job: JobEntry) -> dict[str, list[Record]]:
+            resampled_records = {name: [job.records[name][i] for i in ids] for name, ids in paired.items()}
+            return {**resampled_records, **{name: list(job.records[name].values()) for name in resampled.given}}
+
+        try:
+            before, after = resampled.statistic(records(base_job)), resampled.statistic(records(new_job))
+        except ValueError as exc:
+            raise ValueError(f"{base.key}: {exc}") from None
+        sizes = [len(ids) for ids in paired.values()]
+        return stats.paired_bootstrap(sum(sizes), before, after, rules.resamples, rules.seed, rules.alpha,
+                                      strata=sizes if len(sizes) > 1 else None)
     if base.kind == "timing":
         if base.series and new.series:
             return stats.compare_timings(base.series, new.series)
@@ -247,6 +256,11 @@ def _test(base_job: JobEntry, new_job: JobEntry, base: MetricEntry, new: MetricE
     if None not in (base.ci_low, base.ci_high, new.ci_low, new.ci_high):
         return stats.mover_difference(base.value, base.ci_low, base.ci_high, new.value, new.ci_low, new.ci_high)
     return stats.Comparison("threshold", new.value - base.value, None, None, None)
+
+
+def _has_records(base_job: JobEntry, new_job: JobEntry, resampled: Resampled) -> bool:
+    """Both runs kept the records of every pass the statistic re-accumulates."""
+    return all(name in job.records for job in (base_job, new_job) for name in (*resampled.passes, *resampled.given))
 
 
 def _status(comparison: stats.Comparison, new: float, base: float, direction: str,

@@ -13,8 +13,8 @@ gains using the metric's declared direction.
   hybrid score interval (1998, method 10 for independent proportions), the same as
   ``statsmodels ... confint_proportions_2indep(method="newcomb")``; p-value from the pooled z-test.
   On the same samples it is conservative (it ignores the positive correlation of the two runs).
-- ``paired_bootstrap``: dataset-level statistics (mAP, mIoU, PQ). Images are resampled with replacement,
-  the SAME draw for both runs; percentile interval of the difference; p-value from the bootstrap
+- ``paired_bootstrap``: dataset-level statistics (mAP, mIoU, PQ, ECE, OOD AUROC). Images are resampled with
+  replacement, the SAME draw for both runs (within each stratum, e.g. in-distribution and OOD samples); percentile interval of the difference; p-value from the bootstrap
   distribution's mass on the far side of zero (two-sided, a resampling approximation).
 - ``compare_timings``: repeated timings; ratio of medians and a two-sided Mann-Whitney U test.
 """
@@ -137,27 +137,38 @@ Statistic = Callable[[np.ndarray], float]  # resampled image positions -> value
 
 
 def paired_bootstrap(n: int, baseline: Statistic, new: Statistic, resamples: int = 1000, seed: int = 0,
-                     alpha: float = 0.05) -> Comparison:
+                     alpha: float = 0.05, strata: Sequence[int] | None = None) -> Comparison:
     """Percentile interval of new - baseline over ``resamples`` image-level draws shared by both runs.
 
     ``baseline(idx)`` / ``new(idx)`` compute the statistic on the images at positions ``idx`` (with
-    repeats: a statistic must count a repeated image as a distinct image).
+    repeats: a statistic must count a repeated image as a distinct image). ``strata``: the sizes of
+    consecutive blocks of the n positions (e.g. in-distribution then OOD samples), each resampled within
+    itself, so every draw keeps the blocks' sizes.
     """
-    if n <= 0:
+    blocks = [int(size) for size in strata] if strata is not None else [n]
+    if sum(blocks) != n:
+        raise ValueError(f"strata sizes {blocks} do not add up to n = {n}")
+    if n <= 0 or min(blocks) <= 0:
         return Comparison("bootstrap-paired", math.nan, None, None, None, 0)
     everything = np.arange(n)
     observed = new(everything) - baseline(everything)
     rng = np.random.default_rng(seed)
+    starts = np.cumsum([0, *blocks[:-1]])
     diffs = np.empty(resamples)
     for i in range(resamples):
-        idx = rng.integers(0, n, size=n)
+        if len(blocks) == 1:
+            idx = rng.integers(0, n, size=n)
+        else:
+            idx = np.concatenate([start + rng.integers(0, size, size=size) for start, size in zip(starts, blocks)])
         diffs[i] = new(idx) - baseline(idx)
     low, high = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
     p_value = min(1.0, 2 * min(float(np.mean(diffs <= 0)), float(np.mean(diffs >= 0))))
     if np.all(diffs == 0):
         p_value = 1.0
-    return Comparison("bootstrap-paired", float(observed), float(low), float(high), p_value, n,
-                      {"resamples": resamples, "seed": seed, "interval": "percentile"})
+    detail = {"resamples": resamples, "seed": seed, "interval": "percentile"}
+    if len(blocks) > 1:
+        detail["strata"] = blocks
+    return Comparison("bootstrap-paired", float(observed), float(low), float(high), p_value, n, detail)
 
 
 # --- timings -----------------------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ def results_table(frame: pd.DataFrame, max_columns: int = 6) -> str:
                                                               aggfunc="first", sort=False)
         wide = wide.reindex(columns=columns)
         wide.columns.name, wide.index.name = None, None
-        lines.append(f"{task} on {dataset} (n = {int(shown['n'].max())})")
+        first = shown[shown["column"] == columns[0]]["n"]  # the evaluated split's (role passes have their own n)
+        lines.append(f"{task} on {dataset} (n = {int(first.max())})")
         lines.append(wide.to_string(float_format=lambda v: f"{v:.4f}", na_rep="-"))
         lines.append("")
     return "\n".join(lines).rstrip()

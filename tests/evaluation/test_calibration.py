@@ -75,7 +75,7 @@ def test_calibration_attaches_to_a_classification_job_with_records_for_the_gate(
             records += [e["record"] for e in entries if e.get("pass") == "main|calibration"]  # the evaluator's own
     assert all({"confidence", "correct", "nll", "brier"} <= set(r) for r in records) and len(records) == 120
     evaluator = CalibrationEvaluator(bins=10)
-    statistic = evaluator.evidence("ece", {}).statistic(records)
+    statistic = evaluator.evidence("ece", {}).statistic({"main": records})
     assert statistic(np.arange(len(records))) == pytest.approx(rows.loc["ece", "value"], abs=1e-12)
 
 

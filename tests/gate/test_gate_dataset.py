@@ -61,7 +61,7 @@ def _segmentation_job(shift: float) -> runs.Job:
     targets = [SemanticTarget(torch.as_tensor(truth)) for _, truth in PATCHES]
     logits = [torch.nn.functional.one_hot(torch.as_tensor(p), 3).permute(2, 0, 1).float() for p in _predict(shift)]
     state = evaluator.process(SimpleNamespace(ids=ids, targets=targets), outputs_for(evaluator, logits, "main"))
-    statistic = evaluator.evidence("miou", {}).statistic([r for _, r in state.pass_records("main")])
+    statistic = evaluator.evidence("miou", {}).statistic({"main": [r for _, r in state.pass_records("main")]})
     evaluated = next(m.value for m in evaluator.compute(state) if m.name == "miou")
     assert statistic(np.arange(len(ids))) == pytest.approx(evaluated, abs=1e-12)  # the gate reads the real records
     model = runs.LinearModel("seg", np.array([[shift]]), np.zeros(1), np.zeros(1), np.ones(1))
@@ -218,5 +218,5 @@ def test_pq_statistic_reads_the_panoptic_evaluators_records():
     evaluator = PanopticEvaluator(categories)
     state = evaluator.process(SimpleNamespace(ids=ids, targets=targets), outputs_for(evaluator, predictions, "main"))
     pq = next(m.value for m in evaluator.compute(state) if m.name == "pq")
-    statistic = evaluator.evidence("pq", {}).statistic([r for _, r in state.pass_records("main")])
+    statistic = evaluator.evidence("pq", {}).statistic({"main": [r for _, r in state.pass_records("main")]})
     assert 0 < pq < 1 and statistic(np.arange(3)) == pytest.approx(pq, abs=1e-12)

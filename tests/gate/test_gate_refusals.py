@@ -146,7 +146,7 @@ JOB = "jobs['resnet_digits | digits-test | classification']"
     (_set(TOP1[:2] + ("identity",), "resnet"), [f"{JOB}.identity: expected an object, got a string 'resnet'"]),
     (_set(TOP1[:2] + ("sample_ids",), "0123"), [f"{JOB}.sample_ids: '0123' is not in sample_sets"]),
     (_set(TOP1[:2] + ("model",), "other"), [f"{JOB}: the key does not match its model | dataset | task"]),
-    (_set(("version",), 2), ["version: 2 is not supported (expected 1)"]),
+    (_set(("version",), 3), ["version: 3 is not supported (expected one of 1, 2)"]),
 ])
 def test_a_baseline_of_the_wrong_schema_names_the_field(capsys, pr, baseline, tmp_path, edit, fragments):
     print(assert_not_comparable(capsys, pr, edited(baseline, tmp_path, edit), tmp_path, *fragments))

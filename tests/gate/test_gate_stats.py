@@ -164,3 +164,25 @@ def test_sign_flip_p_equals_scipys_exact_permutation_test(differences):
                                  n_resamples=np.inf, alternative="two-sided")
     assert sign_flip_p(differences) == pytest.approx(reference.pvalue, abs=1e-12)
     assert sign_flip_p([0.5] * 6) == pytest.approx(2 / 64)  # the floor at n = 6
+
+
+def test_a_stratified_bootstrap_keeps_every_strata_size_in_every_draw():
+    sizes = [30, 50, 20]
+    starts = np.cumsum([0, *sizes[:-1]])
+    seen = []
+
+    def counts(idx):
+        per_block = [int(np.sum((idx >= s) & (idx < s + n))) for s, n in zip(starts, sizes)]
+        seen.append(per_block)
+        return float(np.mean(idx))
+
+    result = paired_bootstrap(100, counts, lambda idx: counts(idx) + 0.0, resamples=50, seed=1, strata=sizes)
+    assert len(seen) == 2 + 2 * 50 and all(block == sizes for block in seen)
+    assert result.detail["strata"] == sizes and result.n == 100
+    with pytest.raises(ValueError, match="do not add up"):
+        paired_bootstrap(99, counts, counts, strata=sizes)
+    # one stratum is the plain bootstrap: the same draws as without strata
+    plain = paired_bootstrap(100, lambda i: float(i.mean()), lambda i: float(np.median(i)), resamples=50, seed=2)
+    one = paired_bootstrap(100, lambda i: float(i.mean()), lambda i: float(np.median(i)), resamples=50, seed=2,
+                           strata=[100])
+    assert (plain.ci_low, plain.ci_high, plain.p_value) == (one.ci_low, one.ci_high, one.p_value)
