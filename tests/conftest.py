@@ -44,6 +44,22 @@ def write_mini_imagenet(root: Path) -> Path:
     return root
 
 
+def timm_stand_ins(folder: Path) -> list[dict]:
+    """Suite model entries for a CNN's and a transformer's hub name, backed by tiny seeded random-init timm
+    models with ImageNet's 1000 classes (safetensors written to ``folder``)."""
+    import timm
+    from safetensors.torch import save_file
+
+    models = []
+    for name, arch in (("resnet50", "test_resnet"), ("vit_base_patch16_224", "test_vit")):
+        torch.manual_seed(len(models))
+        weights = folder / f"{name}.safetensors"
+        save_file({k: v.contiguous() for k, v in timm.create_model(arch, num_classes=1000).state_dict().items()},
+                  str(weights))
+        models.append({"name": name, "source": "checkpoint", "arch": arch, "checkpoint": str(weights)})
+    return models
+
+
 @pytest.fixture(scope="session")
 def mini_imagenet(tmp_path_factory) -> Path:
     return write_mini_imagenet(tmp_path_factory.mktemp("imagenet"))

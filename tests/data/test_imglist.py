@@ -13,7 +13,7 @@ import yaml
 from harness import run_suite
 from harness.data.imglist import ImglistSource
 from harness.suite import load_suite
-from tests.conftest import photo
+from tests.conftest import photo, timm_stand_ins
 
 REPO = Path(__file__).resolve().parents[2]
 SUITES = REPO / "suites"
@@ -76,19 +76,9 @@ def test_the_ood_suite_is_the_uncertainty_suite_without_calibration():
 
 
 def test_the_imagenet_uncertainty_suite_runs_on_a_miniature_openood_layout(tmp_path, one_thread):
-    import timm
-    import torch
-    from safetensors.torch import save_file
-
     data = write_openood(tmp_path / "openood")
     suite = yaml.safe_load((SUITES / "uncertainty-imagenet.yaml").read_text())
-    models = []
-    for name, arch in (("resnet50", "test_resnet"), ("vit_base_patch16_224", "test_vit")):
-        torch.manual_seed(len(models))
-        weights = tmp_path / f"{name}.safetensors"
-        save_file({k: v.contiguous() for k, v in timm.create_model(arch, num_classes=1000).state_dict().items()},
-                  str(weights))
-        models.append({"name": name, "source": "checkpoint", "arch": arch, "checkpoint": str(weights)})
+    models = timm_stand_ins(tmp_path)
     suite.update(models=models, defaults={**suite["defaults"], "workers": 0, "batch_size": 4,
                                           "data_root": str(data)})
     for evaluator in suite["tasks"][0]["evaluators"]:

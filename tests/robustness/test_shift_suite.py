@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from harness.data.digits import digits_arrays
+from tests.conftest import timm_stand_ins
 from harness.data.printed_digits import PrintedDigitsSource
 from harness.robustness import digits_testbed
 from harness.suite import SUITES_DIR
@@ -217,21 +218,11 @@ def write_mini_imagenet_shifts(root: Path) -> dict[str, int]:
 def test_the_imagenet_shift_suite_runs_on_a_miniature_layout(tmp_path, one_thread):
     """suites/shift-imagenet.yaml as shipped (datasets, tasks, evaluators), its hub models replaced by tiny
     random-init timm stand-ins with a CNN's and a transformer's name."""
-    import timm
-    import torch
-    from safetensors.torch import save_file
-
     from harness.robustness.testbeds import trend_of
 
     counts = write_mini_imagenet_shifts(tmp_path / "data")
     suite = yaml.safe_load((SUITES_DIR / "shift-imagenet.yaml").read_text())
-    models = []
-    for name, arch in (("resnet50", "test_resnet"), ("vit_base_patch16_224", "test_vit")):
-        torch.manual_seed(len(models))
-        weights = tmp_path / f"{name}.safetensors"
-        save_file({k: v.contiguous() for k, v in timm.create_model(arch, num_classes=1000).state_dict().items()},
-                  str(weights))
-        models.append({"name": name, "source": "checkpoint", "arch": arch, "checkpoint": str(weights)})
+    models = timm_stand_ins(tmp_path)
     suite.update(models=models, defaults={**suite["defaults"], "workers": 0, "batch_size": 4})
     for dataset in suite["datasets"]:
         if "class_map" in dataset:
