@@ -275,14 +275,20 @@ class CalibrationEvaluator(Evaluator):
         return metrics + reliability(*arrays(scaled), self.bins, params)
 
     def evidence(self, metric: str, params: dict[str, Any]) -> Resampled | None:
+        """The scored split resampled; after T, the temperature fitted once on the calibration split held fixed."""
         value = calibration_metrics(self.bins).get(metric)
-        if value is None or params.get("scaling", SCALING_NONE) != SCALING_NONE:
+        scaled = params.get("scaling", SCALING_NONE) == SCALING_TEMPERATURE
+        if value is None or (scaled and not self.fit_pass):
             return None
 
-        def prepare(records: list[Record]) -> Statistic:
+        def prepare(records: list[Record], *calibration: list[Record]) -> Statistic:
+            if calibration:
+                temperature = fit_temperature(*logits_and_labels(calibration[0]))
+                logits, labels = logits_and_labels(records)
+                records = sample_fields(logits / temperature, labels)
             return lambda idx: value([records[i] for i in idx])
 
-        return Resampled((MAIN_PASS,), prepare)
+        return Resampled((MAIN_PASS,), prepare, (self.fit_pass,) if scaled else ())
 
 
 def logits_and_labels(records: list[Record]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -56,3 +56,26 @@ def test_the_uncertainty_records_rescore_to_the_stored_numbers(uncertainty_run):
     _, out = uncertainty_run
     checked, problems = rescore(out)
     assert not problems and len(checked) > 4 * 200 and all(row.equal for row in checked)
+
+
+def test_the_gate_re_accumulates_every_calibration_row_before_and_after_t_from_the_records(uncertainty_run):
+    """The after-T rows' bootstrap holds the temperature fitted on the calibration split fixed."""
+    from harness.evaluation.state import load_records
+    from harness.gate.baseline import snapshot_run
+    from harness.gate.evidence import resampled, stored_evaluator
+
+    frame, out = uncertainty_run
+    snapshot = snapshot_run(out)
+    for key, job in snapshot.jobs.items():
+        state, meta = load_records(out / "samples" / f"{frame[frame['model'] == job.model]['job_key'].iloc[0]}.jsonl.gz")
+        evaluator = stored_evaluator(job.fingerprint, meta)
+        for scaling in ("none", "temperature"):
+            params = {"bins": 15, "scaling": scaling, "evaluator": "calibration",
+                      **({"fit_on": "digits-calib"} if scaling == "temperature" else {})}
+            for metric in ("ece", "nll", "brier"):
+                found = resampled(evaluator, metric, params)
+                assert found.given == (("calibration:digits-calib|calibration",) if scaling == "temperature" else ())
+                statistic = found.statistic({name: [r for _, r in state.pass_records(name)]
+                                             for name in (*found.passes, *found.given)})
+                stored = rows_of(frame, job.model, metric, scaling=scaling)["value"].item()
+                assert statistic(np.arange(225)) == pytest.approx(stored, abs=1e-9), (job.model, metric, scaling)
