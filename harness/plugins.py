@@ -28,6 +28,7 @@ from harness.tasks import classification  # noqa: F401
 from harness.tasks import adversarial  # noqa: F401
 from harness.tasks import corruption  # noqa: F401
 from harness.tasks import latency  # noqa: F401
+from harness.tasks import occlusion  # noqa: F401
 from harness.tasks import detection, panoptic, segmentation  # noqa: F401
 from harness.robustness import effective_evaluator  # noqa: F401  (the effective_robustness evaluator)
 

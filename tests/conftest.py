@@ -136,6 +136,14 @@ def trimmed_suite(tmp_path: Path, name: str, **corruption_params) -> Path:
     return path
 
 
+def pytest_configure(config) -> None:
+    """Under pytest-xdist each worker gets one thread (and so do the runs it starts as subprocesses): two
+    workers with two OpenMP threads each on a 2-core machine spend their time contending, not computing."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+
+
 # On CI (CI=true) a test that skips for want of a tool or package fails instead: CI installs everything the
 # tests need, so such a skip means a missing install step. Only what CI's machine cannot have may skip.
 SKIPS_ALLOWED_ON_CI = ("needs a CUDA device", "needs a machine without CUDA")

@@ -92,11 +92,16 @@ def label_png(labels: np.ndarray | torch.Tensor, side: int = LABEL_SIDE, palette
     return _encode(image)
 
 
-def image_png(image: torch.Tensor, original: tuple[int, int], side: int = IMAGE_SIDE) -> str:
-    """A (3, h, w) [0, 1] model input as a base64 palette PNG at the original (H, W) aspect, at most ``side`` px."""
-    size = _fit(*original, side)
-    small = torch.nn.functional.interpolate(image.detach().float().cpu()[None], size=size, mode="bilinear",
-                                            align_corners=False, antialias=True)[0]
+def image_png(image: torch.Tensor, original: tuple[int, int], side: int = IMAGE_SIDE, sharp: bool = False) -> str:
+    """A (3, h, w) [0, 1] model input as a base64 palette PNG at the original (H, W) aspect, at most ``side`` px
+    (``sharp``: scaled to exactly ``side`` by nearest neighbour, so a small input's pixels stay crisp)."""
+    pixels = image.detach().float().cpu()[None]
+    if sharp:
+        size = tuple(max(1, round(s * side / max(original))) for s in original)
+        small = torch.nn.functional.interpolate(pixels, size=size, mode="nearest")[0]
+    else:
+        small = torch.nn.functional.interpolate(pixels, size=_fit(*original, side), mode="bilinear",
+                                                align_corners=False, antialias=True)[0]
     pixels = (small.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     # 128 median-cut colours, no dithering: about 8 kB instead of 20 kB for a 128 px photo, banding barely seen
     return _encode(Image.fromarray(pixels, mode="RGB").quantize(IMAGE_COLOURS, Image.Quantize.MEDIANCUT,

@@ -8,9 +8,9 @@ import pandas as pd
 from markupsafe import Markup
 
 from harness.registry import REPORT_SECTIONS
-from harness.report import (corruption_figures, detection_figures, latency_figures,  # noqa: F401  (they
-                            robustness_figures, segmentation_figures, shift_figures,  # register their sections)
-                            uncertainty_figures)
+from harness.report import (  # noqa: F401  (they register their sections)
+    corruption_figures, detection_figures, latency_figures, occlusion_figures, robustness_figures,
+    segmentation_figures, shift_figures, uncertainty_figures)
 
 
 def task_figures(part: pd.DataFrame, all_rows: pd.DataFrame) -> list[tuple[str, str]]:

@@ -9,13 +9,14 @@ Step size: unless given, PGD's alpha is ``alpha_factor * eps / steps`` with ``al
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torchattacks
 from torch import nn
+
+from harness.seeding import derive_seed  # noqa: F401  (attacks.derive_seed: how the tasks seed an attack)
 
 Norm = Literal["Linf", "L2"]
 DEFAULT_ALPHA_FACTOR = 2.5
@@ -33,12 +34,6 @@ class ThreatModelViolation(RuntimeError):
 class ThreatModel:
     norm: Norm
     eps: float
-
-
-def derive_seed(*parts: object) -> int:
-    """A stable 63-bit seed from e.g. (seed, batch index, eps, restart): same inputs, same random start."""
-    digest = hashlib.sha256(repr(parts).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
 
 
 def step_size(eps: float, steps: int, alpha: float | None = None, alpha_factor: float | None = None) -> float:

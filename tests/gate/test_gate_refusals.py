@@ -87,7 +87,7 @@ def assert_not_comparable(capsys, run: Path, baseline: Path, tmp_path: Path, *fr
 # --- files that are not baselines ------------------------------------------------------------------------------
 @pytest.mark.parametrize("content, fragments", [
     (b"<html>502 Bad Gateway</html>\n", ["not JSON: Expecting value at line 1 column 1"]),
-    (gzip.compress(b'{"format": "visionbench-baseline"}'), ["not a baseline: not UTF-8 text (byte 1 of"]),
+    (gzip.compress(b'{"format": "visionbench-baseline"}', mtime=0), ["not a baseline: not UTF-8 text (byte 1 of"]),
     (b"", ["empty file, not a baseline"]),
     (b'["format", "visionbench-baseline"]', ["format: not a visionbench-baseline file"]),
 ])
