@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 Direction = Literal["higher", "lower", "none"]
 # proportion: a count of successes over n samples (McNemar / Wilson apply)
@@ -91,3 +91,15 @@ def proportion(name: str, successes: int, n: int, **params: Any) -> Metric:
     low, high = wilson_interval(successes, n)
     value = successes / n if n else math.nan
     return Metric(name, value, n, dict(params), low, high)
+
+
+def trapezoid_weights(points: Sequence[float]) -> list[float]:
+    """Weights w with sum(w[j] * y[j]) the area under the piecewise-linear curve through (points[j], y[j]),
+    divided by its width: the normalised area under an accuracy curve (occlusion fractions, attack eps)."""
+    width = points[-1] - points[0]
+    weights = [0.0] * len(points)
+    for j in range(len(points) - 1):
+        half = (points[j + 1] - points[j]) / 2 / width
+        weights[j] += half
+        weights[j + 1] += half
+    return weights

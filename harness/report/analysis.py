@@ -16,6 +16,7 @@ from harness.report.findings import findings_text
 from harness.report.pairs import (DEFAULT_BAND, PairResult, compare_pairs, declared_pairs, format_p, matched_pairs,
                                   model_costs, points, records_folder)
 from harness.report.pareto import pareto_sections
+from harness.report.scorecard import scorecard, scorecard_html
 from harness.report.tables import family_summary, ok_rows
 
 
@@ -29,17 +30,20 @@ def latest_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def suite_analysis(frame: pd.DataFrame, records_dir: Path | None, *, pairs: Iterable[Sequence[str]] = (),
-                   band: float = DEFAULT_BAND) -> list[tuple[str, str]]:
+                   band: float = DEFAULT_BAND, anchors: set[str] | None = None) -> list[tuple[str, str]]:
     """(title, safe HTML) sections for one suite's rows.
 
     ``records_dir``: the run's folder or its ``samples/`` folder of ``<job key>.jsonl.gz`` records (None: no
     paired tests). ``pairs``: the suite's declared pairs; without them, models of different families whose
-    cost is within ``band`` are paired.
+    cost is within ``band`` are paired. ``anchors``: the ids of the figures on the page (the scorecard's links).
     """
     rows = latest_rows(frame)
     if rows.empty:
         return []
     sections = []
+    card = scorecard(rows, records_dir, [list(p) for p in pairs])
+    if card:
+        sections.append(("Scorecard", scorecard_html(card, anchors)))
     families, summary = family_summary(rows)
     if summary:
         sections.append(("Family summary", family_table(families, summary)))

@@ -117,34 +117,43 @@ def records_folder(records_dir: Path | None) -> Path | None:
     return records_dir / "samples" if (records_dir / "samples").is_dir() else records_dir
 
 
+class JobRecords:
+    """The per-sample records of finished jobs, loaded once each, with the evaluator that wrote them (it says
+    where each row's evidence is). Records that do not verify are left out (no test is computed from them) and
+    their one-line reason is appended to ``refused``."""
+
+    def __init__(self, folder: Path, refused: list[str] | None = None) -> None:
+        self.folder, self.refused = folder, refused
+        self.loaded: dict[str, tuple[EvalState, Evaluator | None] | None] = {}
+
+    def __call__(self, row: Any) -> tuple[EvalState, Evaluator | None] | None:
+        if row.job_key not in self.loaded:
+            path = self.folder / f"{row.job_key}.jsonl.gz"
+            try:
+                if records_present(path):
+                    state, meta = load_records(path)
+                    provenance = json.loads(row.provenance) if isinstance(row.provenance, str) else row.provenance
+                    self.loaded[row.job_key] = (state, stored_evaluator((provenance or {}).get("task"), meta))
+                else:
+                    self.loaded[row.job_key] = None
+            except (RecordsError, ValueError) as exc:
+                self.loaded[row.job_key] = None
+                if self.refused is not None:
+                    self.refused.append(str(exc) if isinstance(exc, RecordsError) else f"{path}: {exc}")
+        return self.loaded[row.job_key]
+
+
 def compare_pairs(rows: pd.DataFrame, pairs: Sequence[Pair], records_dir: Path | None,
                   refused: list[str] | None = None) -> list[PairResult]:
     """Every pair on every headline proportion metric both models have per-sample records for.
 
     ``rows``: finished metric rows with a ``column`` label (tables.ok_rows). Records that do not verify are
-    left out (no test is computed from them) and their one-line reason is appended to ``refused``."""
+    left out and their one-line reason is appended to ``refused``."""
     folder = records_folder(records_dir)
     if folder is None or not pairs:
         return []
     unreliable = unreliable_jobs(rows)
-    scored: dict[str, tuple[EvalState, Evaluator | None] | None] = {}
-
-    def records(row: Any) -> tuple[EvalState, Evaluator | None] | None:
-        """A job's records and the evaluator that wrote them (it says where each row's outcomes are)."""
-        if row.job_key not in scored:
-            path = folder / f"{row.job_key}.jsonl.gz"
-            try:
-                if records_present(path):
-                    state, meta = load_records(path)
-                    provenance = json.loads(row.provenance) if isinstance(row.provenance, str) else row.provenance
-                    scored[row.job_key] = (state, stored_evaluator((provenance or {}).get("task"), meta))
-                else:
-                    scored[row.job_key] = None
-            except (RecordsError, ValueError) as exc:
-                scored[row.job_key] = None
-                if refused is not None:
-                    refused.append(str(exc) if isinstance(exc, RecordsError) else f"{path}: {exc}")
-        return scored[row.job_key]
+    records = JobRecords(folder, refused)
 
     found: list[dict] = []
     table = headline(rows)

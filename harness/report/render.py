@@ -11,10 +11,11 @@ import pandas as pd
 from markupsafe import Markup
 
 from harness.version import __version__
-from harness.report.analysis import suite_analysis
+from harness.report.analysis import latest_rows, suite_analysis
+from harness.report.scorecard import scorecard, write_exports
 from harness.report.paths import PathScrubber
 from harness.report.samples import samples_from
-from harness.report.sections import not_drawn, task_figures
+from harness.report.sections import figure_anchor, not_drawn, task_anchor, task_figures
 from harness.formatting import format_param
 from harness.report.tables import (caveated_cells, column_directions, format_number, leaderboard, ok_rows,
                                    provenance_summary, shared_params, unreliable_jobs)
@@ -45,7 +46,9 @@ def build_context(frame: pd.DataFrame, title: str, records_dir: Path | None = No
             "rows": [{**row, "caveat": unreliable.get((row["model"], dataset, task))} for row in table.to_dict("records")],
             "ci": ci,
             "caveats": {f"{model}|{column}": why for (model, column), why in caveated_cells(part).items()},
-            "extras": [{"title": t, "html": Markup(h)} for t, h in task_figures(part, rows)],
+            "anchor": task_anchor(task, dataset),
+            "extras": [{"title": t, "html": Markup(h), "id": figure_anchor(task, dataset, t)}
+                       for t, h in task_figures(part, rows)],
         })
     failed = frame[frame["status"] != "ok"].drop_duplicates("job_key")
     with_metrics = set(frame.loc[frame["metric"].notna(), "job_key"]) if not frame.empty else set()
@@ -54,7 +57,8 @@ def build_context(frame: pd.DataFrame, title: str, records_dir: Path | None = No
     return {
         "title": title,
         "tasks": tasks,
-        "analysis": [{"title": t, "html": Markup(h)} for t, h in _analysis(frame, records_dir, pairs)],
+        "analysis": [{"title": t, "html": Markup(h)} for t, h in _analysis(
+            frame, records_dir, pairs, {extra["id"] for task in tasks for extra in task["extras"]})],
         "failures": pd.concat([failed, empty])[["model", "dataset", "task", "error"]].to_dict("records"),
         "provenance": provenance_summary(frame),
         "harness_version": __version__,
@@ -62,9 +66,10 @@ def build_context(frame: pd.DataFrame, title: str, records_dir: Path | None = No
     }
 
 
-def _analysis(frame: pd.DataFrame, records_dir: Path | None, pairs: Sequence[Sequence[str]]) -> list[tuple[str, str]]:
+def _analysis(frame: pd.DataFrame, records_dir: Path | None, pairs: Sequence[Sequence[str]],
+              anchors: set[str]) -> list[tuple[str, str]]:
     try:
-        return suite_analysis(frame, records_dir, pairs=pairs)
+        return suite_analysis(frame, records_dir, pairs=pairs, anchors=anchors)
     except Exception as exc:  # noqa: BLE001 - as for figures: the tables are still written
         return [not_drawn("the CNN-vs-transformer analysis", exc)]
 
@@ -101,6 +106,10 @@ def write_report(frame: pd.DataFrame, out_dir: Path, suite: Any) -> Path:
     scrub = PathScrubber(reports=[out_dir])
     html = render_html(scrub.frame(frame), title, out_dir / "samples", pairs)
     html_path.write_text(scrub.known(html), encoding="utf-8")
+    try:
+        write_exports(scorecard(latest_rows(frame), out_dir / "samples", pairs), out_dir)
+    except Exception as exc:  # noqa: BLE001 - the page says what went wrong; the report stays written
+        print(f"scorecard exports not written: {type(exc).__name__}: {exc}")
     return html_path
 
 

@@ -35,3 +35,17 @@ def not_drawn(what: str, exc: Exception) -> tuple[str, str]:
     message = str(Markup.escape(f"{type(exc).__name__}: {exc}"))
     return ("Figures not drawn", f'<p class="figure-error">{what} could not be drawn from the stored results '
                                  f"({message})</p>")
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+
+
+def task_anchor(task: str, dataset: str) -> str:
+    """The id of one task's table on a page (the run report and the site's suite page)."""
+    return f"t-{_slug(task)}--{_slug(dataset)}"
+
+
+def figure_anchor(task: str, dataset: str, title: str) -> str:
+    """The id of one figure of a task's section: a scorecard row links to the figure behind it."""
+    return f"{task_anchor(task, dataset)}--{_slug(title)}"

@@ -40,7 +40,7 @@ from harness.report.history import history_figures, history_rows, run_order
 from harness.report.paths import PathScrubber
 from harness.report.protocol import protocol_facts, suite_protocol
 from harness.report.samples import samples_from
-from harness.report.sections import task_figures
+from harness.report.sections import figure_anchor, task_anchor, task_figures
 from harness.report.tables import ok_rows, provenance_summary
 from harness.schema import UsageError
 from harness.version import __version__
@@ -98,12 +98,14 @@ def build_suite(run: PublishedRun, slugs: dict[str, str] | None = None, draw: bo
         failed = {r.model: r.error for r in failed_jobs.itertuples() if r.task == task and r.dataset == dataset}
         if part["headline"].fillna(True).astype(bool).any():
             table = drop_empty_columns(leaderboard_table(part, table_id, sizes, hrefs, failed, slugs))
-            table.meta.update({"suite": run.suite, "folder": run.label or run.folder.name})
+            table.meta.update({"suite": run.suite, "folder": run.label or run.folder.name,
+                               "anchor": task_anchor(task, dataset)})
             tables.append(table)
             protocols[table_id] = protocol_facts(part)
             if draw:
                 with samples_from(_records_dir(run.folder)):
-                    figures[table_id] = task_figures(part, rows)
+                    figures[table_id] = [(title, html, figure_anchor(task, dataset, title))
+                                         for title, html in task_figures(part, rows)]
     failures = failed_jobs[["model", "dataset", "task", "error"]].to_dict("records")
     return SuitePage(run, tables, protocols, failures, sizes, rows, figures)
 
@@ -297,12 +299,14 @@ def write_site(runs: list[PublishedRun], out: Path, scrub: PathScrubber, sources
             for failure in page.failures:
                 failures[failure["model"]].append({**failure, "suite": run.suite, "slug": run.slug})
             analysis = [(title, Markup(scrub.known(html)))
-                        for title, html in suite_analysis(run.latest, _records_dir(run.folder))]
+                        for title, html in suite_analysis(run.latest, _records_dir(run.folder), anchors={
+                            anchor for drawn in page.figures.values() for _, _, anchor in drawn})]
             provenance = provenance_summary(run.latest) if not run.latest.empty else {}
             protocol = suite_protocol(latest_rows) if not latest_rows.empty else []
             render("site/suite.html.j2", folder / "index.html", 2, title=f"{run.suite} — leaderboard", run=run,
                    tables=page.tables, protocols=page.protocols, downloads=downloads, analysis=analysis,
-                   figures={table_id: [(title, Markup(scrub.known(html))) for title, html in drawn_figures]
+                   figures={table_id: [(title, Markup(scrub.known(html)), anchor)
+                                       for title, html, anchor in drawn_figures]
                             for table_id, drawn_figures in page.figures.items()},
                    failures=page.failures, provenance=provenance, protocol=protocol, filters=_filters(page.tables),
                    notes=run.notes)

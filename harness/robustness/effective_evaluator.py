@@ -19,9 +19,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.evaluation.evaluator import MAIN_PASS, Outcomes, of_roles
+from harness.evaluation.evaluator import MAIN_PASS, Resampled, Statistic, of_roles, role_pass
 from harness.evaluation.real_labels import real_label_set, real_label_sets, timm_real_labels
-from harness.evaluation.state import EvalState
+from harness.evaluation.state import EvalState, Record
 from harness.evaluation.topk import TopKEvaluator
 from harness.metrics import Metric, declare
 from harness.registry import EVALUATORS
@@ -143,5 +143,27 @@ class EffectiveRobustnessEvaluator(TopKEvaluator):
             raise ValueError(f"effective_robustness: pass {pass_name!r} has no samples")
         return hits
 
-    def evidence(self, metric: str, params: dict[str, Any]) -> Outcomes | None:
-        return None  # differences of two samples' accuracies: the gate tests the rows, not one pass's outcomes
+    def evidence(self, metric: str, params: dict[str, Any]) -> Resampled | None:
+        """Effective and relative robustness re-accumulated from the in-distribution and the shifted pass (each
+        resampled within itself, the trend held fixed, as the row's own interval is). ReaL rows, whose shifted
+        outcomes are the val images' own, name none: the gate tests them by their intervals."""
+        if metric not in ("effective_robustness", "relative_robustness") or params.get("dataset") == REAL_SHIFT:
+            return None
+        shifted = role_pass(params.get("role", "shifted"), params["dataset"])
+        trend = trend_of(self.params.testbed, params.get("shift", params["dataset"]), self.params.scale,  # type: ignore[arg-type]
+                         self.params.subset) if metric == "effective_robustness" else None
+
+        def prepare(id_records: list[Record], shifted_records: list[Record]) -> Statistic:
+            hits = np.array([r["label"] == r["topk"][0] for r in (*id_records, *shifted_records)], dtype=float)
+            split = len(id_records)
+
+            def statistic(positions: np.ndarray) -> float:
+                id_accuracy = hits[positions[positions < split]].mean()
+                shifted_accuracy = hits[positions[positions >= split]].mean()
+                if trend is None:
+                    return float(shifted_accuracy - id_accuracy)
+                return float(trend.effective_robustness(id_accuracy, shifted_accuracy))
+
+            return statistic
+
+        return Resampled((MAIN_PASS, shifted), prepare)

@@ -19,15 +19,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torchattacks
 
 from harness.data.loader import Batch
 from harness.data.preprocess import Preprocess
 from harness.formatting import listing
-from harness.evaluation.evaluator import MAIN_PASS, Evaluator, Outcomes, Outputs
+from harness.evaluation.evaluator import MAIN_PASS, Evaluator, Outcomes, Outputs, Resampled, Statistic
 from harness.evaluation.state import EvalState
-from harness.metrics import Metric, declare, proportion
+from harness.metrics import Metric, declare, proportion, trapezoid_weights
 from harness.models.wrapper import ResizeInput
 from harness.registry import TASKS
 from harness.robustness import attacks, flags
@@ -37,6 +38,9 @@ from harness.tasks.base import JobContext, Pass, Task
 Record = dict[str, Any]  # JSON-serialisable
 declare("robust_acc", "higher", kind="proportion", description="accuracy under attack (all evaluated samples)")
 declare("clean_acc", "higher", kind="proportion", description="accuracy on the same samples, unattacked")
+declare("robust_auc", "higher", kind="dataset", range=(0.0, 1.0), record_fields=("clean", "robust"),
+        description="area under robust accuracy vs eps, normalised to [0, 1]",
+        protocol="trapezoids through (0, clean accuracy) and each eps of the sweep, divided by the largest eps")
 IMAGENET_CROP_PCT = 0.875  # the 224 crop of a 256 resize: the space ImageNet attacks are defined in
 
 
@@ -78,7 +82,7 @@ class AdversarialTask(Task):
 
     batch_size_matters = True
     produces = "attack_outcomes"  # per sample: clean and robust correctness (``infer``)
-    version = 2  # 2: one image space per dataset; Square budget 100 x 5000; per-sample records
+    version = 3  # 2: one image space per dataset; Square budget 100 x 5000; per-sample records; 3: robust_auc
 
 
     @classmethod
@@ -230,7 +234,21 @@ class AttackEvaluator(Evaluator):
             return Outcomes(MAIN_PASS, lambda r: r["robust"][key])
         if metric == "clean_acc":
             return Outcomes(MAIN_PASS, lambda r: r["clean"])
+        if metric == "robust_auc":
+            def prepare(records: list[Record]) -> Statistic:
+                areas = robust_areas(records, self.threats)
+                return lambda positions: float(areas[positions].mean())
+
+            return Resampled((MAIN_PASS,), prepare)
         return None
+
+
+def robust_areas(records: list[Record], threats: list[ThreatModel]) -> np.ndarray:
+    """Per sample, the normalised area under its correctness vs eps (clean at eps 0, then every eps)."""
+    ordered = sorted(threats, key=lambda t: t.eps)
+    weights = np.array(trapezoid_weights([0.0, *(t.eps for t in ordered)]))
+    curves = np.array([[r["clean"], *(r["robust"][_key(t)] for t in ordered)] for r in records], dtype=float)
+    return curves.reshape(len(records), len(ordered) + 1) @ weights
 
 
 def summarise(records: list[Record], sums: dict[str, Any], threats: list[ThreatModel], with_flags: bool,
@@ -241,6 +259,9 @@ def summarise(records: list[Record], sums: dict[str, Any], threats: list[ThreatM
     metrics = [proportion("robust_acc", sum(r["robust"][_key(t)] for r in records), n, norm=t.norm, eps=t.eps,
                           **where) for t in threats]
     metrics.append(proportion("clean_acc", sum(r["clean"] for r in records), n, **where))
+    if len(threats) > 1:  # a sweep: its area, one number per norm for comparing models across every eps
+        metrics.append(Metric("robust_auc", float(robust_areas(records, threats).mean()) if n else float("nan"), n,
+                              {"norm": threats[0].norm, **where}))
     if with_flags:
         flag_state = _flag_state(records, sums)
         flag_state.blackbox_queries = square_queries if flag_state.blackbox_checked else 0

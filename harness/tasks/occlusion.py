@@ -24,7 +24,7 @@ from harness.evaluation.previews import image_png, preview_positions
 from harness.evaluation.state import EvalState, Record
 from harness.evaluation.topk import restrict_to
 from harness.formatting import listing
-from harness.metrics import Metric, declare, proportion
+from harness.metrics import Metric, declare, proportion, trapezoid_weights
 from harness.models.wrapper import LoadedModel
 from harness.registry import TASKS
 from harness.robustness import occlusion
@@ -49,13 +49,8 @@ def preview_fractions(fractions: list[float]) -> list[float]:
 
 
 def curve_weights(fractions: list[float]) -> np.ndarray:
-    """Trapezoid weights of the points (0, *fractions), summing to 1: AUC = weights @ accuracies."""
-    x = np.array([0.0, *fractions])
-    widths = np.diff(x)
-    weights = np.zeros(len(x))
-    weights[:-1] += widths / 2
-    weights[1:] += widths / 2
-    return weights / x[-1]
+    """Trapezoid weights of the points (0, *fractions): AUC = weights @ accuracies."""
+    return np.array(trapezoid_weights([0.0, *fractions]))
 
 
 @TASKS.register("occlusion")

@@ -98,7 +98,8 @@ def test_cost_matched_pair_statistics_equal_statsmodels_on_real_records(classifi
 
 def test_suite_analysis_on_a_real_run_reports_pairs_pareto_and_findings(classification_run):
     sections = dict(suite_analysis(run_frame(classification_run), classification_run))
-    assert list(sections) == ["Family summary", "Matched pairs", "Findings"]  # no cost or attack: no Pareto plot
+    # no cost or attack: no Pareto plot; the scorecard has its clean-accuracy row (tests/report/test_scorecard.py)
+    assert list(sections) == ["Scorecard", "Family summary", "Matched pairs", "Findings"]
     assert 'id="family-summary"' in sections["Family summary"] and "95% CI" in sections["Family summary"]
     table = read_table(sections["Matched pairs"])
     assert list(table["first"].str.split().str[0]) == ["convnext_digits"] * 2

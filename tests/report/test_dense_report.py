@@ -44,7 +44,7 @@ def run(tmp_path_factory, name: str, suite: dict):
 def figure_after(html: str, title: str) -> str:
     """The HTML of the report section titled ``title`` (up to the next section)."""
     start = html.index(f"<h3>{escape(title)}</h3>")
-    end = html.find('<div class="figure">', start + 1)
+    end = html.find('<div class="figure"', start + 1)
     return html[start:end if end > 0 else len(html)]
 
 
