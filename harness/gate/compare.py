@@ -115,6 +115,16 @@ class GateResult:
                 "jobs": [dataclasses.asdict(j) for j in self.jobs]}
 
 
+def device_changes(base: dict[str, Any], new: dict[str, Any], policy: GatePolicy) -> list[str]:
+    """Why a run on another device or at another precision is not compared (none when the suite allows it)."""
+    if policy.across_devices:
+        return []
+    return [f"{name} changed: {base.get(name)} → {new.get(name)} (a baseline is compared on the same device and "
+            f"precision; set gate: {{across_devices: true}} in the suite to compare anyway)"
+            for name in ("device", "precision")
+            if base.get(name) is not None and new.get(name) is not None and base.get(name) != new.get(name)]
+
+
 def compare(baseline: Snapshot, run: Snapshot, policy: GatePolicy | None = None) -> GateResult:
     policy = policy or GatePolicy()
     verdicts: list[Verdict] = []
@@ -129,6 +139,7 @@ def compare(baseline: Snapshot, run: Snapshot, policy: GatePolicy | None = None)
             report.protocol_changes += differences(base_job.protocol, new_job.protocol)
             report.model_changes += model_changes(base_job.identity, new_job.identity)
             report.condition_changes += differences(base_job.conditions, new_job.conditions)
+            report.protocol_changes += device_changes(base_job.conditions, new_job.conditions, policy)
         for metric in base_job.metrics.values():
             verdicts.append(_judge_metric(base_job, new_job, metric, report, policy))
         if new_job is not None:

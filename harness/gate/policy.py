@@ -60,6 +60,9 @@ class GatePolicy:
     metrics: dict[str, MetricPolicy] = field(default_factory=dict)  # fnmatch pattern -> policy
     kinds: tuple[str, ...] = DEFAULT_KINDS
     headline_only: bool = True
+    # a baseline from another device or precision is not comparable unless the suite says so: numbers that
+    # depend on the device (TF32, cuDNN kernels, timings) would read as regressions that are not
+    across_devices: bool = False
 
     def for_metric(self, name: str) -> MetricPolicy:
         for pattern, policy in self.metrics.items():
@@ -86,6 +89,9 @@ class GatePolicy:
         overrides = data.pop("metrics", None) or {}
         kinds = data.pop("kinds", DEFAULT_KINDS)
         headline_only = data.pop("headline_only", True)
+        across_devices = data.pop("across_devices", False)
+        if not isinstance(across_devices, bool):
+            raise GatePolicyError(f"{where}.across_devices: expected true or false")
         if not isinstance(kinds, (list, tuple)) or not all(isinstance(k, str) for k in kinds):
             raise GatePolicyError(f"{where}.kinds: expected a list of metric kinds")
         if not isinstance(headline_only, bool):
@@ -98,7 +104,7 @@ class GatePolicy:
             fields = dict(fields or {})
             fields.setdefault("gate", True)  # listing a metric gates it
             metrics[str(name)] = _metric_policy(fields, default, f"{where}.metrics.{name}")
-        return cls(default, metrics, tuple(kinds), headline_only)
+        return cls(default, metrics, tuple(kinds), headline_only, across_devices)
 
 
 def _metric_policy(fields: Mapping[str, Any], base: MetricPolicy, where: str) -> MetricPolicy:

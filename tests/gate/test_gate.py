@@ -258,15 +258,23 @@ def test_outcomes_that_contradict_the_row_are_refused(tmp_path, zoo):
         save_baseline(run, tmp_path / "b.json")
 
 
-def test_condition_changes_are_reported(tmp_path, zoo, baseline):
+@pytest.mark.parametrize("field, value", [("precision", "bf16"), ("device", "NVIDIA H200")])
+def test_another_device_or_precision_is_not_comparable_unless_the_suite_allows_it(tmp_path, zoo, baseline, field,
+                                                                                   value):
     run = run_of(tmp_path, "pr", zoo.values())
     rows = json.loads((run / "results.json").read_text())
+    before = rows[0][field]
     for row in rows:
-        row["precision"] = "bf16"
+        row[field] = value
     (run / "results.json").write_text(json.dumps(rows))
     result, out = quiet_gate(run, baseline)
-    assert result.exit_code == 0
-    assert "conditions changed: precision: fp32 → bf16" in out
+    assert result.exit_code == 2 and all(v.status == "not comparable" for v in result.gated)
+    assert f"{field} changed: {before} → {value} (a baseline is compared on the same device and precision" in out
+    allowed, out = quiet_gate(run, baseline, GatePolicy.from_dict({"across_devices": True}))
+    assert allowed.exit_code == 0
+    assert f"conditions changed: {field}: {before} → {value}" in out
+    with pytest.raises(GatePolicyError, match="gate.across_devices: expected true or false"):
+        GatePolicy.from_dict({"across_devices": "yes"})
 
 
 def test_result_serialises_for_the_report(tmp_path, zoo, baseline):
