@@ -43,6 +43,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
+from harness.evaluation.coco_bootstrap import coco_eval_of, fast_bbox_statistic
 from harness.evaluation.coco_format import encode_masks, nonzero_ann_ids, xyxy_to_xywh
 from harness.evaluation.evaluator import MAIN_PASS, Evaluator, Outputs, Resampled, Statistic
 from harness.evaluation.outputs import Detections
@@ -236,37 +237,22 @@ class DetectionEvaluator(Evaluator):
     def evidence(self, metric: str, params: dict[str, Any]) -> Resampled | None:
         if metric not in COCO_STATS or params.get("iou_type", "bbox") != "bbox":
             return None
-        return Resampled((MAIN_PASS,), lambda records: coco_bbox_statistic(records, COCO_STATS[metric]))
+        return Resampled((MAIN_PASS,), lambda records: fast_bbox_statistic(records, COCO_STATS[metric]))
 
 
 COCO_STATS = {"map": 0, "map_50": 1, "map_75": 2, "map_small": 3, "map_medium": 4, "map_large": 5}
 
 
 def coco_bbox_statistic(records: list[Record], index: int) -> Statistic:
-    """COCO bbox AP (``COCOeval.stats[index]``) over resampled images, from their records alone (``gt``,
-    ``results``, ``width``, ``height``): every resampled position becomes its own image id, since COCOeval
-    keeps one entry per image id and would silently drop a repeated image."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    categories = sorted({a["category_id"] for r in records for a in r["gt"] + r["results"]})
-
+    """COCO bbox AP (``COCOeval.stats[index]``) over resampled images by a full COCOeval of each draw: the
+    reference that ``coco_bootstrap.fast_bbox_statistic`` (what the gate uses) is tested against. Every
+    resampled position becomes its own image id, since COCOeval keeps one entry per image id and would
+    silently drop a repeated image."""
     def statistic(idx: np.ndarray) -> float:
-        images, gts, dts = [], [], []
-        for image_id, position in enumerate(idx.tolist(), start=1):
-            record = records[position]
-            images.append({"id": image_id, "width": record["width"], "height": record["height"]})
-            gts += [{**a, "id": len(gts) + 1, "image_id": image_id} for a in [dict(g) for g in record["gt"]]]
-            dts += [{k: v for k, v in d.items() if k != "segmentation"} | {"image_id": image_id}
-                    for d in record["results"]]
+        evaluation = coco_eval_of([records[position] for position in idx.tolist()])
+        if evaluation is None:
+            return 0.0
         with contextlib.redirect_stdout(io.StringIO()):
-            truth = COCO()
-            truth.dataset = {"images": images, "annotations": gts, "categories": [{"id": c} for c in categories]}
-            truth.createIndex()
-            if not dts:
-                return 0.0
-            evaluation = COCOeval(truth, truth.loadRes(dts), "bbox")
-            evaluation.evaluate()
             evaluation.accumulate()
             evaluation.summarize()
         return max(0.0, float(evaluation.stats[index]))  # pycocotools reports -1 when nothing is defined

@@ -145,6 +145,41 @@ def test_map_statistic_equals_pycocotools_and_gives_duplicates_new_ids():
     assert statistic(draw) != pytest.approx(collapsed, abs=1e-6)
 
 
+def _hard_records(seed: int, images: int, ties: bool = True) -> list[dict]:
+    """Records with what trips an accumulation up: tied scores across images (``ties``), crowd and out-of-range
+    boxes, images without ground truth or without detections, more than 100 detections on one image."""
+    records = _detection_records(seed, images)
+    rng = np.random.default_rng(seed + 100)
+    for i, record in enumerate(records):
+        for det in record["results"]:
+            det["score"] = round(det["score"], 1) if ties else det["score"]
+        if i % 5 == 1:
+            record["gt"] = []  # detections only
+        if i % 5 == 2:
+            record["results"] = []  # ground truth only
+        if i % 5 == 3:
+            record["gt"].append({"bbox": [5, 5, 50, 50], "category_id": 2, "iscrowd": 1, "area": 2500.0})
+            record["gt"].append({"bbox": [1, 1, 4, 4], "category_id": 1, "iscrowd": 0, "area": 16.0})  # small
+        if i == 4:
+            record["results"] += [{"bbox": [float(x), 3.0, 8.0, 8.0], "category_id": 1,
+                                   "score": float(rng.uniform(0, 1))} for x in range(120)]
+    return records
+
+
+@pytest.mark.parametrize("stat", ["map", "map_50", "map_75", "map_small", "map_medium", "map_large"])
+def test_the_fast_resampled_statistic_equals_a_full_cocoeval_of_every_draw(stat):
+    from harness.evaluation.coco_bootstrap import fast_bbox_statistic
+
+    rng = np.random.default_rng(0)
+    # tied scores take the exact path, distinct ones the weighted one: both must be COCOeval's numbers
+    for records in (_hard_records(seed=3, images=30), _hard_records(seed=4, images=30, ties=False)):
+        fast, full = fast_bbox_statistic(records, COCO_STATS[stat]), coco_bbox_statistic(records, COCO_STATS[stat])
+        draws = [np.arange(len(records))] + [rng.integers(0, len(records), len(records)) for _ in range(12)]
+        draws.append(np.array([1, 1, 2, 2]))  # images without gt or without detections only
+        for draw in draws:
+            assert fast(draw) == pytest.approx(full(draw), abs=1e-12), draw
+
+
 # --- timings: gated only when listed --------------------------------------------------------------------------
 def _latency_job(median_ms: float, seed: int) -> runs.Job:
     values = np.random.default_rng(seed).lognormal(np.log(median_ms), 0.05, 40)
