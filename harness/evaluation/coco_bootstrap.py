@@ -57,12 +57,10 @@ class _Category:
     def __init__(self, entries: list[dict | None]) -> None:
         owners, scores, tps, fps = [], [], [], []
         self.positives = np.zeros(len(entries), dtype=np.int64)  # non-ignored ground truth per image
-        self.present = np.zeros(len(entries), dtype=bool)  # COCOeval has no entry for an image without gt and dt
         thresholds = next((e["dtMatches"].shape[0] for e in entries if e is not None), 1)
         for i, entry in enumerate(entries):
-            if entry is None:
+            if entry is None:  # COCOeval keeps no entry for an image without ground truth or detections here
                 continue
-            self.present[i] = True
             matches, ignore = np.asarray(entry["dtMatches"]), np.asarray(entry["dtIgnore"])
             owners.append(np.full(matches.shape[1], i))
             scores.append(np.asarray(entry["dtScores"], dtype=float))
