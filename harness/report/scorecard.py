@@ -59,7 +59,6 @@ class Axis:
     figure: Callable[[dict], str | None] = lambda params: None  # title of the figure behind the row
     beside: str | None = None  # a metric shown next to the best models' values (mCE beside mean accuracy)
     scored_by: str | None = None  # per-sample evidence: the mean of the job's rows of this proportion metric
-    flag: str | None = None  # a metric whose value > 0 (same job and params) puts a note on a compared model
 
 
 def _no_role(params: dict) -> bool:
@@ -85,7 +84,7 @@ AXES: tuple[Axis, ...] = (
          ("occlusion",), lambda p: p.get("variant") == "offset",
          figure=lambda p: "Occlusion: random patch drop (grid offset by half a patch)"),
     Axis("calibration", "calibration: ECE ({scaling} scaling)", "ece", "better calibrated",
-         figure=lambda p: "Uncertainty: CNN vs transformer ECE", flag="temperature_at_bound"),
+         figure=lambda p: "Uncertainty: CNN vs transformer ECE"),
     Axis("ood-near", "OOD detection: mean AUROC, near ({detector})", "ood_auroc", "better OOD detectors",
          where=lambda p: p.get("role") == "ood_near" and p.get("dataset") == "mean",
          figure=lambda p: "Uncertainty: CNN vs transformer OOD detection (mean AUROC near and far)"),
@@ -361,11 +360,6 @@ def _row(axis: Axis, group: pd.DataFrame, rows: pd.DataFrame, pairs: list[Pair],
         why = caveats.get((model, first["column"]))
         if why and any(model in pair for pair in present):
             row.notes.append(f"{model}: {why}")
-    if axis.flag:
-        flags = rows[(rows["metric"] == axis.flag) & (rows["value"] > 0)]
-        raised = {str(r.model) for r in flags.itertuples() if r.job_key in set(group["job_key"]) and r.params == params}
-        for model in sorted(raised & {m for pair in present for m in pair}):
-            row.notes.append(f"{model}: {axis.flag.replace('_', ' ')}")
     for model in flagged & {m for pair in present for m in pair}:
         row.notes.append(f"{model}: robust accuracy unreliable (a sanity check failed)")
     if present:
