@@ -33,6 +33,7 @@ from harness.plugins import loaded as loaded_plugins, plugins_behind
 from harness.progress import progress
 from harness.class_counts import check_class_counts
 from harness.schema import SuiteError, UsageError
+from harness.numerics import accuracy_numerics
 from harness.seeding import seed_everything
 from harness.specs import DatasetSpec, ModelSpec, stable_hash
 from harness.store import JobRecord, ResultStore
@@ -102,6 +103,7 @@ class RunContext:
     fingerprints: dict[str, str]  # dataset name -> hash of its content identity
     base_columns: dict[str, Any] = field(default_factory=dict)
     models: dict[str, LoadedModel | BaseException] = field(default_factory=dict)
+    precision: str = "fp32"  # accuracy passes (harness/numerics.py)
 
 
 def plan_jobs(suite: Suite, patterns: list[str] | None) -> list[Job]:
@@ -140,6 +142,7 @@ def job_key(job: Job, rc: RunContext, weights: str) -> str:
         "model": asdict(job.model), "weights": weights, "dataset": asdict(job.dataset),
         "data": rc.fingerprints[job.dataset.name], "task": task.fingerprint(), "seed": rc.seed,
         "limit": rc.limit, "device": device, "batch_size": rc.batch_size if task.batch_size_matters else None,
+        **({"precision": rc.precision} if rc.precision != "fp32" and not task.performance else {}),
         "versions": library_versions(), "harness": rc.env["harness_version"],
         **({"roles": {role: [rc.fingerprints[n] for n in names] for role, names in task.roles.items()}}
            if task.roles else {}),
@@ -181,9 +184,10 @@ def execute_suite(suite: str | Path | Suite, **overrides: Any) -> RunOutcome:
         workers=options.workers if options.workers is not None else defaults.workers, sources=sources,
         # a folder's manifest stats every file: once per dataset and run, not once per job
         fingerprints={name: stable_hash(source.fingerprint()) for name, source in sources.items()},
+        precision=defaults.precision,
     )
     rc.base_columns = {"suite": suite.name, "suite_version": str(suite.spec.version), "suite_hash": suite.config_hash(),
-                       "seed": rc.seed, "device": rc.env["device_name"], "precision": "fp32",
+                       "seed": rc.seed, "device": rc.env["device_name"], "precision": rc.precision,
                        "world_size": world.size, "torch_version": rc.env["torch_version"],
                        "timm_version": rc.env["timm_version"], "harness_version": rc.env["harness_version"],
                        "git_commit": rc.env["git_commit"]}
@@ -302,7 +306,8 @@ def _load_model_once(job: Job, rc: RunContext) -> LoadedModel:
 def _job_columns(job: Job, rc: RunContext) -> dict[str, Any]:
     return {**rc.base_columns, "model": job.model.name, "dataset": job.dataset.name, "split": job.dataset.split,
             "task": job.task.label, "task_kind": job.task.kind, "family": job.model.family,
-            "arch": job.model.architecture, "precision": getattr(job.task.params, "precision", "fp32")}
+            "arch": job.model.architecture,
+            "precision": getattr(job.task.params, "precision", "fp32") if job.task.performance else rc.precision}
 
 
 def run_job(job: Job, rc: RunContext) -> JobRecord:
@@ -333,7 +338,9 @@ def run_job(job: Job, rc: RunContext) -> JobRecord:
             local: tuple = ("metrics", job.task.measure(ctx)) if rc.world.is_main else ("waiting",)
         else:
             ctx = job.task.prepare(ctx)
-            local = ("pieces", evaluate_shard(job.task, ctx, partial, rc.world))
+            with accuracy_numerics(rc.precision) as numerics:  # type: ignore[arg-type]
+                provenance["numerics"] = numerics
+                local = ("pieces", evaluate_shard(job.task, ctx, partial, rc.world))
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - one failing job must not stop the others

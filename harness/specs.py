@@ -191,8 +191,13 @@ class Defaults:
     workers: int = 0
     limit: int | None = None
     data_root: str = "data"  # relative to the suite file; --data-root on the command line replaces it
+    # accuracy passes on CUDA: strict IEEE fp32 (TF32 off, cuDNN deterministic) or tf32 (harness/numerics.py)
+    precision: str = "fp32"
 
     def validate(self, where: Where) -> None:
+        if self.precision not in ("fp32", "tf32"):
+            raise where.at("precision").error(f"must be fp32 or tf32 (accuracy passes; timings set their own "
+                                              f"precision in the latency task), got {self.precision!r}")
         for key, least in (("batch_size", 1), ("workers", 0), ("limit", 1)):
             value = getattr(self, key)
             if value is not None and value < least:
