@@ -263,7 +263,7 @@ def _compare(axis: Axis, row: ScoreRow, group: pd.DataFrame, all_rows: pd.DataFr
     if not all(sizes):
         row.notes.append("the compared models share no scored sample: no paired test")
         return
-    if isinstance(first.found, Outcomes) and first.found is not None and len(row.pairs) == 1:
+    if isinstance(first.found, Outcomes) and len(row.pairs) == 1:
         (name,) = first.passes
         cnn, vit = row.pairs[0]
         comparison = paired_proportions([evidence[cnn].by_pass[name][i] for i in ids[name]],

@@ -154,6 +154,7 @@ class OcclusionTask(Task):
         records: list[Record] = [{"label": label, "clean": hit, "correct": {}}
                                  for label, hit in zip(labels.tolist(), correct(images))]
         shown = preview_positions(MAIN_PASS, batch, PREVIEW_SAMPLES)
+        previewed = preview_fractions(p.fractions)
         for variant in p.variants:
             masks = self._masks(ctx, variant, batch_index, batch, ids, height, width)
             for record in records:
@@ -163,7 +164,7 @@ class OcclusionTask(Task):
                 occluded = torch.where(dropped[:, None].to(images.device), fillers, images)
                 for record, hit in zip(records, correct(occluded)):
                     record["correct"][variant].append(hit)
-                if fraction in preview_fractions(p.fractions):
+                if fraction in previewed:
                     for position in shown:
                         record = records[position].setdefault("preview", {"clean": _png(images[position])})
                         record.setdefault(variant, {})[str(fraction)] = _png(occluded[position])
