@@ -3,7 +3,13 @@
 Each rank evaluates whole batches (round-robin by batch index), so every batch holds exactly the samples it
 holds in one process (attacks average their loss over a batch, so its composition matters) and merging the
 gathered batch states in batch order reproduces one process's numbers. Rank 0 alone reads and writes the
-store, prints and renders; gloo on CPU, nccl on CUDA (``LOCAL_RANK`` picks the GPU).
+store, prints and renders.
+
+The process group is always gloo, on CPU and CUDA alike: the only collectives are a few pickled evaluator
+states per job (``all_gather_object``, ``broadcast_object_list``), which travel as CPU tensors, so nccl would
+buy nothing and would forbid two ranks on one GPU. On CUDA rank ``LOCAL_RANK`` takes GPU ``LOCAL_RANK``;
+when ranks outnumber the GPUs they share them round-robin (``LOCAL_RANK % device_count``), which is how
+``torchrun --nproc-per-node 2`` runs on a one-GPU machine.
 
 Every rank leaves the process group (``leave_world``) before its interpreter shuts down: a rank that let
 gloo's threads live into interpreter finalization could abort (see ``leave_world``).
@@ -60,14 +66,13 @@ def world_from_env() -> World:
 
 
 def init_world(device: torch.device) -> World:
-    """Join torchrun's process group (once); with CUDA each rank takes the GPU its LOCAL_RANK names."""
+    """Join torchrun's process group (once, gloo); with CUDA each rank takes its GPU (``rank_device``)."""
     world = world_from_env()
     if world.distributed and not torch.distributed.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
-            torch.cuda.set_device(world.local_rank)
+            torch.cuda.set_device(rank_device(device, world))
         # long timeout: performance jobs run on rank 0 alone while the other ranks wait at the next gather
-        torch.distributed.init_process_group(backend=backend, timeout=datetime.timedelta(hours=12))
+        torch.distributed.init_process_group(backend="gloo", timeout=datetime.timedelta(hours=12))
         atexit.register(leave_world)  # safety net for callers other than the CLI (which leaves explicitly)
     return world
 
@@ -95,16 +100,17 @@ def leave_world(orderly: bool = False) -> None:
         return
     try:
         if orderly:
-            if dist.get_backend() == "nccl":
-                dist.barrier(device_ids=[torch.cuda.current_device()])
-            else:
-                dist.barrier()
+            dist.barrier()
     finally:
         dist.destroy_process_group()
 
 
-def rank_device(device: torch.device, world: World) -> torch.device:
-    """Under torchrun, ``cuda`` means this rank's GPU."""
-    if device.type == "cuda" and world.distributed:
-        return torch.device("cuda", world.local_rank)
-    return device
+def rank_device(device: torch.device, world: World, device_count: int | None = None) -> torch.device:
+    """Under torchrun, ``cuda`` means this rank's GPU: GPU ``local_rank``, shared round-robin when there are
+    more ranks on this node than GPUs (``device_count`` defaults to the GPUs torch sees)."""
+    if device.type != "cuda" or not world.distributed:
+        return device
+    count = torch.cuda.device_count() if device_count is None else device_count
+    if count < 1:
+        raise RuntimeError("device cuda under torchrun, but torch sees no CUDA device on this node")
+    return torch.device("cuda", world.local_rank % count)

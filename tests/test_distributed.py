@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.distributed import World
+import torch
+
+from harness.distributed import World, rank_device
 from harness.evaluation.state import read_records
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,6 +38,19 @@ def test_batches_are_dealt_round_robin_without_overlap():
     shards = [World(rank, 3).my_batches(10) for rank in range(3)]
     assert shards == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]
     assert sorted(b for shard in shards for b in shard) == list(range(10))
+
+
+def test_ranks_take_their_own_gpu_and_share_round_robin_when_they_outnumber_the_gpus():
+    cuda = torch.device("cuda")
+    assert [rank_device(cuda, World(r, 4, r), device_count=4) for r in range(4)] == \
+        [torch.device("cuda", r) for r in range(4)]
+    # torchrun --nproc-per-node 2 on a one-GPU machine: both ranks on cuda:0 (gloo carries the states)
+    assert [rank_device(cuda, World(r, 2, r), device_count=1) for r in range(2)] == [torch.device("cuda", 0)] * 2
+    assert rank_device(cuda, World(3, 4, 3), device_count=2) == torch.device("cuda", 1)
+    assert rank_device(torch.device("cpu"), World(1, 2, 1), device_count=0) == torch.device("cpu")
+    assert rank_device(cuda, World(), device_count=0) == cuda  # one process: the device as given
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        rank_device(cuda, World(1, 2, 1), device_count=0)
 
 
 def _numbers(out: Path) -> dict:
