@@ -21,7 +21,9 @@ from harness.env import synchronize
 from harness.metrics import Metric, declare
 from harness.perf import flops as flop_count
 from harness.perf.compiled import check_compiled, compile_module, strict_dynamo
+from harness.perf.cuda_graphs import GraphedForward
 from harness.perf.memory import PeakMemory, find_max_batch
+from harness.perf.peaks import peak_for
 from harness.perf.timing import (LatencySamples, clock_for, measure_latency, run_until, summarize, throughput,
                                  time_block)
 from harness.registry import TASKS
@@ -37,6 +39,10 @@ declare("compile_seconds", "lower", "s", headline=False)
 declare("params_m", "none", "M", description="parameters (millions)")
 declare("gflops", "none", "GFLOP", description="FLOPs per image at the model's resolution (2 x MACs)")
 declare("gmacs", "none", "GMAC", description="multiply-accumulates per image (timm's tables quote these)")
+declare("achieved_tflops", "higher", "TFLOP/s", headline=False,
+        description="counted model FLOPs per second at that throughput (gflops x img/s)")
+declare("mfu", "higher", headline=False,
+        description="model FLOPs utilisation: achieved TFLOP/s over the device's dense peak for the precision")
 
 Mode = Literal["model_only", "end_to_end"]
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -69,6 +75,8 @@ class LatencyTask(Task):
         channels_last: bool = False
         compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"
         compile_backend: str = "inductor"
+        cuda_graphs: bool = False  # CUDA only: capture the eager forward in a CUDA graph per batch size, replay it
+        peak_tflops: float | None = None  # the device's peak for `precision` (MFU); default: harness/perf/peaks.py
         cudnn_benchmark: bool = True
         threads: int | None = None  # torch.set_num_threads for the measurement (restored afterwards)
         max_batch_limit: int = 1024  # the "max" search never goes beyond this
@@ -91,6 +99,11 @@ class LatencyTask(Task):
                 raise where.error("threads must be positive")
             if self.compile_backend != "inductor" and self.compile not in ("none", "default"):
                 raise where.error(f"compile mode {self.compile!r} needs compile_backend 'inductor'")
+            if self.cuda_graphs and self.compile != "none":
+                raise where.error("cuda_graphs captures the eager model; with torch.compile use compile: "
+                                  "reduce-overhead (its own CUDA graphs) instead")
+            if self.peak_tflops is not None and self.peak_tflops <= 0:
+                raise where.error("peak_tflops must be positive")
 
     def __init__(self, params: Any, label: str | None = None) -> None:
         super().__init__(params, label)
@@ -100,6 +113,8 @@ class LatencyTask(Task):
         cpu_only = suite.defaults.device == "cpu" or (suite.defaults.device == "auto" and not torch.cuda.is_available())
         if self.params.precision in ("fp16", "tf32") and cpu_only:
             raise where.child("precision", {}).error(PRECISION_NEEDS_CUDA[self.params.precision])
+        if self.params.cuda_graphs and cpu_only:
+            raise where.child("cuda_graphs", {}).error("cuda_graphs needs a CUDA device; the suite runs on CPU")
         self.suite_specs = {"models": {m.name: m for m in suite.models},
                             "datasets": {d.name: d for d in suite.datasets}, "plugins": list(suite.plugins)}
 
@@ -121,6 +136,8 @@ def measure(ctx: JobContext, p: LatencyTask.Params) -> list[Metric]:
     with runtime_settings(p), memory_layout(module, p.channels_last), torch.inference_mode(), dynamo:
         settings = measurement_settings(p, device)
         metrics = static_metrics(module, synthetic_batch(1, input_size, device, False))
+        gflops = next(m.value for m in metrics if m.name == "gflops")
+        peak = peak_for(device_name(device), p.precision, p.peak_tflops)
         forward = make_forward(module, p, device)
         if p.compile != "none":
             first = synthetic_batch(p.batch_size, input_size, device, p.channels_last)
@@ -144,7 +161,9 @@ def measure(ctx: JobContext, p: LatencyTask.Params) -> list[Metric]:
                     warnings.warn(f"end_to_end throughput at batch {size} skipped: dataset {ctx.source.name!r} has "
                                   f"only {len(ctx.source)} images", stacklevel=1)
                     continue
-                metrics += throughput_run(ctx, forward, mode, size, p, {**settings, "mode": mode, "batch_size": size})
+                params = {**settings, "mode": mode, "batch_size": size}
+                measured = throughput_run(ctx, forward, mode, size, p, params)
+                metrics += measured + utilisation_metrics(measured[0], gflops, peak, params)
     return metrics
 
 
@@ -173,6 +192,22 @@ def throughput_run(ctx: JobContext, forward: Callable[[torch.Tensor], Any], mode
                    unit="MB")]
 
 
+def utilisation_metrics(throughput_metric: Metric, gflops_per_image: float, peak: tuple[float, str] | None,
+                        params: dict[str, Any]) -> list[Metric]:
+    """Achieved TFLOP/s at a measured throughput and, when the device's peak is known, MFU against it."""
+    achieved = throughput_metric.value * gflops_per_image / 1e3
+    metrics = [Metric("achieved_tflops", achieved, throughput_metric.n, params, unit="TFLOP/s")]
+    if peak is not None:
+        tflops, source = peak
+        metrics.append(Metric("mfu", achieved / tflops, throughput_metric.n,
+                              {**params, "peak_tflops": tflops, "peak_source": source}))
+    return metrics
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
 def check_precision(precision: str, device: torch.device) -> None:
     if precision == "fp16" and device.type == "cpu":
         raise ValueError("precision fp16 is not supported on CPU (autocast to float16 there is slow and partial); "
@@ -186,7 +221,7 @@ def measurement_settings(p: LatencyTask.Params, device: torch.device) -> dict[st
     settings: dict[str, Any] = {"precision": p.precision, "channels_last": p.channels_last, "compile": p.compile,
                                 "threads": torch.get_num_threads()}
     if device.type == "cuda":
-        settings.update({"cudnn_benchmark": torch.backends.cudnn.benchmark,
+        settings.update({"cuda_graphs": p.cuda_graphs, "cudnn_benchmark": torch.backends.cudnn.benchmark,
                          "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
                          "tf32_cudnn": torch.backends.cudnn.allow_tf32})
     return settings
@@ -232,15 +267,19 @@ def synthetic_batch(batch_size: int, input_size: tuple[int, int, int], device: t
 
 
 def make_forward(module: nn.Module, p: LatencyTask.Params, device: torch.device) -> Callable[[torch.Tensor], Any]:
-    """The callable that is timed: the (optionally compiled) model under autocast for fp16/bf16."""
+    """The callable that is timed: the (optionally compiled) model under autocast for fp16/bf16, captured in
+    a CUDA graph with ``cuda_graphs``."""
     model: Callable[[torch.Tensor], Any] = module
     if p.compile != "none":
         model = compile_module(module, p.compile, p.compile_backend)
-    if p.precision not in DTYPES:  # fp32, tf32: no autocast
-        return model
+    forward = autocast(model, device, DTYPES[p.precision]) if p.precision in DTYPES else model  # fp32, tf32: none
+    return GraphedForward(forward, device) if p.cuda_graphs else forward
 
+
+def autocast(model: Callable[[torch.Tensor], Any], device: torch.device,
+             dtype: torch.dtype) -> Callable[[torch.Tensor], Any]:
     def autocast_forward(images: torch.Tensor) -> Any:
-        with torch.autocast(device.type, dtype=DTYPES[p.precision]):
+        with torch.autocast(device.type, dtype=dtype):
             return model(images)
 
     return autocast_forward

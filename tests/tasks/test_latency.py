@@ -558,3 +558,95 @@ def test_recompile_limit_raises_instead_of_falling_back_to_eager():
                 forward(torch.ones(1, 4))  # another dtype: a recompile past the limit would otherwise run eager
         finally:
             torch._dynamo.config.recompile_limit = limit
+
+
+# ---- achieved TFLOP/s, MFU and CUDA graphs ------------------------------------------------------------------
+
+def test_peak_table_matches_device_names_as_torch_reports_them():
+    from harness.perf.peaks import device_peak, peak_for
+
+    assert device_peak("NVIDIA H100 80GB HBM3", "bf16") == (989.5, "NVIDIA H100 SXM")
+    assert device_peak("NVIDIA H100 PCIe", "tf32") == (378.0, "NVIDIA H100 PCIe")
+    assert device_peak("NVIDIA H200", "fp32") == (67.0, "NVIDIA H200 SXM")
+    assert device_peak("NVIDIA A100-SXM4-80GB", "fp16") == (312.0, "NVIDIA A100")
+    assert device_peak("NVIDIA A10", "tf32") == (62.5, "NVIDIA A10")  # not taken for an A100
+    assert device_peak("NVIDIA L4", "bf16") == (121.0, "NVIDIA L4")  # not taken for an L40S
+    assert device_peak("NVIDIA L40S", "bf16") == (362.05, "NVIDIA L40S")
+    assert device_peak("Tesla V100-SXM2-16GB", "bf16") is None  # no bf16 tensor cores: no peak, no MFU
+    assert device_peak("cpu", "fp32") is None
+    assert peak_for("cpu", "fp32", 2.5) == (2.5, "user (peak_tflops)")
+    assert peak_for("NVIDIA H200", "bf16", 800.0) == (800.0, "user (peak_tflops)")  # the override wins
+
+
+def test_achieved_tflops_and_mfu_follow_from_the_measured_throughput_and_flops(digits_ctx):
+    from harness.tasks.latency import measure
+
+    metrics = measure(digits_ctx, quick_params(throughput_batch_sizes=[2, 4], peak_tflops=0.5))
+    gflops = next(m.value for m in metrics if m.name == "gflops")
+    throughputs = [m for m in metrics if m.name == "throughput_img_s"]
+    achieved = [m for m in metrics if m.name == "achieved_tflops"]
+    mfu = [m for m in metrics if m.name == "mfu"]
+    assert len(throughputs) == len(achieved) == len(mfu) == 2
+    for t, a, u in zip(throughputs, achieved, mfu):
+        assert a.params == t.params and a.n == t.n and a.unit == "TFLOP/s"
+        assert a.value == pytest.approx(t.value * gflops / 1e3, rel=1e-12)
+        assert u.value == pytest.approx(a.value / 0.5, rel=1e-12)
+        assert u.params == {**t.params, "peak_tflops": 0.5, "peak_source": "user (peak_tflops)"}
+    # without an override a CPU has no known peak: achieved TFLOP/s, but no MFU
+    metrics = measure(digits_ctx, quick_params())
+    assert [m.name for m in metrics].count("achieved_tflops") == 1 and "mfu" not in {m.name for m in metrics}
+
+
+@pytest.mark.parametrize("params, field, message", [
+    ({"cuda_graphs": True}, "tasks[1].params.cuda_graphs", "cuda_graphs needs a CUDA device"),
+    ({"cuda_graphs": True, "compile": "reduce-overhead"}, "tasks[1].params",
+     "cuda_graphs captures the eager model"),
+    ({"peak_tflops": 0}, "tasks[1].params", "peak_tflops must be positive"),
+])
+def test_cuda_graphs_and_peak_settings_are_checked_when_the_suite_loads(tmp_path, params, field, message):
+    from harness.schema import SuiteError
+    from harness.suite import load_suite
+
+    path = write_suite(tmp_path, params)
+    with pytest.raises(SuiteError) as error:
+        load_suite(str(path))
+    text = str(error.value)
+    assert text.startswith(f"{path}:") and field in text and message in text and "\n" not in text
+
+
+def test_cuda_graphs_refuse_a_cpu_device_in_code_too(digits_ctx):
+    from harness.tasks.latency import measure
+
+    with pytest.raises(ValueError, match="cuda_graphs needs a CUDA device"):
+        measure(digits_ctx, quick_params(cuda_graphs=True))
+
+
+@cuda_only
+def test_a_graphed_forward_replays_the_eager_forward_and_recaptures_per_shape():
+    from harness.perf.cuda_graphs import GraphedForward
+
+    device = torch.device("cuda")
+    model = ZOO_MODELS.get("resnet_digits").build().to(device).eval()
+    with torch.inference_mode():
+        graphed = GraphedForward(model, device)
+        for batch in (1, 4, 4, 1):
+            images = torch.rand(batch, 3, 32, 32, device=device)
+            assert torch.allclose(graphed(images), model(images), rtol=1e-5, atol=1e-6)
+    assert graphed.captures == 3  # 1, 4, then 1 again (one graph held at a time)
+
+
+@cuda_only
+def test_cuda_graphs_in_the_latency_task_record_the_setting(digits_ctx):
+    from dataclasses import replace
+
+    from harness.tasks.latency import measure
+
+    device = torch.device("cuda")
+    digits_ctx.model.to_device(device)
+    try:
+        metrics = measure(replace(digits_ctx, device=device),
+                          quick_params(cuda_graphs=True, modes=["model_only", "end_to_end"], precision="bf16"))
+    finally:
+        digits_ctx.model.to_device(CPU)
+    assert all(m.params["cuda_graphs"] is True for m in metrics if m.name == "throughput_img_s")
+    assert {m.name for m in metrics} >= {"latency_ms_p50", "throughput_img_s", "achieved_tflops", "mfu"}
