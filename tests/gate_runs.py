@@ -160,7 +160,7 @@ def write_run(run_dir: Path, jobs: list[Job], subset_label: str | None = None) -
                     "sample_ids_sha256": ids_hash,
                     "model": {"weights_sha256": job.model.sha256, "arch": "linear",
                               "preprocess": job.model.preprocess()},
-                    "env": {"python": "3", "torch": "2", "git_commit": "abc"},
+                    "env": {"device": "cpu", "python": "3", "torch": "2", "git_commit": "abc"},
                 },
             })
     run_dir.mkdir(parents=True, exist_ok=True)

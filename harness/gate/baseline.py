@@ -173,6 +173,9 @@ def _job(row: dict[str, Any]) -> JobEntry:
                 "arch": model.get("arch", row.get("arch")),
                 "preprocess": {name: preprocess.get(name) for name in PREPROCESS_FIELDS}}
     conditions = {name: row.get(name) for name in ("seed", "device", "precision", "world_size")}
+    device = ((provenance.get("env") or {}).get("device") or "").partition(":")[0]
+    if device:  # cpu | cuda: "device" holds the CPU model or the GPU name
+        conditions["device_type"] = device
     return JobEntry(row["model"], row["dataset"], row["task"], row.get("task_kind", ""), row.get("status", "ok"),
                     protocol, identity, conditions, fingerprint=task or None)
 

@@ -116,12 +116,20 @@ class GateResult:
 
 
 def device_changes(base: dict[str, Any], new: dict[str, Any], policy: GatePolicy) -> list[str]:
-    """Why a run on another device or at another precision is not compared (none when the suite allows it)."""
+    """Why a run on another device or at another precision is not compared (none when the suite allows it).
+
+    CPU against CUDA, one GPU model against another, or another precision is refused. Two CPU models are
+    comparable (a CI runner's CPU changes without notice; strict fp32 kernels there agree to rounding, which
+    the paired tests absorb): the change is shown among the conditions. A baseline that predates
+    ``device_type`` is compared by device name alone."""
     if policy.across_devices:
         return []
+    names = ["device_type", "precision"]
+    if not base.get("device_type") == new.get("device_type") == "cpu":
+        names.insert(1, "device")
     return [f"{name} changed: {base.get(name)} → {new.get(name)} (a baseline is compared on the same device and "
             f"precision; set gate: {{across_devices: true}} in the suite to compare anyway)"
-            for name in ("device", "precision")
+            for name in names
             if base.get(name) is not None and new.get(name) is not None and base.get(name) != new.get(name)]
 
 

@@ -258,15 +258,22 @@ def test_outcomes_that_contradict_the_row_are_refused(tmp_path, zoo):
         save_baseline(run, tmp_path / "b.json")
 
 
-@pytest.mark.parametrize("field, value", [("precision", "bf16"), ("device", "NVIDIA H200")])
-def test_another_device_or_precision_is_not_comparable_unless_the_suite_allows_it(tmp_path, zoo, baseline, field,
-                                                                                   value):
-    run = run_of(tmp_path, "pr", zoo.values())
+def _moved(run: Path, field: str, value: str, env_device: str | None = None) -> None:
+    """The run's rows as if made on another device (``env_device``: the torch device its provenance names)."""
     rows = json.loads((run / "results.json").read_text())
-    before = rows[0][field]
     for row in rows:
         row[field] = value
+        if env_device is not None:
+            row["provenance"]["env"]["device"] = env_device
     (run / "results.json").write_text(json.dumps(rows))
+
+
+@pytest.mark.parametrize("field, value, env_device", [("precision", "bf16", None), ("device", "NVIDIA H200", "cuda:0")])
+def test_another_device_or_precision_is_not_comparable_unless_the_suite_allows_it(tmp_path, zoo, baseline, field,
+                                                                                   value, env_device):
+    run = run_of(tmp_path, "pr", zoo.values())
+    before = json.loads((run / "results.json").read_text())[0][field]
+    _moved(run, field, value, env_device)
     result, out = quiet_gate(run, baseline)
     assert result.exit_code == 2 and all(v.status == "not comparable" for v in result.gated)
     assert f"{field} changed: {before} → {value} (a baseline is compared on the same device and precision" in out
@@ -275,6 +282,15 @@ def test_another_device_or_precision_is_not_comparable_unless_the_suite_allows_i
     assert f"conditions changed: {field}: {before} → {value}" in out
     with pytest.raises(GatePolicyError, match="gate.across_devices: expected true or false"):
         GatePolicy.from_dict({"across_devices": "yes"})
+
+
+def test_another_cpu_model_is_comparable_and_shown_among_the_conditions(tmp_path, zoo, baseline):
+    run = run_of(tmp_path, "pr", zoo.values())
+    before = json.loads((run / "results.json").read_text())[0]["device"]
+    _moved(run, "device", "Some Other CPU Model")  # a CI runner on other hardware: still a CPU
+    result, out = quiet_gate(run, baseline)
+    assert result.exit_code == 0 and not any(v.status == "not comparable" for v in result.gated)
+    assert f"conditions changed: device: {before} → Some Other CPU Model" in out
 
 
 def test_result_serialises_for_the_report(tmp_path, zoo, baseline):
