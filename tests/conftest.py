@@ -113,8 +113,10 @@ def classification_run(tmp_path_factory) -> Path:
     command line; its out folder (index.html, results.json, samples/). Shared: tests must not modify it."""
     out = tmp_path_factory.mktemp("classification-run")
     repo = Path(__file__).resolve().parent.parent
+    # --device cpu: its users check what the CPU run gives (matched pairs, verdicts, discordant pairs)
     result = subprocess.run([sys.executable, str(repo / "run_bench.py"), "--suite", "classification", "--out", str(out),
-                             "--limit", "60", "--no-progress"], capture_output=True, text=True, cwd=repo)
+                             "--limit", "60", "--no-progress", "--device", "cpu"], capture_output=True, text=True,
+                            cwd=repo)
     assert result.returncode == 0, result.stderr
     return out
 

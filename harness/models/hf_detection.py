@@ -16,6 +16,7 @@ Labels: ``id2label`` names matched to the dataset's category names (harness/mode
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -57,7 +58,7 @@ class HFDetector(DetectorAdapter):
         """The processor's post-processing, boxes at ``sizes`` (H, W), as ``Detections`` with the model's labels."""
         if self.instances:
             results = self.processor.post_process_instance_segmentation(
-                outputs, threshold=self.threshold, target_sizes=sizes, return_binary_maps=True)
+                queries_on_cpu(outputs), threshold=self.threshold, target_sizes=sizes, return_binary_maps=True)
             return [instance_detections(r, size) for r, size in zip(results, sizes)]
         results = self.processor.post_process_object_detection(outputs, threshold=self.threshold,
                                                                target_sizes=sizes)
@@ -66,6 +67,16 @@ class HFDetector(DetectorAdapter):
 
     def detect(self, images: list[torch.Tensor]) -> list[Detections]:
         return self.decode(self.raw(images), [tuple(image.shape[-2:]) for image in images])
+
+
+def queries_on_cpu(outputs: Any) -> Any:
+    """The outputs with their class and mask logits (what instance post-processing reads) on the CPU.
+
+    transformers' ``post_process_instance_segmentation`` (Mask2Former, MaskFormer) paints the query masks into a
+    segment map it creates on the CPU, indexing it with the masks: with CUDA masks that is a device mismatch
+    ("indices should be either on cpu or on the same device as the indexed tensor")."""
+    return dataclasses.replace(outputs, class_queries_logits=outputs.class_queries_logits.cpu(),
+                               masks_queries_logits=outputs.masks_queries_logits.cpu())
 
 
 def instance_detections(result: dict[str, Any], size: tuple[int, int]) -> Detections:

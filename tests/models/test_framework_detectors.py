@@ -129,6 +129,18 @@ def test_mask2former_instances_equal_the_processors_own_post_processing(images, 
             assert box.tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_mask2former_instances_on_cuda(images):
+    """transformers' instance post-processing indexes a segment map it makes on the CPU with the query masks, which
+    fails for CUDA masks; the adapter hands it the queries on the CPU."""
+    torch.manual_seed(0)
+    model = load_model(spec(tiny_hf("m2f", "mask2former"))).to_device(torch.device("cuda"))
+    adapter = model.module.for_categories(SCENE_CATEGORIES)
+    with torch.no_grad():
+        detections = adapter([image.cuda() for image in images])
+    check_canonical(detections, images, with_masks=True)
+
+
 def test_hf_pipeline_and_size_policy_are_recorded(one_thread):
     model = load_model(spec(tiny_hf("detr", "detr")))
     provenance = model.provenance()

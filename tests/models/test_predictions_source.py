@@ -163,8 +163,9 @@ def test_label_pngs_of_a_segmenters_argmax_give_its_miou(tmp_path):
     segmenter = {"name": "fcn", "source": "torchvision", "arch": "fcn_resnet50", "num_classes": 8,
                  "family": "cnn", "preprocess": {"input_size": 64}}
     dataset = {**SCENES, "target": "semantic", "subset": {"n": 12}}
+    # device cpu: compared below with the same model's argmax computed on CPU
     ran = run_suite(write(tmp_path / "m.yaml", suite_of([segmenter], dataset, [{"kind": "segmentation"}],
-                                                        batch_size=8)),
+                                                        batch_size=8, device="cpu")),
                     out=tmp_path / "m", progress=False, report=False)
     assert not ran.failed, ran.failed
 

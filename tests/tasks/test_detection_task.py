@@ -18,7 +18,8 @@ from harness.zoo.detectors import DETECTORS
 def test_detection_suite_reproduces_the_zoos_recorded_scores_and_rescores(tmp_path, capsys):
     """The shipped suite's detection task, every test image: the harness's loop (loader, squash preprocessing at
     the native 128 px, records, evaluator) gives the mAP tools/train_detection_zoo.py recorded for each detector."""
-    outcome = run_suite(trimmed_suite(tmp_path, "detection"), out=tmp_path / "out", progress=False)
+    outcome = run_suite(trimmed_suite(tmp_path, "detection"), out=tmp_path / "out", progress=False,
+                        device="cpu")  # compared with numbers recorded on CPU
     assert not outcome.failed, outcome.failed
     rows = outcome.frame[(outcome.frame["metric"] == "map") & (outcome.frame["task"] == "detection")].set_index("model")
     for name in ("centernet_resnet_scenes", "centernet_vit_scenes"):
