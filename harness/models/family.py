@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:  # torch only where a module is inspected: naming a family (the testbeds) needs none
+    from torch import nn
 
 # Checked in order: hybrids first, since "mobilevit" and "levit" also contain "vit".
 _NAME_RULES: tuple[tuple[str, str], ...] = (
@@ -25,6 +27,8 @@ def family_from_name(arch: str) -> str | None:
 
 def family_from_modules(net: nn.Module) -> str:
     """Fallback for unknown names: look for attention and for convolutions beyond a patch-embedding stem."""
+    from torch import nn
+
     attention = conv = 0
     for name, module in net.named_modules():
         kind = type(module).__name__.lower()
