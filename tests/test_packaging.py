@@ -101,8 +101,9 @@ def test_pip_install_then_the_main_job_runs_from_any_directory(tmp_path):
         "datasets: [{name: digits, kind: digits, subset: {n: 20, seed: 0}}]\n"
         "tasks:\n  - kind: classification\n  - kind: latency\n    params: {isolate: true, warmup_iters: 1, "
         "warmup_seconds: 0, min_iters: 3, min_seconds: 0, throughput_iters: 1, throughput_batch_sizes: [2]}\n")
+    # one model (the corruption task's reference): this checks the installed copy runs, not the numbers
     main_job = subprocess.run([str(venv / "bin" / "visionbench"), "--suite", "robustness", "--limit", "12",
-                               "--models", "resnet_digits", "convnext_digits", "--out", "x", "--no-progress"],
+                               "--models", "convnext_digits", "--out", "x", "--no-progress"],
                               capture_output=True, text=True, cwd=elsewhere, env={"PATH": "/usr/bin:/bin",
                                                                                    "HOME": str(tmp_path)})
     assert main_job.returncode == 0, main_job.stderr[-2000:]
