@@ -7,7 +7,8 @@ loop on the same batches, same run.
 Model: a torchvision segmentation model (random weights, 19 classes; LR-ASPP MobileNetV3 by default, the
 cheapest, so the worst case for the ratio), inputs 256 x 512; labels at the original 512 x 1024
 (Cityscapes' aspect ratio at half size), so the evaluator resizes every image's 19-channel logits
-bilinearly to the label, argmaxes and fills the confusion matrix; merge and compute included.
+bilinearly to the label, argmaxes and fills the confusion matrix (on the digest thread, as in the evaluation
+loop: ``harness.pipeline.run_overlapped``); merge and compute included.
 Data is decoded into tensors before timing (this measures the scoring, not the loader).
 Ratio = harness images/s over bare images/s (goal >= 0.95), best over best of N interleaved repeats, and
 the median of the N paired ratios (steadier when the machine is shared; the figure judged).
@@ -31,6 +32,7 @@ from harness.evaluation.evaluator import Outputs  # noqa: E402
 from harness.evaluation.samples import SemanticTarget  # noqa: E402
 from harness.evaluation.semantic import SemanticEvaluator  # noqa: E402
 from harness.evaluation.state import merge_all  # noqa: E402
+from harness.pipeline import run_overlapped  # noqa: E402
 
 
 def configure(parser) -> None:
@@ -60,13 +62,20 @@ def measure(args) -> list[Figure]:
                 model(images)["out"]
         return time.perf_counter() - begin
 
-    def harness() -> float:
+    def harness() -> float:  # the evaluation loop's pipeline: the evaluator digests on its thread
         evaluator = SemanticEvaluator(19)
         begin = time.perf_counter()
         states = []
-        with torch.inference_mode():
-            for images, batch in batches:
-                states.append(evaluator.process(batch, Outputs("clean", {"semantic_logits": model(images)["out"]})))
+
+        def forward(item):
+            with torch.inference_mode():
+                return model(item[0])["out"]
+
+        def digest(item, logits):
+            with torch.inference_mode():
+                states.append(evaluator.process(item[1], Outputs("clean", {"semantic_logits": logits})))
+
+        run_overlapped(batches, forward, digest)
         evaluator.compute(merge_all(states))
         return time.perf_counter() - begin
 

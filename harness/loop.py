@@ -3,7 +3,8 @@
 For each pass of a task over the job's samples: load the batches this rank owns, skip those saved by an
 interrupted run, get the outputs every evaluator of the job needs (one forward pass), let the evaluators turn
 them into that batch's state and save it. The (pass, batch, state) pieces of all ranks are merged in order
-into the job's state.
+into the job's state. The evaluators' work runs one batch behind the forward passes on a thread of its own
+and, on CUDA, loading one batch ahead on another (harness/pipeline.py), so the main thread runs the model.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from harness.evaluation.evaluator import Evaluator, Outputs
 from harness.evaluation.partial import PartialStore
 from harness.evaluation.state import EvalState
 from harness.metrics import Metric
+from harness.pipeline import run_overlapped
 from harness.tasks.base import JobContext, Pass, Task
 
 Piece = tuple[int, int, dict[str, Any]]  # (pass index, batch index, state as JSON)
@@ -48,22 +50,31 @@ def _evaluate_pass(task: Task, ctx: JobContext, evaluator: Evaluator, pass_index
     done = {b: s for b in mine if (s := partial.load(pass_index, pass_.name, b, ids[b * size:(b + 1) * size]))
             is not None}
     todo = [b for b in mine if b not in done]
-    batches = ctx.batches(pass_.pixel_op, f"{ctx.model.name} {task.label} {pass_.name}", source, pass_.preprocess,
-                          todo) if todo else iter(())
-    for b, batch in zip(todo, batches):
-        with contextlib.nullcontext() if pass_.needs_grad else torch.inference_mode():
-            if not len(batch):
-                state = EvalState()
-            elif ctx.model.predictions is not None:  # saved outputs, looked up by sample: no forward pass
-                outputs = {ctx.model.output_kind: ctx.model.predictions.outputs(batch, source)}
-                state = evaluator.process(batch, Outputs(pass_.name, outputs))
-            else:
-                outputs = task.outputs(ctx, pass_, b, batch, evaluator.needs)
-                state = evaluator.process(batch, Outputs(pass_.name, outputs))
+    grad_mode = contextlib.nullcontext if pass_.needs_grad else torch.inference_mode
+
+    def forward(item: tuple[int, Any]) -> dict[str, Any] | None:
+        """The outputs every evaluator needs (on the caller's thread: the model runs there alone)."""
+        b, batch = item
+        if not len(batch):
+            return None
+        with grad_mode():
+            if ctx.model.predictions is not None:  # saved outputs, looked up by sample: no forward pass
+                return {ctx.model.output_kind: ctx.model.predictions.outputs(batch, source)}
+            return task.outputs(ctx, pass_, b, batch, evaluator.needs)
+
+    def digest(item: tuple[int, Any], outputs: dict[str, Any] | None) -> None:
+        """The batch's state from the model's outputs, saved (on the background thread)."""
+        b, batch = item
+        with grad_mode():
+            state = EvalState() if outputs is None else evaluator.process(batch, Outputs(pass_.name, outputs))
         if batch.skipped:
             state.count_skipped(pass_.name, len(batch.skipped))
         partial.save(pass_index, pass_.name, b, ids[b * size:(b + 1) * size], state)
         done[b] = state
+
+    batches = ctx.batches(pass_.pixel_op, f"{ctx.model.name} {task.label} {pass_.name}", source, pass_.preprocess,
+                          todo) if todo else iter(())
+    run_overlapped(zip(todo, batches), forward, digest, prefetch=ctx.device.type == "cuda")
     return {b: done[b] for b in mine}
 
 

@@ -84,7 +84,7 @@ LAYER_OF = {
     # samples and targets, canonical outputs, evaluator state and records, COCO conventions, the suite's specs
     # (the gate policy is its gate: section), metric metadata, the results store
     **dict.fromkeys(("harness.specs", "harness.schema", "harness.registry", "harness.metrics", "harness.seeding",
-                     "harness.numerics", "harness.progress", "harness.formatting", "harness.env", "harness.version", "harness.extras", "harness.distributed",
+                     "harness.numerics", "harness.pipeline", "harness.progress", "harness.formatting", "harness.env", "harness.version", "harness.extras", "harness.distributed",
                      "harness.store", "harness.evaluation.samples", "harness.evaluation.outputs",
                      "harness.evaluation.state", "harness.evaluation.coco_format", "harness.gate.policy"),
                     "foundation"),
