@@ -27,9 +27,13 @@ from harness.tasks.base import JobContext, Pass, Task
 Piece = tuple[int, int, dict[str, Any]]  # (pass index, batch index, state as JSON)
 
 
-def evaluate_shard(task: Task, ctx: JobContext, partial: PartialStore, world: World) -> list[Piece]:
-    """This rank's batch states for every pass of ``task`` (``ctx`` as prepared by ``task.prepare``)."""
-    evaluator = task.evaluators(task.job_meta(ctx))
+def evaluate_shard(task: Task, ctx: JobContext, partial: PartialStore, world: World,
+                   evaluator: Evaluator | None = None) -> list[Piece]:
+    """This rank's batch states for every pass of ``task`` (``ctx`` as prepared by ``task.prepare``).
+
+    Pass the ``evaluator`` that will compute the job's metrics, so what it works out while processing (the
+    detection evaluator's per-image COCO evaluations) is there when it computes."""
+    evaluator = evaluator or task.evaluators(task.job_meta(ctx))
     pieces: list[Piece] = []
     try:
         for pass_index, pass_ in enumerate(task.passes(ctx)):
@@ -94,7 +98,8 @@ def run_task(task: Task, ctx: JobContext, state_dir: Path | None = None) -> list
     if task.performance:
         return task.measure(ctx)
     ctx = task.prepare(ctx)
+    evaluator = task.evaluators(task.job_meta(ctx))
     with tempfile.TemporaryDirectory() as scratch:  # with a state_dir, every finished batch is saved at once
         partial = PartialStore(Path(state_dir), flush_seconds=0) if state_dir is not None else PartialStore(Path(scratch))
-        state = merge_pieces([evaluate_shard(task, ctx, partial, World())])
-    return task.evaluators(task.job_meta(ctx)).compute(state)
+        state = merge_pieces([evaluate_shard(task, ctx, partial, World(), evaluator)])
+    return evaluator.compute(state)

@@ -23,6 +23,7 @@ from harness.data.base import ImageSource
 from harness.distributed import World, init_world, rank_device
 from harness.env import environment, library_versions, resolve_device
 from harness.loop import evaluate_shard, merge_pieces
+from harness.evaluation.evaluator import Evaluator
 from harness.evaluation.partial import PartialStore
 from harness.evaluation.state import RecordsError, records_path, records_present, verify_records, write_records
 from harness.extras import refusal
@@ -323,7 +324,7 @@ def run_job(job: Job, rc: RunContext) -> JobRecord:
         provenance["roles"] = {role: [{"dataset": rc.sources[n].describe(), "dataset_fingerprint": rc.fingerprints[n]}
                                       for n in names] for role, names in job.task.roles.items()}
     partial = PartialStore(rc.out_dir / "partial" / job.key)
-    ctx = None
+    ctx, evaluator = None, None
     try:
         model = _load_model_once(job, rc)
         columns.update({"family": model.family, "model_tag": model.tag, "weights": model.weights,
@@ -340,7 +341,8 @@ def run_job(job: Job, rc: RunContext) -> JobRecord:
             ctx = job.task.prepare(ctx)
             with accuracy_numerics(rc.precision) as numerics:  # type: ignore[arg-type]
                 provenance["numerics"] = numerics
-                local = ("pieces", evaluate_shard(job.task, ctx, partial, rc.world))
+                evaluator = job.task.evaluators(job.task.job_meta(ctx))  # processes, then computes
+                local = ("pieces", evaluate_shard(job.task, ctx, partial, rc.world, evaluator))
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - one failing job must not stop the others
@@ -357,7 +359,7 @@ def run_job(job: Job, rc: RunContext) -> JobRecord:
         metrics = gathered[0][1]
     else:
         try:
-            metrics = _finish_accuracy_job(job, rc, ctx, [g[1] for g in gathered], provenance)
+            metrics = _finish_accuracy_job(job, rc, ctx, [g[1] for g in gathered], provenance, evaluator)
         except Exception as exc:  # noqa: BLE001 - e.g. inconsistent data found when computing
             provenance["traceback"] = traceback.format_exc()
             return JobRecord(job.key, columns, "failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0],
@@ -378,13 +380,14 @@ def provenance_meta(meta: dict[str, Any], limit: int = 4096) -> dict[str, Any]:
     return out
 
 
-def _finish_accuracy_job(job: Job, rc: RunContext, ctx: JobContext, per_rank: list, provenance: dict) -> list[Metric]:
+def _finish_accuracy_job(job: Job, rc: RunContext, ctx: JobContext, per_rank: list, provenance: dict,
+                         evaluator: Evaluator | None) -> list[Metric]:
     """Merge the ranks' batch states, compute the metrics, keep the per-sample records (rank 0)."""
     if not rc.world.is_main:
         return []
     state = merge_pieces(per_rank)
     meta = job.task.job_meta(ctx)
-    metrics = job.task.evaluators(meta).compute(state)
+    metrics = (evaluator or job.task.evaluators(meta)).compute(state)
     ids = [ctx.source.sample_id(i) for i in range(len(ctx.source))]
     provenance.update({"job_meta": provenance_meta(meta), "samples": ctx.source.describe(), "n_samples": len(ids),
                        "sample_ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest()})

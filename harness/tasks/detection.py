@@ -55,6 +55,9 @@ class DetectionTask(Task):
         """Framework adapters (harness/models/detection_adapter.py) are bound to the dataset's categories here,
         so their labels come out as the dataset's category ids."""
         ctx = super().prepare(ctx)
+        # COCO's per-image matching on the digest thread where it overlaps the forward passes (see
+        # DetectionEvaluator); the job's evaluator is made right after prepare, for this job's device
+        self.evaluate_while_processing = ctx.device.type == "cuda"
         module = ctx.model.module
         if hasattr(module, "for_categories"):
             categories = base_and_indices(ctx.source)[0].coco_ground_truth()["categories"]
@@ -75,4 +78,5 @@ class DetectionTask(Task):
         return {"ground_truth": dataset.coco_ground_truth()}
 
     def evaluator(self, meta: dict[str, Any]) -> Evaluator:
-        return DetectionEvaluator(meta["ground_truth"], tuple(self.params.iou_types), self.params.backend)
+        return DetectionEvaluator(meta["ground_truth"], tuple(self.params.iou_types), self.params.backend,
+                                  getattr(self, "evaluate_while_processing", False))

@@ -331,3 +331,53 @@ def test_ground_truth_without_area_is_bucketed_by_its_box(tmp_path, backend):
         assert_matches_reference(metrics, reference(tmp_path, gt, _typed(results, iou_type), iou_type), iou_type)
     medium = {m.params["iou_type"]: m.value for m in metrics if m.name == "map_medium"}
     assert medium == {"bbox": pytest.approx(1.0), "segm": pytest.approx(1.0)}  # the 40 x 40 ring, by its box
+
+
+# --- per-image evaluations made while processing (faster-coco-eval) ----------------------------------
+def _processed(ground_truth, results, iou_types=("bbox", "segm"), batch_size=16, images=None):
+    """The evaluator that processed the images (default: all) in batches, and the merged state as records
+    round-trip."""
+    evaluator = DetectionEvaluator(ground_truth, iou_types, "faster_coco_eval", evaluate_while_processing=True)
+    images = ground_truth["images"] if images is None else images
+    states = []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        batch = SimpleNamespace(ids=[f"img{im['id']}" for im in chunk],
+                                targets=[SimpleNamespace(image_id=im["id"]) for im in chunk])
+        outputs = [as_detections([r for r in results if r["image_id"] == im["id"]], im["height"], im["width"], True)
+                   for im in chunk]
+        states.append(evaluator.process(batch, outputs_for(evaluator, outputs, "clean")))
+    return evaluator, EvalState.from_json(json.loads(json.dumps(merge_all(states).to_json())))
+
+
+def _values(metrics):
+    return {(m.name, json.dumps(m.params, sort_keys=True)): m.value for m in metrics}
+
+
+def test_the_images_evaluated_while_processing_give_one_full_cocoevals_numbers(scenes_gt):
+    evaluator, state = _processed(scenes_gt, synthetic_results(scenes_gt, seed=5))
+    pairs = list(state.pass_records("clean"))
+    for iou_type in ("bbox", "segm"):  # the stitched path is the one taken
+        assert evaluator._early.stitched("clean", iou_type, pairs) is not None
+    stitched = _values(evaluator.compute(state))
+    full = _values(DetectionEvaluator(scenes_gt, ("bbox", "segm"), "faster_coco_eval").compute(state))
+    assert stitched.keys() == full.keys() and len(full) > 24
+    assert all(stitched[k] == full[k] or (math.isnan(stitched[k]) and math.isnan(full[k])) for k in full), \
+        [(k, stitched[k], full[k]) for k in full if stitched[k] != full[k]]
+
+
+def test_records_the_evaluator_did_not_evaluate_as_they_are_are_scored_by_a_full_cocoeval(scenes_gt):
+    evaluator, state = _processed(scenes_gt, synthetic_results(scenes_gt, seed=6), iou_types=("bbox",))
+    changed = EvalState.from_json(json.loads(json.dumps(state.to_json())))  # a deep copy
+    sample_id, record = next(iter(changed.pass_records("clean")))
+    assert record["results"] and record["gt"]
+    record["results"] = []  # e.g. a saved batch of another run, resumed
+    assert evaluator._early.stitched("clean", "bbox", list(changed.pass_records("clean"))) is None
+    fresh = DetectionEvaluator(scenes_gt, ("bbox",), "faster_coco_eval")
+    assert _values(evaluator.compute(changed)) == _values(fresh.compute(changed))
+    assert _values(evaluator.compute(changed)) != _values(evaluator.compute(state))
+    # another rank's images, which this evaluator never processed, take the full path too
+    other, _ = _processed(scenes_gt, synthetic_results(scenes_gt, seed=6), iou_types=("bbox",),
+                          images=scenes_gt["images"][:32])
+    assert other._early.stitched("clean", "bbox", list(state.pass_records("clean"))) is None
+    assert _values(other.compute(state)) == _values(evaluator.compute(state))

@@ -75,3 +75,23 @@ def test_the_gate_bootstraps_map_from_a_real_detection_run(tmp_path, capsys):
     assert main([*common, "--out", str(tmp_path / "pr"), "--gate", str(tmp_path / "base.json")]) == 0
     out = capsys.readouterr().out
     assert "bootstrap" in out and "map" in out and "Regression gate passed" in out
+
+
+def test_per_image_coco_evaluation_while_processing_is_chosen_for_cuda_jobs_only():
+    """It overlaps the forward passes on CUDA; on a CPU it would hold the GIL they need (DetectionEvaluator)."""
+    import dataclasses
+
+    from harness.models.loaders import load_model
+    from harness.specs import ModelSpec
+    from harness.data.scenes import ScenesSource
+    from harness.tasks.base import JobContext
+
+    from harness.tasks.detection import DetectionTask
+
+    task = DetectionTask(DetectionTask.Params(n=8))
+    ctx = JobContext(load_model(ModelSpec(name="centernet_resnet_scenes", source="zoo")),
+                     ScenesSource(split="test", target="detection"), torch.device("cpu"), 4, seed=0,
+                     show_progress=False)
+    for device, early in (("cpu", False), ("cuda", True)):  # prepare only reads the device's type
+        prepared = task.prepare(dataclasses.replace(ctx, device=torch.device(device)))
+        assert (task.evaluator(task.job_meta(prepared))._early is not None) is early
