@@ -6,7 +6,8 @@ On one CUDA device, in this order, each part's raw results written as CSV under 
    without ``cuda_graphs``: p50 latency at batch 1, model-only throughput at batch 1 and 256, MFU;
 2. timm's own ``benchmark.py`` on the same models (when ``--timm-benchmark PATH`` or ``$TIMM_BENCHMARK``
    points at it; timm's wheel does not ship it), and the harness-over-timm throughput ratio at batch 256;
-3. the robustness suite with ``--device cuda`` and with ``--device cpu``, every number compared within the
+3. benchmarks/bench_detection_eval.py on cuda (loading and COCO's per-image matching beside the model);
+4. the robustness suite with ``--device cuda`` and with ``--device cpu``, every number compared within the
    stated tolerance (``TOLERANCE``);
 
 then one Markdown table per part in ``gpu_check.md`` (and on stdout), with the tests' summary from the
@@ -106,6 +107,17 @@ def run_timm_benchmark(script: Path, models: list[str], batch: int, out: Path) -
     return frame
 
 
+def run_detection_overlap(out: Path, quick: bool) -> list[dict[str, Any]]:
+    """benchmarks/bench_detection_eval.py on cuda: the detection job (loading ahead, COCO's per-image matching
+    on the digest thread) over a bare loop; its figures as JSON."""
+    figures = out / "detection_eval.json"
+    command = [sys.executable, str(REPO / "benchmarks" / "bench_detection_eval.py"), "--device", "cuda",
+               "--json", str(figures), *(["--quick"] if quick else [])]
+    done = subprocess.run(command, capture_output=True, text=True)
+    (out / "detection_eval.log").write_text(done.stdout + done.stderr)
+    return json.loads(figures.read_text())["figures"] if done.returncode == 0 and figures.exists() else []
+
+
 def run_robustness(out: Path, limit: int | None) -> tuple[pd.DataFrame, dict[str, float]]:
     """The robustness suite on cuda, then on cpu: the comparison, and each run's wall seconds."""
     from harness.run import run_suite
@@ -165,7 +177,8 @@ def frame_markdown(frame: pd.DataFrame) -> str:
 
 
 def markdown(device: str, tests: dict[str, Any], latency: pd.DataFrame, timm: pd.DataFrame | None,
-             compared: pd.DataFrame | None, seconds: dict[str, float]) -> str:
+             compared: pd.DataFrame | None, seconds: dict[str, float],
+             detection: list[dict[str, Any]] | None = None) -> str:
     lines = [f"# GPU check on {device}", ""]
     if tests.get("ran"):
         passed = tests["tests"] - tests["failures"] - tests["errors"] - tests["skipped"]
@@ -178,6 +191,10 @@ def markdown(device: str, tests: dict[str, Any], latency: pd.DataFrame, timm: pd
             big = max(c for c in table.columns if c.startswith("img_s_b"))
             table = table.assign(harness_over_timm=table[big] / table["timm_img_s"])
         lines += ["## Latency task (model only)", "", frame_markdown(table), ""]
+    if detection is not None:
+        lines += ["## Detection evaluation over a bare loop (CUDA)", "",
+                  *([f"- {f['name']}: {f['measured_text']} (goal {f['goal']})" for f in detection] or
+                    ["- the benchmark failed: see detection_eval.log"]), ""]
     if compared is not None:
         out = compared[~compared["within"]]
         lines += ["## Robustness suite: --device cuda vs --device cpu", "",
@@ -211,8 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     timm = None
     if args.timm_benchmark is not None and args.timm_benchmark.exists():
         timm = run_timm_benchmark(args.timm_benchmark, models, 8 if args.quick else 256, args.out)
+    detection = run_detection_overlap(args.out, args.quick)
     compared, seconds = run_robustness(args.out, 64 if args.quick else None)
-    report = markdown(device, tests, latency, timm, compared, seconds)
+    report = markdown(device, tests, latency, timm, compared, seconds, detection)
     (args.out / "gpu_check.md").write_text(report + "\n")
     print(report)
     failed = tests.get("failures", 0) + tests.get("errors", 0)

@@ -8,8 +8,8 @@
 # index: `pip download -d DIR ".[dev]"`, then drop the torch and nvidia-* wheels the GPU machine already has).
 # Then: every test on CUDA (the packaging tests, which need a package index, deselected), and
 # tools/gpu_check.py: the latency task in tf32/fp16/bf16 with and without CUDA graphs, timm's benchmark.py
-# on the same models when --timm-benchmark (or $TIMM_BENCHMARK) names it, and the robustness suite with
-# --device cuda against --device cpu. Writes DIR/gpu_check.md (one Markdown table per part), the raw CSVs,
+# on the same models when --timm-benchmark (or $TIMM_BENCHMARK) names it, the detection benchmark on cuda,
+# and the robustness suite with --device cuda against --device cpu. Writes DIR/gpu_check.md (one Markdown table per part), the raw CSVs,
 # tests.xml/tests.log and nvidia-smi.txt. Exit status: 0 all passed, 1 a test failed or a number was outside
 # the tolerance, 2 no GPU or a missing dependency.
 set -uo pipefail
@@ -51,14 +51,14 @@ mkdir -p "$out"
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1 || true
 started=$SECONDS
 workers=$(( $(nproc) > 12 ? 12 : $(nproc) ))
-timeout 270 python -m pytest -q -p no:cacheprovider -n "$workers" -m "not packaging" \
+timeout 230 python -m pytest -q -p no:cacheprovider -n "$workers" -m "not packaging" \
   --junitxml "$out/tests.xml" > "$out/tests.log" 2>&1
 tests_rc=$?
 tail -n 25 "$out/tests.log"
 echo "gpu_check: tests took $((SECONDS - started)) s (exit $tests_rc)"
 
 started=$SECONDS
-timeout 210 python tools/gpu_check.py --out "$out" --junit "$out/tests.xml" "${check_args[@]}"
+timeout 250 python tools/gpu_check.py --out "$out" --junit "$out/tests.xml" "${check_args[@]}"
 check_rc=$?
 echo "gpu_check: measurements took $((SECONDS - started)) s (exit $check_rc)"
 if [ "$tests_rc" -ne 0 ] || [ "$check_rc" -ne 0 ]; then exit 1; fi
