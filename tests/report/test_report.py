@@ -104,3 +104,24 @@ def test_terminal_table_shows_headline_metrics_per_task():
     table = results_table(frame)
     assert "classification on d (n = 450)" in table and "0.9123" in table
     assert "corruption_acc" not in table  # detail metrics stay in the report
+
+
+def test_the_heatmap_is_svg_with_a_hover_per_value_escaped_labels_and_grey_missing_cells():
+    import xml.etree.ElementTree as ElementTree
+
+    from harness.report.plotting import heatmap
+
+    svg = heatmap([[0.9, None, 0.3], [0.1, 0.6, float("nan")]], ["resnet<b>", "vit"],
+                  ["clean", "gaussian_noise", "fog"], "Top-1 accuracy per corruption")
+    root = ElementTree.fromstring(svg)  # well-formed, escaped
+    ns = "{http://www.w3.org/2000/svg}"
+    hovers = [g for g in root.iter(f"{ns}g") if g.get("id", "").startswith("hover-")]
+    assert [g.find(f"{ns}title").text for g in hovers] == [
+        "resnet<b> / clean: 0.9000", "resnet<b> / fog: 0.3000", "vit / clean: 0.1000", "vit / gaussian_noise: 0.6000"]
+    assert [g.find(f"{ns}text").text for g in hovers] == ["0.90", "0.30", "0.10", "0.60"]
+    fills = [r.get("fill") for r in root.iter(f"{ns}rect")]
+    assert fills.count("#eeeeee") == 2 and len(fills) == 6  # the two missing cells
+    dark, light = (g.find(f"{ns}rect").get("fill") for g in hovers[:2])
+    assert dark != light and hovers[0].find(f"{ns}text").get("fill") == "white"  # 0.9: dark cell, white text
+    texts = [t.text for t in root.iter(f"{ns}text")]
+    assert "Top-1 accuracy per corruption" in texts and "resnet<b>" in texts and "gaussian_noise" in texts
