@@ -21,7 +21,7 @@ from harness.evaluation.evaluator import Evaluator, Outputs
 from harness.evaluation.partial import PartialStore
 from harness.evaluation.state import EvalState
 from harness.metrics import Metric
-from harness.pipeline import run_overlapped
+from harness.pipeline import overlaps_forward, run_overlapped
 from harness.tasks.base import JobContext, Pass, Task
 
 Piece = tuple[int, int, dict[str, Any]]  # (pass index, batch index, state as JSON)
@@ -33,7 +33,7 @@ def evaluate_shard(task: Task, ctx: JobContext, partial: PartialStore, world: Wo
 
     Pass the ``evaluator`` that will compute the job's metrics, so what it works out while processing (the
     detection evaluator's per-image COCO evaluations) is there when it computes."""
-    evaluator = evaluator or task.evaluators(task.job_meta(ctx))
+    evaluator = task.evaluators(task.job_meta(ctx)) if evaluator is None else evaluator
     pieces: list[Piece] = []
     try:
         for pass_index, pass_ in enumerate(task.passes(ctx)):
@@ -78,7 +78,7 @@ def _evaluate_pass(task: Task, ctx: JobContext, evaluator: Evaluator, pass_index
 
     batches = ctx.batches(pass_.pixel_op, f"{ctx.model.name} {task.label} {pass_.name}", source, pass_.preprocess,
                           todo) if todo else iter(())
-    run_overlapped(zip(todo, batches), forward, digest, prefetch=ctx.device.type == "cuda")
+    run_overlapped(zip(todo, batches), forward, digest, prefetch=overlaps_forward(ctx.device))
     return {b: done[b] for b in mine}
 
 

@@ -6,10 +6,11 @@ on another (the evaluator's records: COCO results, encoded masks, confusion coun
 through a bounded queue, so at most ``depth`` batches wait at either end and memory stays bounded. torch's
 kernels and PIL's decoders release the GIL, so the threads overlap with the forward pass.
 
-The evaluation loop prefetches on CUDA only. On a CPU the forward pass already uses every core, and the
-loader's tensor transforms start OpenMP teams of their own beside it: measured on 2 cores, prefetching cut
-classification throughput to 0.80 of a bare loop where serial loading gave 0.94, while the digest thread
-alone cost nothing (bench_classification.py). DataLoader worker processes (``--workers``) load ahead on CPU.
+Where host work on threads really runs beside the model is one rule (``overlaps_forward``): on CUDA, where
+the model's thread waits for the GPU with the GIL released. On a CPU the forward pass holds the cores and,
+between its kernels, the GIL: measured on 2 cores, prefetching cut classification throughput to 0.80 of a
+bare loop where serial loading gave 0.94, while the digest thread with records alone cost nothing
+(bench_classification.py). DataLoader worker processes (``--workers``) load ahead on CPU.
 
 Order and results are the serial loop's: one thread consumes each iterator, the background work runs in
 submission order. An error on either thread is raised in the caller at its next step (``next``, ``submit``
@@ -21,11 +22,21 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Generic, Iterable, Iterator, Protocol, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
 _END = object()
+
+
+class _Device(Protocol):
+    type: str
+
+
+def overlaps_forward(device: _Device) -> bool:
+    """Whether loading ahead and heavy digesting (COCO's per-image matching) on threads overlap the forward
+    passes on ``device`` (a torch.device) instead of competing with them: on CUDA only (see the module note)."""
+    return device.type == "cuda"
 
 
 class _Failure:
@@ -91,7 +102,8 @@ class Background:
 
     def __init__(self, depth: int = 2, name: str = "background") -> None:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
+        self._error: BaseException | None = None  # the first failure; it stays, so later calls stay dropped
+        self._raised = False
         self._thread = threading.Thread(target=self._drain, name=name, daemon=True)
         self._thread.start()
 
@@ -116,9 +128,9 @@ class Background:
         self._raise_pending()
 
     def _raise_pending(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
+        if self._error is not None and not self._raised:
+            self._raised = True
+            raise self._error
 
     def __enter__(self) -> "Background":
         return self

@@ -359,6 +359,7 @@ def run_job(job: Job, rc: RunContext) -> JobRecord:
         metrics = gathered[0][1]
     else:
         try:
+            assert evaluator is not None  # set with the pieces
             metrics = _finish_accuracy_job(job, rc, ctx, [g[1] for g in gathered], provenance, evaluator)
         except Exception as exc:  # noqa: BLE001 - e.g. inconsistent data found when computing
             provenance["traceback"] = traceback.format_exc()
@@ -381,13 +382,13 @@ def provenance_meta(meta: dict[str, Any], limit: int = 4096) -> dict[str, Any]:
 
 
 def _finish_accuracy_job(job: Job, rc: RunContext, ctx: JobContext, per_rank: list, provenance: dict,
-                         evaluator: Evaluator | None) -> list[Metric]:
+                         evaluator: Evaluator) -> list[Metric]:
     """Merge the ranks' batch states, compute the metrics, keep the per-sample records (rank 0)."""
     if not rc.world.is_main:
         return []
     state = merge_pieces(per_rank)
     meta = job.task.job_meta(ctx)
-    metrics = (evaluator or job.task.evaluators(meta)).compute(state)
+    metrics = evaluator.compute(state)  # the instance that processed the batches (loop.evaluate_shard)
     ids = [ctx.source.sample_id(i) for i in range(len(ctx.source))]
     provenance.update({"job_meta": provenance_meta(meta), "samples": ctx.source.describe(), "n_samples": len(ids),
                        "sample_ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest()})

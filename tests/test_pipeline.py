@@ -52,6 +52,24 @@ def test_background_runs_calls_in_order_and_raises_the_first_error_after_finishi
     assert seen == [0, 1]  # calls after a failure are dropped
 
 
+def test_calls_queued_behind_a_failure_stay_dropped_after_it_was_raised():
+    seen, failed = [], threading.Event()
+
+    def work(i):
+        if i == 0:
+            failed.set()
+            raise ValueError("batch 0 has no records")
+        seen.append(i)
+
+    with pytest.raises(ValueError, match="batch 0"):
+        with Background(depth=4) as after:
+            after.submit(work, 0)
+            failed.wait(timeout=10)
+            while True:  # the failure surfaces at a later submit; what was queued meanwhile must not run
+                after.submit(work, 1)
+    assert seen == []
+
+
 def test_leaving_the_block_on_an_error_still_finishes_what_was_submitted():
     seen = []
     with pytest.raises(KeyboardInterrupt):

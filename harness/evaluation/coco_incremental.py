@@ -56,17 +56,18 @@ class ImageEvaluations:
     def note(self, pass_name: str, sample_id: str, record: Record) -> None:
         self._checksums[(pass_name, sample_id)] = checksum(record)
 
-    def stitched(self, pass_name: str, iou_type: str, records: Sequence[tuple[str, Record]]) -> list[Any] | None:
-        """Every record's evaluations in COCOeval's [category][area][image] order over the sorted image ids,
-        or None unless each record was evaluated here from identical content."""
+    def matches(self, pass_name: str, records: Sequence[tuple[str, Record]]) -> bool:
+        """Whether every record was processed here from identical content, each on an image of its own."""
+        images = {int(record["image_id"]) for _, record in records}
+        return len(images) == len(records) and all(self._checksums.get((pass_name, sample_id)) == checksum(record)
+                                                   for sample_id, record in records)
+
+    def stitched(self, pass_name: str, iou_type: str, image_ids: Sequence[int]) -> list[Any] | None:
+        """The images' evaluations in COCOeval's [category][area][image] order over the sorted ``image_ids``
+        (of records that ``matches``), or None when one of them was not evaluated for ``iou_type``."""
         columns = self._columns.get((pass_name, iou_type))
-        if not columns or iou_type not in self._shape:
-            return None
-        for sample_id, record in records:
-            if self._checksums.get((pass_name, sample_id)) != checksum(record) or record["image_id"] not in columns:
-                return None
-        image_ids = sorted({int(record["image_id"]) for _, record in records})
-        if len(image_ids) != len(records):
+        image_ids = sorted(int(i) for i in image_ids)
+        if not columns or iou_type not in self._shape or any(i not in columns for i in image_ids):
             return None
         categories, areas = self._shape[iou_type]
         per_image = [columns[i] for i in image_ids]

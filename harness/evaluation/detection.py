@@ -178,7 +178,6 @@ class CocoTruth:
             evaluator.evaluate()
         return evaluator
 
-
     def accumulating(self, evaluations: list[Any], image_ids: Sequence[int], iou_type: str) -> Any:
         """A faster-coco-eval COCOeval holding per-image ``evaluations`` ([category][area][image] over the
         sorted ``image_ids``) as its own ``evaluate`` would have left them, ready for accumulate(); the
@@ -295,12 +294,13 @@ class DetectionEvaluator(Evaluator):
         pairs = list(state.pass_records(pass_name))
         records = [record for _, record in pairs]
         image_ids = [record["image_id"] for record in records]
+        early = self._early is not None and self._truth is not None and self._early.matches(pass_name, pairs)
         metrics: list[Metric] = []
         for iou_type in self.iou_types:
-            stitched = self._early.stitched(pass_name, iou_type, pairs) if self._early is not None else None
-            if stitched is not None and self._truth is not None:
+            stitched = self._early.stitched(pass_name, iou_type, image_ids) if early else None
+            if stitched is not None:
                 summary = summarize(self._truth.accumulating(stitched, image_ids, iou_type), iou_type,
-                                    len(set(image_ids)))
+                                    len(image_ids))
             else:
                 summary = coco_evaluate(self.ground_truth, coco_results(records, iou_type), image_ids, iou_type,
                                         self.backend, copy_results=False)

@@ -14,6 +14,7 @@ from harness.data.loader import Batch
 from harness.evaluation.detection import DEFAULT_BACKEND, DetectionEvaluator
 from harness.evaluation.evaluator import Evaluator
 from harness.evaluation.outputs import Detections
+from harness.pipeline import overlaps_forward
 from harness.registry import TASKS
 from harness.tasks.base import JobContext, Pass, Task
 
@@ -35,6 +36,7 @@ class DetectionTask(Task):
     """COCO mAP / mAR (bbox and/or segm), per-class AP, on a dataset of COCO instances."""
 
     kind = "detection"
+    evaluate_while_processing = False  # set by prepare for the job's device; False for rescoring
     target_kind = "detection"
     output_kind = "detections"
     prediction_kind = "detections"
@@ -57,7 +59,7 @@ class DetectionTask(Task):
         ctx = super().prepare(ctx)
         # COCO's per-image matching on the digest thread where it overlaps the forward passes (see
         # DetectionEvaluator); the job's evaluator is made right after prepare, for this job's device
-        self.evaluate_while_processing = ctx.device.type == "cuda"
+        self.evaluate_while_processing = overlaps_forward(ctx.device)
         module = ctx.model.module
         if hasattr(module, "for_categories"):
             categories = base_and_indices(ctx.source)[0].coco_ground_truth()["categories"]
@@ -79,4 +81,4 @@ class DetectionTask(Task):
 
     def evaluator(self, meta: dict[str, Any]) -> Evaluator:
         return DetectionEvaluator(meta["ground_truth"], tuple(self.params.iou_types), self.params.backend,
-                                  getattr(self, "evaluate_while_processing", False))
+                                  self.evaluate_while_processing)

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Literal
 import torch
 from torch import nn
 
-from harness.env import synchronize
+from harness.env import device_name, synchronize
 from harness.metrics import Metric, declare
 from harness.perf import flops as flop_count
 from harness.perf.compiled import check_compiled, compile_module, strict_dynamo
@@ -137,7 +137,7 @@ def measure(ctx: JobContext, p: LatencyTask.Params) -> list[Metric]:
         settings = measurement_settings(p, device)
         metrics = static_metrics(module, synthetic_batch(1, input_size, device, False))
         gflops = next(m.value for m in metrics if m.name == "gflops")
-        peak = peak_for(device_name(device), p.precision, p.peak_tflops)
+        peak = peak_for(device_name(device) if device.type == "cuda" else "", p.precision, p.peak_tflops)
         forward = make_forward(module, p, device)
         if p.compile != "none":
             first = synthetic_batch(p.batch_size, input_size, device, p.channels_last)
@@ -202,10 +202,6 @@ def utilisation_metrics(throughput_metric: Metric, gflops_per_image: float, peak
         metrics.append(Metric("mfu", achieved / tflops, throughput_metric.n,
                               {**params, "peak_tflops": tflops, "peak_source": source}))
     return metrics
-
-
-def device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
 def check_precision(precision: str, device: torch.device) -> None:

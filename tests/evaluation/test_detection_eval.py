@@ -357,8 +357,10 @@ def _values(metrics):
 def test_the_images_evaluated_while_processing_give_one_full_cocoevals_numbers(scenes_gt):
     evaluator, state = _processed(scenes_gt, synthetic_results(scenes_gt, seed=5))
     pairs = list(state.pass_records("clean"))
+    ids = [record["image_id"] for _, record in pairs]
+    assert evaluator._early.matches("clean", pairs)
     for iou_type in ("bbox", "segm"):  # the stitched path is the one taken
-        assert evaluator._early.stitched("clean", iou_type, pairs) is not None
+        assert evaluator._early.stitched("clean", iou_type, ids) is not None
     stitched = _values(evaluator.compute(state))
     full = _values(DetectionEvaluator(scenes_gt, ("bbox", "segm"), "faster_coco_eval").compute(state))
     assert stitched.keys() == full.keys() and len(full) > 24
@@ -372,12 +374,14 @@ def test_records_the_evaluator_did_not_evaluate_as_they_are_are_scored_by_a_full
     sample_id, record = next(iter(changed.pass_records("clean")))
     assert record["results"] and record["gt"]
     record["results"] = []  # e.g. a saved batch of another run, resumed
-    assert evaluator._early.stitched("clean", "bbox", list(changed.pass_records("clean"))) is None
+    assert not evaluator._early.matches("clean", list(changed.pass_records("clean")))
     fresh = DetectionEvaluator(scenes_gt, ("bbox",), "faster_coco_eval")
     assert _values(evaluator.compute(changed)) == _values(fresh.compute(changed))
     assert _values(evaluator.compute(changed)) != _values(evaluator.compute(state))
     # another rank's images, which this evaluator never processed, take the full path too
     other, _ = _processed(scenes_gt, synthetic_results(scenes_gt, seed=6), iou_types=("bbox",),
                           images=scenes_gt["images"][:32])
-    assert other._early.stitched("clean", "bbox", list(state.pass_records("clean"))) is None
+    pairs = list(state.pass_records("clean"))
+    assert not other._early.matches("clean", pairs)
+    assert other._early.stitched("clean", "bbox", [record["image_id"] for _, record in pairs]) is None
     assert _values(other.compute(state)) == _values(evaluator.compute(state))
