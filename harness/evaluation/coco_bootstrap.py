@@ -55,30 +55,35 @@ class _Category:
     order for the evaluated set — by score, stable over image then rank — with their matches."""
 
     def __init__(self, entries: list[dict | None]) -> None:
-        owners, scores, tps, fps = [], [], [], []
-        self.positives = np.zeros(len(entries), dtype=np.int64)  # non-ignored ground truth per image
-        thresholds = next((e["dtMatches"].shape[0] for e in entries if e is not None), 1)
-        for i, entry in enumerate(entries):
-            if entry is None:  # COCOeval keeps no entry for an image without ground truth or detections here
-                continue
-            matches, ignore = np.asarray(entry["dtMatches"]), np.asarray(entry["dtIgnore"])
-            owners.append(np.full(matches.shape[1], i))
-            scores.append(np.asarray(entry["dtScores"], dtype=float))
-            tps.append(np.logical_and(matches, np.logical_not(ignore)))
-            fps.append(np.logical_and(np.logical_not(matches), np.logical_not(ignore)))
-            self.positives[i] = np.count_nonzero(np.asarray(entry["gtIgnore"]) == 0)
-        owner = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64)
-        score = np.concatenate(scores) if scores else np.zeros(0)
-        tp_all = np.concatenate(tps, axis=1) if tps else np.zeros((thresholds, 0), bool)
-        fp_all = np.concatenate(fps, axis=1) if fps else np.zeros((thresholds, 0), bool)
-        counted = (tp_all | fp_all).any(axis=0)  # a detection ignored at every threshold changes no sum
+        kept = [(i, e) for i, e in enumerate(entries) if e is not None]  # COCOeval keeps no entry for an image
+        self.positives = np.zeros(len(entries), dtype=np.int64)  # without ground truth or detections here
+        thresholds = kept[0][1]["dtMatches"].shape[0] if kept else 1
+        for i, entry in kept:
+            self.positives[i] = len(entry["gtIgnore"]) - np.count_nonzero(entry["gtIgnore"])
+        sizes = [len(e["dtScores"]) for _, e in kept]
+        owner = np.repeat(np.asarray([i for i, _ in kept], dtype=np.int64), sizes)
+        score = np.concatenate([np.asarray(e["dtScores"], dtype=float) for _, e in kept]) if kept else np.zeros(0)
+        matched = (np.concatenate([np.asarray(e["dtMatches"]).reshape(thresholds, -1) for _, e in kept], axis=1)
+                   if kept else np.zeros((thresholds, 0))) != 0
+        ignored = (np.concatenate([np.asarray(e["dtIgnore"]).reshape(thresholds, -1) for _, e in kept], axis=1)
+                   if kept else np.zeros((thresholds, 0))) != 0
+        tp_all, fp_all = matched & ~ignored, ~matched & ~ignored
+        counted = ~ignored.all(axis=0)  # a detection ignored at every threshold changes no sum
         owner, score, tp_all, fp_all = owner[counted], score[counted], tp_all[:, counted], fp_all[:, counted]
         self.order = np.argsort(-score, kind="mergesort")  # (image order, then each image's own rank order)
         self.owner, self.scores = owner[self.order], score[self.order]
-        self.tps, self.fps = tp_all[:, self.order].astype(np.int32), fp_all[:, self.order].astype(np.int32)
+        self.tps, self.fps = tp_all[:, self.order], fp_all[:, self.order]
+        # pycocotools' precision envelope only ever takes its value at a true positive (a false positive lowers
+        # precision, and the envelope is a maximum over later ranks): per threshold, the ranks of the TPs
+        self.true_ranks = [np.flatnonzero(row) for row in self.tps]
+        # which detections count (TP or FP) per threshold; one row for all when ignores do not depend on it
+        counts_rows = self.tps | self.fps
+        self.shared_counted = bool((counts_rows == counts_rows[:1]).all()) if len(counts_rows) else True
+        self.counted = counts_rows[:1] if self.shared_counted else counts_rows
         # a score shared by two detections: a draw's image order decides which comes first, as in COCOeval
         self.ties = bool(np.any(self.scores[1:] == self.scores[:-1]))
         if self.ties:  # each image's detections (in its own rank order) as positions in the sorted arrays
+            self.tps, self.fps = self.tps.astype(np.int32), self.fps.astype(np.int32)
             self.starts = np.searchsorted(owner, np.arange(len(entries) + 1))  # owner: image order, unsorted
             self.sorted_position = np.empty_like(self.order)
             self.sorted_position[self.order] = np.arange(len(self.order))
@@ -90,21 +95,23 @@ class _Category:
         if npig == 0:
             return None
         if self.ties:  # the exact order of the resampled set: its detections, sorted stably as COCOeval does
-            tp, fp = self._expanded(idx)
-        else:  # distinct scores: a detection drawn c times is c consecutive copies, i.e. a weight of c
-            weights = counts[self.owner].astype(np.int32)  # integer sums: exact, and half float64's traffic
-            tp = np.cumsum(self.tps * weights, axis=1, dtype=np.int32).astype(float)
-            fp = np.cumsum(self.fps * weights, axis=1, dtype=np.int32).astype(float)
-        out = np.zeros((tp.shape[0], len(recall_thresholds)))
-        if not tp.shape[1]:
-            return out
-        recall = tp / npig
-        precision = tp / (fp + tp + np.spacing(1))
-        precision = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]  # COCOeval's backward max
-        for t in range(tp.shape[0]):
-            where = np.searchsorted(recall[t], recall_thresholds, side="left")
-            inside = where < len(recall[t])
-            out[t, inside] = precision[t, where[inside]]
+            return _interpolated(*self._expanded(idx), npig, recall_thresholds)
+        # distinct scores: a detection drawn c times is c consecutive copies, i.e. a weight of c. Within such a
+        # run of TP copies precision rises, so the envelope at any recall reached inside the run is at least
+        # the run's last copy's: per threshold, the values at each TP's last copy are all COCOeval reads.
+        weights = counts[self.owner]
+        ranked = np.cumsum(self.counted * weights, axis=1)  # detections counted up to each rank (exact ints)
+        out = np.zeros((len(self.true_ranks), len(recall_thresholds)))
+        for t, ranks in enumerate(self.true_ranks):
+            if not len(ranks):
+                continue
+            tp = np.cumsum(weights[ranks]).astype(float)
+            total = ranked[0 if self.shared_counted else t, ranks].astype(float)
+            precision = tp / (total + np.spacing(1))  # = tp / (fp + tp + eps) at those ranks
+            precision = np.maximum.accumulate(precision[::-1])[::-1]
+            where = np.searchsorted(tp / npig, recall_thresholds, side="left")
+            inside = where < len(ranks)
+            out[t, inside] = precision[where[inside]]
         return out
 
     def _expanded(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -114,6 +121,21 @@ class _Category:
         columns = columns[np.argsort(-self.scores[columns], kind="mergesort")]
         return (np.cumsum(self.tps[:, columns], axis=1).astype(float),
                 np.cumsum(self.fps[:, columns], axis=1).astype(float))
+
+
+def _interpolated(tp: np.ndarray, fp: np.ndarray, npig: int, recall_thresholds: np.ndarray) -> np.ndarray:
+    """COCOeval.accumulate's (T, R) precision from cumulative TP / FP over ranked detections."""
+    out = np.zeros((tp.shape[0], len(recall_thresholds)))
+    if not tp.shape[1]:
+        return out
+    recall = tp / npig
+    precision = tp / (fp + tp + np.spacing(1))
+    precision = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]  # COCOeval's backward max
+    for t in range(tp.shape[0]):
+        where = np.searchsorted(recall[t], recall_thresholds, side="left")
+        inside = where < len(recall[t])
+        out[t, inside] = precision[t, where[inside]]
+    return out
 
 
 def fast_bbox_statistic(records: list[Record], index: int):
