@@ -12,6 +12,12 @@ between its kernels, the GIL: measured on 2 cores, prefetching cut classificatio
 bare loop where serial loading gave 0.94, while the digest thread with records alone cost nothing
 (bench_classification.py). DataLoader worker processes (``--workers``) load ahead on CPU.
 
+The digest thread runs torch's kernels with one intra-op thread. Each thread that calls torch gets an OpenMP
+team of its own; a second team of ``torch.get_num_threads()`` on the same cores oversubscribes them, and its
+threads spin after every small kernel while the model's team waits: a calibration evaluator's per-batch
+softmax and bin sums (about 5 ms of work in all) made a resnet_digits job 1.31x slower, and 1.05x with one
+thread (bench_calibration.py).
+
 Order and results are the serial loop's: one thread consumes each iterator, the background work runs in
 submission order. An error on either thread is raised in the caller at its next step (``next``, ``submit``
 or leaving the ``with`` block); leaving the block waits for the work already submitted, so every batch whose
@@ -23,6 +29,8 @@ import contextlib
 import queue
 import threading
 from typing import Any, Callable, Generic, Iterable, Iterator, Protocol, TypeVar
+
+import torch
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -98,9 +106,13 @@ class Prefetch(Generic[T]):
 
 
 class Background:
-    """Run submitted calls in order on one thread, at most ``depth`` waiting."""
+    """Run submitted calls in order on one thread (torch kernels on one intra-op thread), at most ``depth``
+    waiting."""
 
     def __init__(self, depth: int = 2, name: str = "background") -> None:
+        # set_num_threads also changes the default that a thread's first kernel adopts: the caller's team is
+        # made now, at its own size, and the default is restored in ``finish``
+        self._caller_threads = torch.get_num_threads()
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None  # the first failure; it stays, so later calls stay dropped
         self._raised = False
@@ -108,6 +120,7 @@ class Background:
         self._thread.start()
 
     def _drain(self) -> None:
+        torch.set_num_threads(1)
         while (job := self._queue.get()) is not _END:
             if self._error is None:  # after a failure, later calls are dropped (their inputs may depend on it)
                 call, args = job
@@ -125,6 +138,7 @@ class Background:
         if self._thread.is_alive():
             self._queue.put(_END)
             self._thread.join()
+            torch.set_num_threads(self._caller_threads)
         self._raise_pending()
 
     def _raise_pending(self) -> None:

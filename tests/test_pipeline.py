@@ -127,3 +127,15 @@ def test_the_evaluator_digests_a_batch_while_the_model_runs_the_next(tmp_path):
     assert next(m for m in metrics if m.name == "top1").n == 24
     assert set(calls) == {threading.current_thread().name} and digest_threads == {"digest batches"}
 
+
+def test_the_digest_thread_runs_torch_on_one_thread_and_leaves_the_callers_default():
+    before = torch.get_num_threads()
+    inside = []
+    with Background() as after:
+        after.submit(lambda: inside.append(torch.get_num_threads()))
+    fresh = []
+    thread = threading.Thread(target=lambda: fresh.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    assert inside == [1]
+    assert torch.get_num_threads() == before and fresh == [before]  # a later thread gets the default again

@@ -168,21 +168,36 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float(np.exp(-found.x))
 
 
-def arrays(records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
-    return (np.array([r["confidence"] for r in records], dtype=float),
-            np.array([r["correct"] for r in records], dtype=bool))
+@dataclass
+class Columns:
+    """The per-sample fields of a pass as arrays (one conversion per pass; a resample indexes them)."""
+
+    confidence: np.ndarray
+    correct: np.ndarray
+    nll: np.ndarray
+    brier: np.ndarray
+
+    @classmethod
+    def of(cls, records: list[Record]) -> "Columns":
+        return cls(np.array([r["confidence"] for r in records], dtype=float),
+                   np.array([r["correct"] for r in records], dtype=bool),
+                   np.array([r["nll"] for r in records], dtype=float),
+                   np.array([r["brier"] for r in records], dtype=float))
+
+    def take(self, idx: np.ndarray) -> "Columns":
+        return Columns(self.confidence[idx], self.correct[idx], self.nll[idx], self.brier[idx])
 
 
-def calibration_metrics(bins: int) -> dict[str, Callable[[list[Record]], float]]:
-    """Each metric as a function of a list of records (the whole pass, or a resample of it)."""
+def calibration_metrics(bins: int) -> dict[str, Callable[[Columns], float]]:
+    """Each metric as a function of a pass's columns (the whole pass, or a resample of it)."""
     return {
-        "ece": lambda rs: calibration_error(*arrays(rs), bins, "l1"),
-        "rms_ce": lambda rs: calibration_error(*arrays(rs), bins, "l2"),
-        "max_ce": lambda rs: calibration_error(*arrays(rs), bins, "max"),
-        "adaptive_ece": lambda rs: adaptive_ece(*arrays(rs), bins),
-        "nll": lambda rs: float(np.mean([r["nll"] for r in rs])),
-        "brier": lambda rs: float(np.mean([r["brier"] for r in rs])),
-        "aurc": lambda rs: aurc(*arrays(rs)),
+        "ece": lambda c: calibration_error(c.confidence, c.correct, bins, "l1"),
+        "rms_ce": lambda c: calibration_error(c.confidence, c.correct, bins, "l2"),
+        "max_ce": lambda c: calibration_error(c.confidence, c.correct, bins, "max"),
+        "adaptive_ece": lambda c: adaptive_ece(c.confidence, c.correct, bins),
+        "nll": lambda c: float(np.mean(c.nll)),
+        "brier": lambda c: float(np.mean(c.brier)),
+        "aurc": lambda c: aurc(c.confidence, c.correct),
     }
 
 
@@ -240,11 +255,12 @@ class CalibrationEvaluator(Evaluator):
         if not records:
             raise ValueError("calibration: the evaluated pass has no samples")
         params = {"bins": self.bins, "scaling": SCALING_NONE}
-        metrics = [Metric(name, value(records), len(records), params)
+        columns = Columns.of(records)
+        metrics = [Metric(name, value(columns), len(records), params)
                    for name, value in calibration_metrics(self.bins).items()]
         metrics.append(Metric("classwise_ece", classwise_ece(state.sums[f"{MAIN_PASS}/classwise_bins"]),
                               len(records), params))
-        metrics += reliability(*arrays(records), self.bins, params)
+        metrics += reliability(columns.confidence, columns.correct, self.bins, params)
         if self.fit_pass:
             metrics += self._after_temperature(state, records)
         return metrics
@@ -268,11 +284,12 @@ class CalibrationEvaluator(Evaluator):
         metrics = [Metric("temperature", temperature, len(fit), {"fit_on": params["fit_on"]}),
                    Metric("temperature_at_bound", at_bound, None, {"fit_on": params["fit_on"]}),
                    Metric("temperature_at_bound", at_bound, None, params)]
-        metrics += [Metric(name, value(scaled), len(scaled), params)
+        columns = Columns.of(scaled)
+        metrics += [Metric(name, value(columns), len(scaled), params)
                     for name, value in calibration_metrics(self.bins).items()]
         sums = class_bin_sums((logits / temperature).softmax(-1), labels, self.bins)
         metrics.append(Metric("classwise_ece", classwise_ece(sums), len(scaled), params))
-        return metrics + reliability(*arrays(scaled), self.bins, params)
+        return metrics + reliability(columns.confidence, columns.correct, self.bins, params)
 
     def evidence(self, metric: str, params: dict[str, Any]) -> Resampled | None:
         """The scored split resampled; after T, the temperature fitted once on the calibration split held fixed."""
@@ -286,7 +303,8 @@ class CalibrationEvaluator(Evaluator):
                 temperature = fit_temperature(*logits_and_labels(calibration[0]))
                 logits, labels = logits_and_labels(records)
                 records = sample_fields(logits / temperature, labels)
-            return lambda idx: value([records[i] for i in idx])
+            columns = Columns.of(records)
+            return lambda idx: value(columns.take(np.asarray(idx)))
 
         return Resampled((MAIN_PASS,), prepare, (self.fit_pass,) if scaled else ())
 
