@@ -1,4 +1,5 @@
-"""Figures drawn with matplotlib and inlined as SVG, so a report stays one file that needs no network.
+"""Figures inlined as SVG, so a report stays one file that needs no network: scatters, line charts and heatmaps
+written as SVG directly (a site draws hundreds), the rest drawn with matplotlib.
 
 Every figure module of the report draws through here: one backend, one family palette, one way to inline.
 Hover values come from SVG ``<title>`` elements (``hover_titles``), which browsers show as tooltips.
@@ -15,6 +16,8 @@ import matplotlib
 matplotlib.use("Agg")  # no display: figures are only ever written as SVG
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+from harness.report.svg_chart import LegendEntry, Series, xml_text, xy_chart  # noqa: E402
 
 FAMILY_COLOURS = {"cnn": "#1f77b4", "transformer": "#d62728", "hybrid": "#2ca02c"}
 FAMILY_MARKERS = {"cnn": "o", "transformer": "s", "hybrid": "^"}
@@ -61,40 +64,23 @@ def inline_svg(figure: Figure, hover_titles: Sequence[tuple[object, str]] = ()) 
     return svg
 
 
-def _family_legend(axes: plt.Axes, families: Sequence[str]) -> None:
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], color=family_colour(f), marker=FAMILY_MARKERS.get(f, "o"), linestyle="", label=f)
-               for f in dict.fromkeys(families)]
-    if handles:
-        axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-
-
 def line_chart(series: dict[str, tuple[str, list[tuple[float, float]]]], x_label: str, y_label: str, title: str,
                x_tick_labels: Sequence[tuple[float, str]] | None = None,
                y_range: tuple[float, float] | None = None) -> str:
     """``series``: name -> (family, [(x, y), ...]); one line per series, coloured and dashed by family; hovering
-    a line shows its values."""
+    a line shows its values. Written as SVG directly (``svg_chart``)."""
     if not any(points for _, points in series.values()):
         return ""
-    figure, axes = new_figure(height=max(3.6, 0.6 + 0.15 * len(series)))  # room for one legend line per series
-    hover = []
+    labels = dict(x_tick_labels or ())
+    lines, legend = [], []
     for name, (family, points) in sorted(series.items()):
         points = sorted(points)
-        line, = axes.plot([x for x, _ in points], [y for _, y in points], color=family_colour(family),
-                          linestyle=FAMILY_LINESTYLES.get(family, "-"), marker=FAMILY_MARKERS.get(family, "o"),
-                          markersize=4, linewidth=1.8, label=f"{name} ({family})")
-        labels = dict(x_tick_labels or ())
+        colour, marker, dash = family_colour(family), FAMILY_MARKERS.get(family, "o"), FAMILY_LINESTYLES.get(family, "-")
         values = ", ".join(f"{labels.get(x, f'{x:g}')}: {y:.4f}" for x, y in points)
-        hover.append((line, f"{name} ({family}) — {values}"))
-    if x_tick_labels:
-        axes.set_xticks([x for x, _ in x_tick_labels], [text for _, text in x_tick_labels])
-    if y_range:
-        axes.set_ylim(*y_range)
-    axes.set(xlabel=x_label, ylabel=y_label, title=title)
-    axes.grid(axis="y", color="#eee")
-    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, fontsize=8)
-    return inline_svg(figure, hover)
+        lines.append(Series(points, colour, marker, dash, hover=f"{name} ({family}) — {values}"))
+        legend.append(LegendEntry(f"{name} ({family})", colour, marker, dash))
+    return xy_chart(lines, x_label, y_label, title, legend, x_ticks=x_tick_labels, y_range=y_range, grid="y",
+                    height=max(345, 40 + 15 * len(series) + 30))
 
 
 def pareto_front(points: Sequence[tuple[float, float]], x_higher: bool = True) -> list[tuple[float, float]]:
@@ -112,27 +98,19 @@ def scatter(points: Sequence[tuple[str, str, float, float]], x_label: str, y_lab
             frontier: str | None = None, log_x: bool = False) -> str:
     """``points``: (name, family, x, y), coloured by family, hover shows the values. With ``frontier``
     ("higher" or "lower": which x is better; higher y is always better), the Pareto front is drawn dashed
-    (SVG group id ``pareto``)."""
+    (SVG group id ``pareto``). Written as SVG directly (``svg_chart``)."""
     if not points:
         return ""
-    figure, axes = new_figure()
-    hover = []
-    for name, family, x, y in points:
-        dot, = axes.plot([x], [y], linestyle="", marker=FAMILY_MARKERS.get(family, "o"), markersize=7,
-                         color=family_colour(family))
-        hover.append((dot, f"{name} ({family}): {x_label.split(' (')[0]} {x:.4g}, {y_label} {y:.4f}"))
-        axes.annotate(name, (x, y), xytext=(5, 4), textcoords="offset points", fontsize=8)
+    drawn = []
     if frontier:
         front = pareto_front([(x, y) for _, _, x, y in points], x_higher=frontier == "higher")
-        line, = axes.plot([x for x, _ in front], [y for _, y in front], color="#999", linestyle="--",
-                          linewidth=1, zorder=0)
-        line.set_gid("pareto")
-    if log_x:
-        axes.set_xscale("log")
-    axes.set(xlabel=x_label, ylabel=y_label, title=title)
-    axes.grid(color="#eee")
-    _family_legend(axes, [family for _, family, _, _ in points])
-    return inline_svg(figure, hover)
+        drawn.append(Series(front, "#999", marker=None, dash="--", line_width=1, gid="pareto"))
+    for name, family, x, y in points:
+        drawn.append(Series([(x, y)], family_colour(family), FAMILY_MARKERS.get(family, "o"), dash=None,
+                            marker_size=7, annotation=name,
+                            hover=f"{name} ({family}): {x_label.split(' (')[0]} {x:.4g}, {y_label} {y:.4f}"))
+    legend = [LegendEntry(f, family_colour(f), FAMILY_MARKERS.get(f, "o")) for f in dict.fromkeys(f for _, f, _, _ in points)]
+    return xy_chart(drawn, x_label, y_label, title, legend, log_x=log_x)
 
 
 def heatmap(values: list[list[float | None]], row_labels: list[str], col_labels: list[str], title: str,
@@ -155,13 +133,13 @@ def heatmap(values: list[list[float | None]], row_labels: list[str], col_labels:
     width, height = left + cell_w * len(col_labels) + 12, top + cell_h * len(row_labels) + bottom
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
              f'style="width:{width:.0f}px;max-width:100%;height:auto" font-family="sans-serif" font-size="10">']
-    parts += [f'<text x="{width / 2:.0f}" y="{14 * (k + 1)}" text-anchor="middle">{_xml(line)}</text>'
+    parts += [f'<text x="{width / 2:.0f}" y="{14 * (k + 1)}" text-anchor="middle">{xml_text(line)}</text>'
               for k, line in enumerate(title_lines)]
     hovers = 0
     for i, row in enumerate(values):
         y = top + i * cell_h
         parts.append(f'<text x="{left - 6:.0f}" y="{y + cell_h / 2 + 3.5:.1f}" text-anchor="end">'
-                     f'{_xml(row_labels[i])}</text>')
+                     f'{xml_text(row_labels[i])}</text>')
         for j, value in enumerate(row):
             x = left + j * cell_w
             missing = value is None or value != value
@@ -172,17 +150,14 @@ def heatmap(values: list[list[float | None]], row_labels: list[str], col_labels:
                 continue
             share = min(1.0, max(0.0, (value - low) / ((high - low) or 1)))
             text_colour = "white" if share > 0.55 else "black"
-            parts.append(f'<g id="hover-{hovers}"><title>{_xml(f"{row_labels[i]} / {col_labels[j]}: {value:.4f}")}'
+            parts.append(f'<g id="hover-{hovers}"><title>{xml_text(f"{row_labels[i]} / {col_labels[j]}: {value:.4f}")}'
                          f'</title>{rect}{to_hex(colours(share))}"/><text x="{x + cell_w / 2:.0f}" '
                          f'y="{y + cell_h / 2 + 3.5:.1f}" text-anchor="middle" fill="{text_colour}">{value:.2f}'
                          f'</text></g>')
             hovers += 1
     label_y = top + cell_h * len(row_labels) + 10
     parts += [f'<text x="{left + (j + 0.5) * cell_w:.0f}" y="{label_y:.0f}" text-anchor="end" '
-              f'transform="rotate(-45 {left + (j + 0.5) * cell_w:.0f} {label_y:.0f})">{_xml(label)}</text>'
+              f'transform="rotate(-45 {left + (j + 0.5) * cell_w:.0f} {label_y:.0f})">{xml_text(label)}</text>'
               for j, label in enumerate(col_labels)]
     return "".join(parts) + "</svg>"
 
-
-def _xml(text: str) -> str:
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")

@@ -285,5 +285,5 @@ def test_report_draws_robust_accuracy_curves_per_model_and_per_family():
     assert "vit&lt;b&gt;" in per_model and "<b>" not in per_model  # names are escaped
     assert ">8/255<" in per_model  # eps ticks as fractions of 255
     assert "<title>transformer mean (1 models) (transformer) — 0: 0.9900, 2/255: 0.8000, 8/255: 0.1000</title>" \
-        in per_family and "stroke: #d62728" in per_family  # the transformer line in the family colour
+        in per_family and 'stroke="#d62728"' in per_family  # the transformer line in the family colour
     assert "cnn mean (1 models)" in per_family
