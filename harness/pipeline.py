@@ -16,7 +16,8 @@ The digest thread runs torch's kernels with one intra-op thread. Each thread tha
 team of its own; a second team of ``torch.get_num_threads()`` on the same cores oversubscribes them, and its
 threads spin after every small kernel while the model's team waits: a calibration evaluator's per-batch
 softmax and bin sums (about 5 ms of work in all) made a resnet_digits job 1.31x slower, and 1.05x with one
-thread (bench_calibration.py).
+thread (bench_calibration.py). torch's default for a thread's first kernel follows the last ``set_num_threads``,
+so a thread that first calls torch while the digest thread runs (the loading thread, on CUDA) also gets one.
 
 Order and results are the serial loop's: one thread consumes each iterator, the background work runs in
 submission order. An error on either thread is raised in the caller at its next step (``next``, ``submit``

@@ -77,9 +77,9 @@ class _Category:
         # precision, and the envelope is a maximum over later ranks): per threshold, the ranks of the TPs
         self.true_ranks = [np.flatnonzero(row) for row in self.tps]
         # which detections count (TP or FP) per threshold; one row for all when ignores do not depend on it
-        counts_rows = self.tps | self.fps
-        self.shared_counted = bool((counts_rows == counts_rows[:1]).all()) if len(counts_rows) else True
-        self.counted = counts_rows[:1] if self.shared_counted else counts_rows
+        scored = self.tps | self.fps
+        self.shared_counted = bool((scored == scored[:1]).all()) if len(scored) else True
+        self.scored_by_threshold = scored[:1] if self.shared_counted else scored
         # a score shared by two detections: a draw's image order decides which comes first, as in COCOeval
         self.ties = bool(np.any(self.scores[1:] == self.scores[:-1]))
         if self.ties:  # each image's detections (in its own rank order) as positions in the sorted arrays
@@ -100,7 +100,7 @@ class _Category:
         # run of TP copies precision rises, so the envelope at any recall reached inside the run is at least
         # the run's last copy's: per threshold, the values at each TP's last copy are all COCOeval reads.
         weights = counts[self.owner]
-        ranked = np.cumsum(self.counted * weights, axis=1)  # detections counted up to each rank (exact ints)
+        ranked = np.cumsum(self.scored_by_threshold * weights, axis=1)  # detections counted up to each rank (exact ints)
         out = np.zeros((len(self.true_ranks), len(recall_thresholds)))
         for t, ranks in enumerate(self.true_ranks):
             if not len(ranks):

@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # no display: figures are only ever written as SVG
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from harness.report.svg_chart import LegendEntry, Series, xml_text, xy_chart  # noqa: E402
+from harness.report.svg_chart import LegendEntry, Series, svg_start, xml_text, xy_chart  # noqa: E402
 
 FAMILY_COLOURS = {"cnn": "#1f77b4", "transformer": "#d62728", "hybrid": "#2ca02c"}
 FAMILY_MARKERS = {"cnn": "o", "transformer": "s", "hybrid": "^"}
@@ -59,8 +59,7 @@ def inline_svg(figure: Figure, hover_titles: Sequence[tuple[object, str]] = ()) 
     svg = re.sub(r'(<svg[^>]*?) width="([^"]*)" height="[^"]*"', r'\1 style="width:\2;max-width:100%;height:auto"',
                  svg, count=1)
     for index, (_, text) in enumerate(hover_titles):
-        title = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        svg = svg.replace(f'<g id="hover-{index}">', f'<g id="hover-{index}"><title>{title}</title>', 1)
+        svg = svg.replace(f'<g id="hover-{index}">', f'<g id="hover-{index}"><title>{xml_text(text)}</title>', 1)
     return svg
 
 
@@ -75,7 +74,8 @@ def line_chart(series: dict[str, tuple[str, list[tuple[float, float]]]], x_label
     lines, legend = [], []
     for name, (family, points) in sorted(series.items()):
         points = sorted(points)
-        colour, marker, dash = family_colour(family), FAMILY_MARKERS.get(family, "o"), FAMILY_LINESTYLES.get(family, "-")
+        colour, marker = family_colour(family), FAMILY_MARKERS.get(family, "o")
+        dash = FAMILY_LINESTYLES.get(family, "-")
         values = ", ".join(f"{labels.get(x, f'{x:g}')}: {y:.4f}" for x, y in points)
         lines.append(Series(points, colour, marker, dash, hover=f"{name} ({family}) — {values}"))
         legend.append(LegendEntry(f"{name} ({family})", colour, marker, dash))
@@ -109,7 +109,8 @@ def scatter(points: Sequence[tuple[str, str, float, float]], x_label: str, y_lab
         drawn.append(Series([(x, y)], family_colour(family), FAMILY_MARKERS.get(family, "o"), dash=None,
                             marker_size=7, annotation=name,
                             hover=f"{name} ({family}): {x_label.split(' (')[0]} {x:.4g}, {y_label} {y:.4f}"))
-    legend = [LegendEntry(f, family_colour(f), FAMILY_MARKERS.get(f, "o")) for f in dict.fromkeys(f for _, f, _, _ in points)]
+    families = dict.fromkeys(family for _, family, _, _ in points)
+    legend = [LegendEntry(f, family_colour(f), FAMILY_MARKERS.get(f, "o")) for f in families]
     return xy_chart(drawn, x_label, y_label, title, legend, log_x=log_x)
 
 
@@ -131,8 +132,7 @@ def heatmap(values: list[list[float | None]], row_labels: list[str], col_labels:
     title_lines = textwrap.wrap(title, max(30, int((left + cell_w * len(col_labels)) / char_w)))
     top = 8 + 14 * len(title_lines)
     width, height = left + cell_w * len(col_labels) + 12, top + cell_h * len(row_labels) + bottom
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
-             f'style="width:{width:.0f}px;max-width:100%;height:auto" font-family="sans-serif" font-size="10">']
+    parts = [svg_start(width, height)]
     parts += [f'<text x="{width / 2:.0f}" y="{14 * (k + 1)}" text-anchor="middle">{xml_text(line)}</text>'
               for k, line in enumerate(title_lines)]
     hovers = 0

@@ -49,6 +49,12 @@ def xml_text(text: object) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
+def svg_start(width: float, height: float) -> str:
+    """An inline ``<svg>`` opening tag: natural width, shrunk to fit narrow screens."""
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
+            f'style="width:{width:.0f}px;max-width:100%;height:auto" font-family="sans-serif" font-size="10">')
+
+
 class _Axis:
     """Data to pixels along one axis, and its ticks (linear with 5% margins as matplotlib's, or log10)."""
 
@@ -122,8 +128,7 @@ def xy_chart(series: Sequence[Series], x_label: str, y_label: str, title: str, l
     ys = [y for s in series for _, y in s.points]
     x_axis = _Axis(xs, left, right, log=log_x, ticks=x_ticks)
     y_axis = _Axis(ys, bottom, top, fixed=y_range)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
-             f'style="width:{width:.0f}px;max-width:100%;height:auto" font-family="sans-serif" font-size="10">']
+    parts = [svg_start(width, height)]
     parts += [f'<text x="{(left + right) / 2:.0f}" y="{14 * (k + 1)}" text-anchor="middle" font-size="11">'
               f'{xml_text(line)}</text>' for k, line in enumerate(title_lines)]
     for value, text in x_axis.ticks:
