@@ -1,11 +1,11 @@
-"""Train the embedded detectors (one CenterNet head, ResNet vs ViT backbone) on the scenes train split.
+"""Train the embedded detectors (one CenterNet head, ResNet vs PVT v2 backbone) on the scenes train split.
 
 Seeded and CPU-only. A run is fixed by its number of optimiser steps; without ``--steps`` the script
-times 10 steps and picks the number that fits ``--cpu-minutes`` of process time (recorded, so
-``--steps N`` reproduces it). Writes ``harness/zoo/<name>.safetensors`` (float16) and the recipe with the
+times 10 steps and picks the number that fits ``--cpu-minutes`` of process time, generating the training
+scenes included (recorded, so ``--steps N`` reproduces it). Writes ``harness/zoo/<name>.safetensors`` (float16) and the recipe with the
 test-split COCO scores of the SAVED weights to ``harness/zoo/detection_zoo.json``.
 
-    python tools/train_detection_zoo.py --model centernet_resnet_scenes [--cpu-minutes 15]
+    python tools/train_detection_zoo.py --model centernet_resnet_scenes [--cpu-minutes 30] [--train-draws 5]
 """
 from __future__ import annotations
 
@@ -77,14 +77,21 @@ def build_targets(annotations: list[dict], flip: bool) -> dict[str, np.ndarray]:
     return {"heat": heat, "weight": weight, "index": index, "size": size, "offset": offset, "valid": valid}
 
 
-def load_train(source: ScenesSource) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
-    images = np.stack([source.scene(i).image for i in range(len(source))]).transpose(0, 3, 1, 2)
-    targets = []
-    for flip in (False, True):
-        per_image = [build_targets(coco_annotations(source.scene(i), source.image_id(i)), flip)
-                     for i in range(len(source))]
-        targets.append({key: torch.from_numpy(np.stack([t[key] for t in per_image])) for key in per_image[0]})
-    return torch.from_numpy(np.ascontiguousarray(images)), targets
+def load_train(draws: int) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
+    """Images and (unflipped, flipped) targets of ``draws`` draws of the scenes train split (seeds 0, 1, ...):
+    the generator gives fresh scenes for free, and none can equal a test scene (another split code)."""
+    images, per_flip = [], ([], [])
+    for seed in range(draws):
+        source = ScenesSource("train", seed=seed, cache_size=1)
+        for i in range(len(source)):
+            scene = source.scene(i)
+            annotations = coco_annotations(scene, source.image_id(i))
+            images.append(scene.image)
+            for flip, targets in zip((False, True), per_flip):
+                targets.append(build_targets(annotations, flip))
+    stacked = [{key: torch.from_numpy(np.stack([t[key] for t in targets])) for key in targets[0]}
+               for targets in per_flip]
+    return torch.from_numpy(np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2))), stacked
 
 
 def centernet_loss(outputs, target) -> torch.Tensor:
@@ -109,8 +116,10 @@ def centernet_loss(outputs, target) -> torch.Tensor:
 def train(name: str, args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    model = DETECTORS[name].build(CATEGORY_IDS)
-    images, targets = load_train(ScenesSource("train"))
+    model = DETECTORS[name].build(CATEGORY_IDS).to(memory_format=torch.channels_last)  # 1.1-1.3x faster on CPU
+    start_cpu, start_wall = time.process_time(), time.time()  # generating the scenes counts too
+    images, targets = load_train(args.train_draws)
+    print(f"{name}: {len(images)} training scenes in {time.process_time() - start_cpu:.0f} CPU-s", flush=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
 
     def step(number: int, total: int) -> float:
@@ -122,6 +131,7 @@ def train(name: str, args: argparse.Namespace) -> dict:
         flips = torch.from_numpy(rng.random(args.batch_size) < 0.5)
         batch = images[chosen].float() / 255
         batch[flips] = batch[flips].flip(-1)
+        batch = batch.contiguous(memory_format=torch.channels_last)
         target = {key: torch.where(flips.view(-1, *[1] * (value.dim() - 1)), targets[1][key][chosen], value[chosen])
                   for key, value in targets[0].items()}
         loss = centernet_loss(model(batch), target)
@@ -131,13 +141,13 @@ def train(name: str, args: argparse.Namespace) -> dict:
         return loss.item()
 
     model.train()
-    start_cpu, start_wall = time.process_time(), time.time()
     total = args.steps
     if total is None:  # calibrate on 10 steps (they count as the first steps of the run)
+        calibration_cpu = time.process_time()
         for number in range(10):
             step(number, 10_000)
-        per_step = (time.process_time() - start_cpu) / 10
-        total = max(20, int(args.cpu_minutes * 60 / per_step))
+        per_step = (time.process_time() - calibration_cpu) / 10
+        total = max(20, int((args.cpu_minutes * 60 - (time.process_time() - start_cpu)) / per_step))
         print(f"{name}: {per_step:.2f} CPU-s/step -> {total} steps", flush=True)
         first = 10
     else:
@@ -158,13 +168,14 @@ def train(name: str, args: argparse.Namespace) -> dict:
     save_half_weights(model, path)
     scores = {k: round(v, 4) for k, v in score_on_scenes(entry.load(CATEGORY_IDS), ScenesSource("test")).items()}
     print(f"{name}: test {scores}", flush=True)
-    return {"arch": entry.arch, "family": entry.family, "head": "centernet (stride 8)",
+    return {"arch": entry.arch, "family": entry.family, "head": f"centernet (stride {STRIDE})",
             "num_params": sum(p.numel() for p in model.parameters()),
             "recipe": {"seed": args.seed, "steps": total, "steps_run": steps_run, "batch_size": args.batch_size,
                        "lr": args.lr,
                        "optimizer": "adamw, weight decay 0.05", "schedule": "linear warmup 1/30, cosine to 0",
-                       "augmentation": "horizontal flip", "train_split": "scenes train (3000 images)",
-                       "loss": "focal heatmap + L1 log size + L1 offset", "threads": torch.get_num_threads(),
+                       "augmentation": "horizontal flip",
+                       "train_split": f"scenes train, seeds 0-{args.train_draws - 1} ({len(images)} images)",
+                       "loss": "focal heatmap + L1 log size + L1 offset", "threads": torch.get_num_threads(), "memory_format": "channels_last",
                        "torch_version": torch.__version__},
             "train_cpu_seconds": round(cpu_seconds, 1), "train_wall_seconds": round(wall_seconds, 1),
             "test_bbox": scores, "weights_dtype": "float16",
@@ -174,10 +185,11 @@ def train(name: str, args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", choices=sorted(DETECTORS))
-    parser.add_argument("--cpu-minutes", type=float, default=15)
-    parser.add_argument("--wall-minutes", type=float, default=25)
+    parser.add_argument("--cpu-minutes", type=float, default=30, help="generating the scenes and the steps")
+    parser.add_argument("--train-draws", type=int, default=5, help="draws of the 3,000-scene train split")
+    parser.add_argument("--wall-minutes", type=float, default=50)
     parser.add_argument("--steps", type=int)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)

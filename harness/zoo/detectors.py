@@ -1,12 +1,13 @@
-"""Embedded detectors: ONE CenterNet-style head on a tiny timm CNN or a tiny timm ViT (``features_only``),
-so that comparing them isolates the backbone (as the Swin paper compares ResNet-50 and Swin-T under the
-same detector).
+"""Embedded detectors: ONE CenterNet-style head on a tiny timm CNN (ResNet) or a tiny timm hierarchical
+transformer (PVT v2), both ``features_only`` with strides 4-32 (harness/zoo/parts.py, the backbones of the
+segmentation zoo), so that comparing them isolates the backbone (as the Swin paper compares ResNet-50 and
+Swin-T under the same detector).
 
-The head (Zhou et al. 2019, "Objects as Points"): the backbone's feature maps (strides 8, 16, 32 for the
-ResNet; stride 8 alone for the ViT) are projected to a common width, upsampled to stride 8 and summed,
-then three branches predict per cell a class heatmap (focal loss on Gaussian peaks), the box size
-(log width/height in pixels) and the sub-cell centre offset. Decoding keeps 3x3 local maxima of the
-heatmap, the 100 best over all classes, as XYXY boxes in input pixels, rescaled to the original image.
+The head (Zhou et al. 2019, "Objects as Points"): context from the stride-8-32 maps, fused at stride 8, is
+added to the stride-4 map, then three branches predict per stride-4 cell a class heatmap (focal loss on
+Gaussian peaks), the box size (log width/height in pixels) and the sub-cell centre offset. Decoding keeps
+3x3 local maxima of the heatmap, the 100 best over all classes, as XYXY boxes in input pixels, rescaled to
+the original image.
 
 Input: RGB in [0, 1] at 128 x 128 (the scenes size); normalisation is inside the model.
 """
@@ -15,40 +16,47 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from harness.evaluation.outputs import Detections
 from harness.zoo.files import ZOO_DIR, BackboneEntry, load_half_weights
+from harness.zoo.parts import conv_bn_relu, pvt_backbone, resnet_backbone
 
 METADATA_FILE = ZOO_DIR / "detection_zoo.json"
 INPUT_SIZE = 128
-STRIDE = 8
+STRIDE = 4
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
 
 class CenterNetHead(nn.Module):
-    """Feature maps of strides >= ``STRIDE`` -> (heatmap logits, log size, offset) at ``STRIDE``."""
+    """Feature maps of strides 4, 8, 16, ... -> (heatmap logits, log size, offset) at ``STRIDE`` (4).
 
-    def __init__(self, in_channels: Sequence[int], num_classes: int, width: int = 64) -> None:
+    The coarse maps (stride >= 8, where the context is) are projected to ``width``, summed at stride 8 and
+    fused; the result is upsampled and added to the projected stride-4 map, and a ``fine_width`` layer feeds
+    the three branches at stride 4, where even the smallest objects (10 px) get a cell of their own (narrow,
+    because a stride-4 layer costs four times a stride-8 one)."""
+
+    def __init__(self, in_channels: Sequence[int], num_classes: int, width: int = 64, fine_width: int = 32) -> None:
         super().__init__()
         self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in in_channels)
-        self.fuse = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-                                  nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
-        self.heat = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
-                                  nn.Conv2d(width, num_classes, 1))
-        self.size = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(width, 2, 1))
-        self.offset = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
-                                    nn.Conv2d(width, 2, 1))
+        self.fuse = nn.Sequential(conv_bn_relu(width, width), conv_bn_relu(width, width))
+        self.fine = conv_bn_relu(width, fine_width)
+
+        def branch(out: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(fine_width, fine_width, 3, padding=1), nn.ReLU(inplace=True),
+                                 nn.Conv2d(fine_width, out, 1))
+
+        self.heat, self.size, self.offset = branch(num_classes), branch(2), branch(2)
         nn.init.constant_(self.heat[-1].bias, -math.log((1 - 0.1) / 0.1))  # prior 0.1, as CenterNet
 
     def forward(self, features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        size = features[0].shape[-2:]
-        fused = sum(F.interpolate(lat(f), size=size, mode="bilinear", align_corners=False) if f.shape[-2:] != size
-                    else lat(f) for lat, f in zip(self.lateral, features))
-        x = self.fuse(fused)
+        fine, coarse = self.lateral[0](features[0]), features[1:]
+        size = coarse[0].shape[-2:]
+        context = self.fuse(sum(F.interpolate(lat(f), size=size, mode="bilinear", align_corners=False)
+                                if f.shape[-2:] != size else lat(f) for lat, f in zip(self.lateral[1:], coarse)))
+        x = self.fine(fine + F.interpolate(context, size=fine.shape[-2:], mode="bilinear", align_corners=False))
         return self.heat(x), self.size(x), self.offset(x)
 
 
@@ -113,20 +121,6 @@ class DetectorModule(nn.Module):
         return self.net.detect(images)
 
 
-# --- the two backbones (random init; trained by tools/train_detection_zoo.py) -------------------------
-def resnet_backbone() -> nn.Module:
-    """timm ResNet, BasicBlock (1, 1, 1, 1), widths 32-256: strides 8, 16, 32."""
-    return timm.create_model("resnet18", pretrained=False, features_only=True, out_indices=(2, 3, 4),
-                             layers=(1, 1, 1, 1), channels=(32, 64, 128, 256), stem_width=16)
-
-
-def vit_backbone() -> nn.Module:
-    """timm ViT, patch 8 at 128 px (16 x 16 tokens), width 128, depth 4: stride 8."""
-    return timm.create_model("vit_tiny_patch16_224", pretrained=False, features_only=True, out_indices=(-1,),
-                             img_size=INPUT_SIZE, patch_size=STRIDE, embed_dim=128, depth=4, num_heads=4,
-                             mlp_ratio=2.0)
-
-
 class DetectorEntry(BackboneEntry):
     metadata_file = METADATA_FILE
 
@@ -140,5 +134,5 @@ class DetectorEntry(BackboneEntry):
 
 DETECTORS: dict[str, DetectorEntry] = {
     "centernet_resnet_scenes": DetectorEntry("centernet_resnet_scenes", "resnet", "cnn", resnet_backbone),
-    "centernet_vit_scenes": DetectorEntry("centernet_vit_scenes", "vit", "transformer", vit_backbone),
+    "centernet_pvt_scenes": DetectorEntry("centernet_pvt_scenes", "pvt_v2", "transformer", pvt_backbone),
 }

@@ -14,22 +14,17 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from harness.zoo.files import ZOO_DIR, BackboneEntry, load_half_weights
+from harness.zoo.parts import conv_bn_relu, pvt_backbone, resnet_backbone
 
 METADATA_FILE = ZOO_DIR / "segmentation_zoo.json"
 INPUT_SIZE = 128
 NUM_CLASSES = 8  # harness/data/scenes.py SEMANTIC_CLASSES
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
-
-
-def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c_out),
-                         nn.ReLU(inplace=True))
 
 
 class FPNHead(nn.Module):
@@ -38,9 +33,9 @@ class FPNHead(nn.Module):
     def __init__(self, in_channels: Sequence[int], num_classes: int, width: int = 64, detail: int = 16) -> None:
         super().__init__()
         self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in in_channels)
-        self.fuse = nn.Sequential(_conv_bn_relu(width, width), _conv_bn_relu(width, width // 2))
-        self.detail = _conv_bn_relu(3, detail, stride=2)
-        self.refine = _conv_bn_relu(width // 2 + detail, width // 2)
+        self.fuse = nn.Sequential(conv_bn_relu(width, width), conv_bn_relu(width, width // 2))
+        self.detail = conv_bn_relu(3, detail, stride=2)
+        self.refine = conv_bn_relu(width // 2 + detail, width // 2)
         self.classify = nn.Conv2d(width // 2, num_classes, 1)
 
     def forward(self, features: list[torch.Tensor], image: torch.Tensor) -> torch.Tensor:
@@ -65,20 +60,6 @@ class Segmenter(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(list(self.backbone(images)), images)
-
-
-# --- the two backbones (random init; trained by tools/train_segmentation_zoo.py) ----------------------
-def resnet_backbone() -> nn.Module:
-    """timm ResNet, BasicBlock (1, 1, 1, 1), widths 32-256: strides 4, 8, 16, 32."""
-    return timm.create_model("resnet18", pretrained=False, features_only=True, out_indices=(1, 2, 3, 4),
-                             layers=(1, 1, 1, 1), channels=(32, 64, 128, 256), stem_width=16)
-
-
-def pvt_backbone() -> nn.Module:
-    """timm PVT v2 (overlapping patch embeddings, spatial-reduction attention), widths 32-192, depths
-    (1, 1, 2, 1): strides 4, 8, 16, 32."""
-    return timm.create_model("pvt_v2_b0", pretrained=False, features_only=True, embed_dims=(32, 64, 128, 192),
-                             depths=(1, 1, 2, 1), num_heads=(1, 2, 4, 6), mlp_ratios=(4, 4, 4, 4))
 
 
 class SegmenterEntry(BackboneEntry):

@@ -60,7 +60,8 @@ def test_shipped_weights_match_their_metadata_and_fit_the_zoo_budget(name):
     assert hashlib.sha256(data).hexdigest() == meta["weights_sha256"]
     assert len(data) == meta["weights_bytes"] <= 3.3e6 and meta["weights_dtype"] == "float16"
     assert meta["num_params"] == sum(p.numel() for p in entry.build().parameters())
-    assert sum(p.stat().st_size for p in ZOO_DIR.glob("*.safetensors")) <= 15e6
+    # the zoo's share of the 20 MB of weights and data (tests/robustness/test_shift_suite.py checks the whole)
+    assert sum(p.stat().st_size for p in ZOO_DIR.glob("*.safetensors")) <= 16e6
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -29,7 +29,7 @@ from harness.run import run_suite
 from tests.evaluating import outputs_for
 
 TOL = 1e-9
-DETECTORS = [{"name": "centernet_resnet_scenes", "source": "zoo"}, {"name": "centernet_vit_scenes", "source": "zoo"}]
+DETECTORS = [{"name": "centernet_resnet_scenes", "source": "zoo"}, {"name": "centernet_pvt_scenes", "source": "zoo"}]
 
 
 def run(tmp_path_factory, name: str, suite: dict):
@@ -151,7 +151,7 @@ def test_detection_report_pr_curves_and_class_ap_equal_pycocotools(detection_run
     assert "IoU 0.5" in curves and "IoU 0.75" in curves
     lines = hover_titles(curves)
     assert sum(t.startswith("centernet_resnet_scenes (cnn), IoU 0.5:") for t in lines) == 1
-    assert sum(t.startswith("centernet_vit_scenes (transformer), IoU 0.75:") for t in lines) == 1
+    assert sum(t.startswith("centernet_pvt_scenes (transformer), IoU 0.75:") for t in lines) == 1
 
 
 def test_detection_ap_table_has_one_row_per_model(detection_run):
@@ -160,7 +160,7 @@ def test_detection_ap_table_has_one_row_per_model(detection_run):
     headings = re.findall(r"<th[^>]*>([^<]*)</th>", table)
     assert headings == ["model", "family", "AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L", "AR100"]
     models = re.findall(r'<tr data-model="([^"]+)"', table)
-    assert sorted(models) == ["centernet_resnet_scenes", "centernet_vit_scenes"]
+    assert sorted(models) == ["centernet_pvt_scenes", "centernet_resnet_scenes"]
     ap = frame[(frame["task"] == "detection") & (frame["metric"] == "map")].set_index("model")["value"]
     assert models[0] == ap.idxmax()  # best AP first
     assert f'data-value="{float(ap[models[0]])!r}"' in table

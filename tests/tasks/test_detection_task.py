@@ -22,12 +22,12 @@ def test_detection_suite_reproduces_the_zoos_recorded_scores_and_rescores(tmp_pa
                         device="cpu")  # compared with numbers recorded on CPU
     assert not outcome.failed, outcome.failed
     rows = outcome.frame[(outcome.frame["metric"] == "map") & (outcome.frame["task"] == "detection")].set_index("model")
-    for name in ("centernet_resnet_scenes", "centernet_vit_scenes"):
+    for name in ("centernet_resnet_scenes", "centernet_pvt_scenes"):
         recorded = DETECTORS[name].metadata()["test_bbox"]["map"]
         assert rows.loc[name, "value"] == pytest.approx(recorded, abs=1e-4) and rows.loc[name, "n"] == 300
         assert rows.loc[name, "params"] == {"iou_type": "bbox"}
     families = dict(zip(rows.index, rows["family"]))
-    assert families == {"centernet_resnet_scenes": "cnn", "centernet_vit_scenes": "transformer"}
+    assert families == {"centernet_resnet_scenes": "cnn", "centernet_pvt_scenes": "transformer"}
     assert main(["rescore", str(tmp_path / "out")]) == 0  # the ground truth travels with the records
     assert "identical" in capsys.readouterr().out
 
