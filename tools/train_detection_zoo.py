@@ -2,8 +2,8 @@
 
 Seeded and CPU-only. A run is fixed by its number of optimiser steps; without ``--steps`` the script
 times 10 steps and picks the number that fits ``--cpu-minutes`` of process time, generating the training
-scenes included (recorded, so ``--steps N`` reproduces it). Writes ``harness/zoo/<name>.safetensors`` (float16) and the recipe with the
-test-split COCO scores of the SAVED weights to ``harness/zoo/detection_zoo.json``.
+scenes included (recorded, so ``--steps N`` reproduces it). Writes ``harness/zoo/<name>.safetensors``
+(float16) and the recipe with the test-split COCO scores of the SAVED weights to ``harness/zoo/detection_zoo.json``.
 
     python tools/train_detection_zoo.py --model centernet_resnet_scenes [--cpu-minutes 30] [--train-draws 5]
 """
@@ -175,7 +175,8 @@ def train(name: str, args: argparse.Namespace) -> dict:
                        "optimizer": "adamw, weight decay 0.05", "schedule": "linear warmup 1/30, cosine to 0",
                        "augmentation": "horizontal flip",
                        "train_split": f"scenes train, seeds 0-{args.train_draws - 1} ({len(images)} images)",
-                       "loss": "focal heatmap + L1 log size + L1 offset", "threads": torch.get_num_threads(), "memory_format": "channels_last",
+                       "loss": "focal heatmap + L1 log size + L1 offset", "threads": torch.get_num_threads(),
+                       "memory_format": "channels_last",
                        "torch_version": torch.__version__},
             "train_cpu_seconds": round(cpu_seconds, 1), "train_wall_seconds": round(wall_seconds, 1),
             "test_bbox": scores, "weights_dtype": "float16",
