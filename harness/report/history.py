@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness.report.plotting import family_colour, inline_svg, new_figure
+from harness.report.plotting import family_colour
+from harness.report.svg_chart import Series, xy_chart
 from harness.report.tables import headline, ok_rows
 
 
@@ -37,32 +38,27 @@ def history_rows(history: pd.DataFrame) -> pd.DataFrame:
 
 def history_figures(rows: pd.DataFrame, order: pd.DataFrame) -> list[tuple[str, str]]:
     """(title, inline SVG) per task x dataset x headline column: value over runs, a line per model
-    (colour: family; the page gives the legend). Markers only for short histories, where lines are stubs."""
+    (colour: family; the page gives the legend), broken where a run has no value for the model. Markers
+    only for short histories, where lines are stubs."""
     position = {run: i for i, run in enumerate(order["run_id"])}
     labels = list(order["label"])
     rows = rows[rows["value"].notna()]
     rows = rows.assign(x=rows["run_id"].fillna("unknown run").map(position)).sort_values("x", kind="stable")
-    marker = "o" if len(labels) <= 5 else ""
+    marker = "o" if len(labels) <= 5 else None
     step = max(1, len(labels) // 8)
+    ticks = [(float(i), labels[i]) for i in range(0, len(labels), step)]
     figures = []
     for (task, dataset, column), part in rows.groupby(["task", "dataset", "column"], sort=False):
-        figure, axes = new_figure(7.2, 2.8, layout=None)
-        figure.subplots_adjust(left=0.1, right=0.98, top=0.9, bottom=0.25)
         wide = part.pivot_table(index="x", columns="model", values="value", aggfunc="last")
         wide = wide.reindex(range(len(labels)))
         families = part.drop_duplicates("model").set_index("model")["family"]
-        # one plot call for every model's line (much faster than one call per line)
-        lines = axes.plot(wide.index.to_numpy(), wide.to_numpy(dtype=float), marker=marker, markersize=3,
-                          linewidth=1.1, alpha=0.8)
-        hover = []
-        for artist, model in zip(lines, wide.columns):
-            artist.set_color(family_colour(families.get(model)))
-            series = wide[model].dropna()
-            values = ", ".join(f"run {int(x) + 1}: {y:.4f}" for x, y in series.items())
-            hover.append((artist, f"{model} ({families.get(model)}) — {values}"))
-        axes.set_xticks(range(0, len(labels), step), labels[::step], rotation=20, ha="right", fontsize=7)
-        axes.set_xlim(-0.5, len(labels) - 0.5)
-        axes.set_ylabel(column)
-        axes.set_title(f"{column} over runs — {task} on {dataset}", fontsize=9)
-        figures.append((f"{task} · {dataset} · {column}", inline_svg(figure, hover)))
+        series = []
+        for model in wide.columns:
+            values = wide[model].tolist()
+            told = ", ".join(f"run {x + 1}: {y:.4f}" for x, y in enumerate(values) if y == y)
+            series.append(Series(list(enumerate(values)), family_colour(families.get(model)), marker=marker,
+                                 marker_size=5, line_width=1.1, hover=f"{model} ({families.get(model)}) — {told}"))
+        figures.append((f"{task} · {dataset} · {column}",
+                        xy_chart(series, "", column, f"{column} over runs — {task} on {dataset}", x_ticks=ticks,
+                                 x_tick_angle=20, x_range=(-0.5, len(labels) - 0.5), grid="y", height=290)))
     return figures

@@ -114,19 +114,33 @@ def _stroke(colour: str, width: float, dash: str | None) -> str:
             + (f' stroke-dasharray="{pattern}"' if pattern else ""))
 
 
+def _unbroken(points: Sequence[tuple[float, float]], x_axis: _Axis, y_axis: _Axis) -> list[list[tuple[float, float]]]:
+    """The pixel runs of two or more consecutive points with a finite y (a line breaks at a gap)."""
+    runs: list[list[tuple[float, float]]] = [[]]
+    for x, y in points:
+        if math.isfinite(y):
+            runs[-1].append((x_axis(x), y_axis(y)))
+        elif runs[-1]:
+            runs.append([])
+    return [run for run in runs if len(run) > 1]
+
+
 def xy_chart(series: Sequence[Series], x_label: str, y_label: str, title: str, legend: Sequence[LegendEntry] = (),
              log_x: bool = False, x_ticks: Sequence[tuple[float, str]] | None = None,
-             y_range: tuple[float, float] | None = None, grid: str = "both", height: float = 345) -> str:
+             y_range: tuple[float, float] | None = None, grid: str = "both", height: float = 345,
+             x_tick_angle: float = 0.0, x_range: tuple[float, float] | None = None) -> str:
     """An inline ``<svg>`` chart of ``series`` in draw order (later on top), the legend right of the plot.
-    ``grid``: "both", "y" or "none"."""
+    ``grid``: "both", "y" or "none". ``x_tick_angle``: x tick labels turned that many degrees (long labels).
+    A non-finite y leaves a gap: the line breaks there and the point has no marker."""
     legend_w = 24 + CHAR_W * 0.85 * max((len(e.label) for e in legend), default=0) if legend else 0
     width = 690.0
-    left, right, bottom = 62.0, width - 12 - legend_w, height - 42
+    turned = math.sin(math.radians(x_tick_angle)) * CHAR_W * 0.8 * max((len(t) for _, t in x_ticks or ()), default=0)
+    left, right, bottom = 62.0, width - 12 - legend_w, height - 42 - turned
     title_lines = textwrap.wrap(title, max(40, int((right - left) / CHAR_W)))
     top = 12 + 14 * len(title_lines)
     xs = [x for s in series for x, _ in s.points]
     ys = [y for s in series for _, y in s.points]
-    x_axis = _Axis(xs, left, right, log=log_x, ticks=x_ticks)
+    x_axis = _Axis(xs, left, right, log=log_x, fixed=x_range, ticks=x_ticks)
     y_axis = _Axis(ys, bottom, top, fixed=y_range)
     parts = [svg_start(width, height)]
     parts += [f'<text x="{(left + right) / 2:.0f}" y="{14 * (k + 1)}" text-anchor="middle" font-size="11">'
@@ -135,8 +149,11 @@ def xy_chart(series: Sequence[Series], x_label: str, y_label: str, title: str, l
         x = x_axis(value)
         if grid == "both":
             parts.append(f'<line x1="{x:.1f}" y1="{top:.0f}" x2="{x:.1f}" y2="{bottom:.0f}" stroke="#eee"/>')
+        label = (f'text-anchor="end" font-size="8" transform="rotate({-x_tick_angle:g} {x:.1f} {bottom + 12:.0f})"'
+                 if x_tick_angle else 'text-anchor="middle"')
         parts.append(f'<line x1="{x:.1f}" y1="{bottom:.0f}" x2="{x:.1f}" y2="{bottom + 4:.0f}" stroke="#333"/>'
-                     f'<text x="{x:.1f}" y="{bottom + 15:.0f}" text-anchor="middle">{xml_text(text)}</text>')
+                     f'<text x="{x:.1f}" y="{bottom + 12 if x_tick_angle else bottom + 15:.0f}" {label}>'
+                     f'{xml_text(text)}</text>')
     for value, text in y_axis.ticks:
         y = y_axis(value)
         if grid in ("both", "y"):
@@ -151,7 +168,7 @@ def xy_chart(series: Sequence[Series], x_label: str, y_label: str, title: str, l
                  f'transform="rotate(-90 14 {(top + bottom) / 2:.0f})">{xml_text(y_label)}</text>')
     hovers = 0
     for s in series:
-        pixels = [(x_axis(x), y_axis(y)) for x, y in s.points]
+        pixels = [(x_axis(x), y_axis(y)) for x, y in s.points if math.isfinite(y)]
         if s.gid:
             group = f'<g id="{xml_text(s.gid)}">'
         elif s.hover is not None:
@@ -160,8 +177,8 @@ def xy_chart(series: Sequence[Series], x_label: str, y_label: str, title: str, l
         else:
             group = "<g>"
         body = []
-        if s.dash and len(pixels) > 1:
-            body.append(f'<polyline points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in pixels)}" '
+        for run in _unbroken(s.points, x_axis, y_axis) if s.dash else ():
+            body.append(f'<polyline points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in run)}" '
                         f'{_stroke(s.colour, s.line_width, s.dash)}/>')
         body += [_marker(s.marker, x, y, s.marker_size, s.colour) for x, y in pixels]
         parts.append(group + "".join(body) + "</g>")

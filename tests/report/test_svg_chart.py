@@ -65,3 +65,18 @@ def test_line_chart_has_one_hoverable_line_per_series_and_a_legend_entry_each():
     assert ">m1 (cnn)<" in svg and ">m2 (transformer)<" in svg and ">2/255<" in svg
     legend = xy_chart([], "x", "y", "t", [LegendEntry("only", "#000")])
     assert ">only<" in legend and ET.fromstring(legend) is not None
+
+
+def test_a_missing_value_breaks_the_line_and_turned_labels_keep_their_text():
+    nan = float("nan")
+    points = [(0.0, 0.5), (1.0, 0.6), (2.0, nan), (3.0, 0.7), (4.0, 0.8), (5.0, nan), (6.0, 0.9)]
+    ticks = [(float(i), f"{i + 1} · 2026-12-0{i + 1} 10:00") for i in range(7)]
+    svg = xy_chart([Series(points, "#000", hover="m")], "", "top1", "t", x_ticks=ticks, x_tick_angle=20,
+                   x_range=(-0.5, 6.5))
+    lines = [p.get("points").split() for p in ET.fromstring(svg).iter(f"{NS}polyline") if p.get("stroke") == "#000"]
+    assert [len(line) for line in lines] == [2, 2]  # runs 1-2 and 4-5; run 7 stands alone (a marker only)
+    assert len(_circles(svg)) == 5  # no marker where the value is missing
+    turned = [t for t in ET.fromstring(svg).iter(f"{NS}text") if "rotate(-20" in (t.get("transform") or "")]
+    assert [t.text for t in turned] == [label for _, label in ticks]
+    x0, x6 = (float(t.get("x")) for t in (turned[0], turned[-1]))
+    assert x0 > 62 and x6 < 690 - 12  # the fixed range's half-run margins keep both ends inside the plot
