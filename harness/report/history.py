@@ -55,9 +55,9 @@ def history_figures(rows: pd.DataFrame, order: pd.DataFrame) -> list[tuple[str, 
         series = []
         for model in wide.columns:
             values = wide[model].tolist()
-            told = ", ".join(f"run {x + 1}: {y:.4f}" for x, y in enumerate(values) if y == y)
+            shown = ", ".join(f"run {x + 1}: {y:.4f}" for x, y in enumerate(values) if y == y)
             series.append(Series(list(enumerate(values)), family_colour(families.get(model)), marker=marker,
-                                 marker_size=5, line_width=1.1, hover=f"{model} ({families.get(model)}) — {told}"))
+                                 marker_size=5, line_width=1.1, hover=f"{model} ({families.get(model)}) — {shown}"))
         figures.append((f"{task} · {dataset} · {column}",
                         xy_chart(series, "", column, f"{column} over runs — {task} on {dataset}", x_ticks=ticks,
                                  x_tick_angle=20, x_range=(-0.5, len(labels) - 0.5), grid="y", height=290)))

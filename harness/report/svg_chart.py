@@ -114,12 +114,12 @@ def _stroke(colour: str, width: float, dash: str | None) -> str:
             + (f' stroke-dasharray="{pattern}"' if pattern else ""))
 
 
-def _unbroken(points: Sequence[tuple[float, float]], x_axis: _Axis, y_axis: _Axis) -> list[list[tuple[float, float]]]:
-    """The pixel runs of two or more consecutive points with a finite y (a line breaks at a gap)."""
+def _unbroken(pixels: Sequence[tuple[float, float] | None]) -> list[list[tuple[float, float]]]:
+    """The runs of two or more consecutive points (None: a gap, where a line breaks)."""
     runs: list[list[tuple[float, float]]] = [[]]
-    for x, y in points:
-        if math.isfinite(y):
-            runs[-1].append((x_axis(x), y_axis(y)))
+    for pixel in pixels:
+        if pixel is not None:
+            runs[-1].append(pixel)
         elif runs[-1]:
             runs.append([])
     return [run for run in runs if len(run) > 1]
@@ -168,7 +168,8 @@ def xy_chart(series: Sequence[Series], x_label: str, y_label: str, title: str, l
                  f'transform="rotate(-90 14 {(top + bottom) / 2:.0f})">{xml_text(y_label)}</text>')
     hovers = 0
     for s in series:
-        pixels = [(x_axis(x), y_axis(y)) for x, y in s.points if math.isfinite(y)]
+        placed = [(x_axis(x), y_axis(y)) if math.isfinite(y) else None for x, y in s.points]
+        pixels = [p for p in placed if p is not None]
         if s.gid:
             group = f'<g id="{xml_text(s.gid)}">'
         elif s.hover is not None:
@@ -177,7 +178,7 @@ def xy_chart(series: Sequence[Series], x_label: str, y_label: str, title: str, l
         else:
             group = "<g>"
         body = []
-        for run in _unbroken(s.points, x_axis, y_axis) if s.dash else ():
+        for run in _unbroken(placed) if s.dash else ():
             body.append(f'<polyline points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in run)}" '
                         f'{_stroke(s.colour, s.line_width, s.dash)}/>')
         body += [_marker(s.marker, x, y, s.marker_size, s.colour) for x, y in pixels]
