@@ -91,6 +91,16 @@ def params_key(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def _parsed_params(stored: pd.Series) -> list[dict[str, Any]]:
+    """Each row's params as a dict, every distinct stored text parsed once (a history repeats the same few
+    thousand times). Rows with equal text get equal but separate dicts, so changing one row changes no other:
+    a shallow copy where every value is a number or a string, else the text parsed again."""
+    parsed = {text: json.loads(text) for text in stored.dropna().unique() if isinstance(text, str)}
+    flat = {text for text, params in parsed.items() if not any(isinstance(v, (dict, list)) for v in params.values())}
+    return [({} if not isinstance(text, str) else dict(parsed[text]) if text in flat else json.loads(text))
+            for text in stored]
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
@@ -228,7 +238,7 @@ class ResultStore:
         frame = pd.read_sql_query(query, self.conn)
         if job_keys is not None:
             frame = frame[frame["job_key"].isin(set(job_keys))]
-        frame["params"] = frame["params"].map(lambda s: json.loads(s) if isinstance(s, str) else {})
+        frame["params"] = _parsed_params(frame["params"])
         frame["headline"] = frame["headline"].map(lambda v: bool(v) if pd.notna(v) else None)
         return frame.reset_index(drop=True)
 

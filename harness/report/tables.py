@@ -105,13 +105,18 @@ def caveated_cells(rows: pd.DataFrame) -> dict[tuple[str, str], str]:
     stored the flag metric > 0 with the same params (``rows`` from ``ok_rows``, one task on one dataset)."""
     from harness.metrics import METRIC_INFO
 
-    flags = {(r.job_key, r.metric, repr(r.params)) for r in rows.itertuples() if r.value == r.value and r.value > 0}
-    out = {}
-    for r in rows.itertuples():
-        caveat = METRIC_INFO[r.metric].caveat if r.metric in METRIC_INFO else None
-        if caveat and (r.job_key, caveat[0], repr(r.params)) in flags:
-            out[(r.model, r.column)] = caveat[1]
-    return out
+    caveats = {name: info.caveat for name, info in METRIC_INFO.items() if info.caveat}
+    flagging = rows[rows["metric"].isin({flag for flag, _ in caveats.values()})]
+    flags = {(key, metric, repr(params)) for key, metric, params, value
+             in zip(flagging["job_key"], flagging["metric"], flagging["params"], flagging["value"])
+             if value == value and value > 0}
+    if not flags:  # the usual case: no job raised a flag, so no row of the table is looked at
+        return {}
+    marked = rows[rows["metric"].isin(caveats)]
+    return {(model, column): caveats[metric][1]
+            for key, metric, params, model, column
+            in zip(marked["job_key"], marked["metric"], marked["params"], marked["model"], marked["column"])
+            if (key, caveats[metric][0], repr(params)) in flags}
 
 
 def leaderboard(rows: pd.DataFrame) -> pd.DataFrame:
