@@ -98,7 +98,7 @@ def _parsed_params(stored: pd.Series) -> list[dict[str, Any]]:
     parsed = {text: json.loads(text) for text in stored.dropna().unique() if isinstance(text, str)}
     flat = {text for text, params in parsed.items() if not any(isinstance(v, (dict, list)) for v in params.values())}
     return [({} if not isinstance(text, str) else dict(parsed[text]) if text in flat else json.loads(text))
-            for text in stored]
+            for text in stored.tolist()]
 
 
 def _now() -> str:

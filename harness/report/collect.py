@@ -135,7 +135,7 @@ def read_run(folder: Path, slug: str, store: ResultStore | None = None) -> Publi
     finally:
         store.close()
     latest = latest_attempts(history)
-    for key, provenance in zip(latest["job_key"], latest["provenance"]):
+    for key, provenance in zip(latest["job_key"].tolist(), latest["provenance"].tolist()):
         try:
             if provenance is not None:
                 json.loads(provenance)

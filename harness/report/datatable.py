@@ -181,7 +181,7 @@ def leaderboard_table(part: pd.DataFrame, table_id: str, sizes: dict[str, float]
         caveats["§"] = CAVEATS["§"].format(detail="; ".join(derived_notes))
     columns.append(Column("n", "n"))
     cells_of = {(r.model, r.column): r for r in shown.itertuples()}
-    weights = dict(zip(part["model"], part["weights"]))
+    weights = dict(zip(part["model"].tolist(), part["weights"].tolist()))
     rows, trusted = [], {}
     for i, record in enumerate(wide.to_dict("records")):
         model = record["model"]

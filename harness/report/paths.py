@@ -134,7 +134,7 @@ class PathScrubber:
             distinct = {v for v in values.dropna().unique() if isinstance(v, str) and "/" in v}
             if distinct:
                 mapping = {v: self.text(v) for v in distinct}
-                out[column] = [mapping.get(v, v) if isinstance(v, str) else v for v in values]
+                out[column] = [mapping.get(v, v) if isinstance(v, str) else v for v in values.tolist()]
         return out
 
 

@@ -43,7 +43,7 @@ def ok_rows(frame: pd.DataFrame) -> pd.DataFrame:
     rows["column"] = ""
     for _, part in rows.groupby(["task", "dataset"], sort=False):
         # label each distinct (metric, params) once: a history holds the same few thousand times
-        keys = [(m, repr(p)) for m, p in zip(part["metric"], part["params"])]  # same dict, same key
+        keys = [(m, repr(p)) for m, p in zip(part["metric"].tolist(), part["params"].tolist())]  # same dict, same key
         distinct = dict(zip(keys, part["params"]))
         shared = shared_params(pd.Series(list(distinct.values()), dtype=object))
         labels = {key: column_label(key[0], {k: v for k, v in p.items() if k not in shared})
@@ -58,13 +58,15 @@ def with_metric_info(rows: pd.DataFrame) -> pd.DataFrame:
     import harness.plugins  # noqa: F401  (every task's metrics are declared)
     from harness.metrics import METRIC_INFO
 
+    metrics = rows["metric"].tolist()
     for column, attribute, fallback in (("direction", "direction", "none"), ("headline", "headline", True),
                                         ("metric_kind", "kind", "value")):
-        known = [getattr(METRIC_INFO[m], attribute) if m in METRIC_INFO else fallback for m in rows["metric"]]
+        declared = {m: getattr(METRIC_INFO[m], attribute) for m in set(metrics) if m in METRIC_INFO}
+        known = [declared.get(m, fallback) for m in metrics]
         if column not in rows:
             rows[column] = known
         else:
-            rows[column] = [k if v is None or v != v else v for v, k in zip(rows[column], known)]
+            rows[column] = [k if v is None or v != v else v for v, k in zip(rows[column].tolist(), known)]
     return rows
 
 
@@ -186,7 +188,7 @@ def provenance_summary(frame: pd.DataFrame) -> dict[str, str]:
     for column in ("suite", "suite_version", "suite_hash", "harness_version", "git_commit", "torch_version",
                    "timm_version", "device", "precision", "seed"):
         if column in frame:
-            values = sorted({str(v) for v in frame[column].dropna()})
+            values = sorted({str(v) for v in frame[column].dropna().unique()})
             facts[column] = ", ".join(values) if values else "-"
     if "finished_at" in frame and frame["finished_at"].notna().any():
         facts["finished"] = f"{frame['finished_at'].min()} .. {frame['finished_at'].max()}"
