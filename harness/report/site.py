@@ -155,22 +155,29 @@ def model_facts(rows: pd.DataFrame, sizes: dict[str, float]) -> dict[str, str]:
 
 
 def model_table(model: str, entries: list[tuple[SuitePage, Table, Row]], frames: list[tuple[SuitePage, pd.DataFrame]],
-                slug: str | None = None) -> Table:
-    """All of one model's numbers: headline cells as ranked in their suite table, then every detail metric."""
+                slug: str | None = None, ranked: dict[tuple[int, str], list[float]] | None = None) -> Table:
+    """All of one model's numbers: headline cells as ranked in their suite table, then every detail metric.
+
+    ``ranked``: (id of a suite table, column) -> its values, kept by the caller across models so each suite
+    column is read once rather than once per model."""
+    ranked = {} if ranked is None else ranked
     columns = [Column("suite", "suite", numeric=False), Column("task", "task", numeric=False),
                Column("dataset", "dataset", numeric=False), Column("metric", "metric", numeric=False),
                Column("value", "value", metric=True), Column("rank", "rank", numeric=False)]
     rows, caveats = [], {}
     for page, table, row in entries:
-        ranked = [c for c in table.columns if c.numeric and c.direction in ("higher", "lower")]
+        rankable = [c for c in table.columns if c.numeric and c.direction in ("higher", "lower")]
         for column in table.columns:
             if not column.metric:
                 continue
             cell = row.cells[column.key]
             rank = "–"
-            if column in ranked and cell.value is not None:
+            if column in rankable and cell.value is not None:
                 sign = 1 if column.direction == "higher" else -1
-                values = [r.cells[column.key].value for r in table.rows if r.cells[column.key].value is not None]
+                values = ranked.get((id(table), column.key))
+                if values is None:
+                    values = ranked[(id(table), column.key)] = [
+                        r.cells[column.key].value for r in table.rows if r.cells[column.key].value is not None]
                 rank = f"{1 + sum(sign * v > sign * cell.value for v in values)} of {len(values)}"
             marks = cell.marks + column.marks
             caveats.update({m: table.caveats[m] for m in marks if m in table.caveats})
@@ -325,11 +332,11 @@ def write_site(runs: list[PublishedRun], out: Path, scrub: PathScrubber, sources
                                  "jobs": int(run.latest.drop_duplicates(["model", "dataset", "task"]).shape[0]),
                                  "runs": len(order), "tables": len(page.tables), "protocol": protocol,
                                  "latest": str(run.latest["finished_at"].max()) if not run.latest.empty else "–"})
-    model_rows = []
+    model_rows, ranked = [], {}
     for model in sorted(set(by_model) | set(frames) | set(failures)):
         slug = model_slug(model, slugs)
         entries = by_model.get(model, [])
-        table = model_table(model, entries, frames.get(model, []), slug)
+        table = model_table(model, entries, frames.get(model, []), slug, ranked)
         downloads = {table.id: write_exports(table, "")}
         facts = [(page.run.suite, page.run.slug, model_facts(rows, page.sizes)) for page, rows in frames.get(model, [])]
         protocols = [(page.run.suite, t.title, page.protocols[t.id]) for page, t, _ in entries]

@@ -268,3 +268,18 @@ def test_publishing_reads_stores_without_changing_them(published, tmp_path, caps
     err = capsys.readouterr().err
     assert "schema 1" in err and str(old / "results.sqlite") in err and len(err.strip().splitlines()) == 1
     assert (old / "results.sqlite").read_bytes() == before and not list(old.glob("results.v*.sqlite"))
+
+
+def test_model_pages_rank_each_headline_cell_within_its_suite_table(published):
+    _, site, suites, _ = published
+    for suite in suites[:2]:  # each suite's table ranks its own models
+        cells = html_tables(site / "suites" / suite.name / "index.html")[("classification", "digits-test")]
+        top1 = {model: float(cell["data-value"]) for (model, column), cell in cells.items()
+                if column == "top1" and cell.get("data-value") not in (None, "")}
+        assert len(top1) >= 5
+        for model in suite.models:
+            table = parse(site / "models" / f"{model}.html").find(f".//h:table[@data-table='model--{model}']", NS)
+            ranks = {tuple(text_of(tr.find(f"h:td[@data-col='{col}']", NS)) for col in ("suite", "metric")):
+                     text_of(tr.find("h:td[@data-col='rank']", NS)) for tr in table.iterfind(".//h:tbody/h:tr", NS)}
+            expected = f"{1 + sum(v > top1[model] for v in top1.values())} of {len(top1)}" if model in top1 else "–"
+            assert ranks.get((suite.name, "top1"), "–") == expected, (suite.name, model)  # a failed job: no row
