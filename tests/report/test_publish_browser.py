@@ -160,10 +160,12 @@ def test_downloads_give_the_published_files(browser, site, served, downloads):
     for fmt, extension in (("csv", "csv"), ("json", "json"), ("md", "md"), ("latex", "tex")):
         section.find_element(By.CSS_SELECTOR, f'a[data-format="{fmt}"]').click()
         name = f"suite1--corruptions--digits-test.{extension}"
-        deadline = time.time() + 15
-        while not (downloads / name).is_file() and time.time() < deadline:
+        published, deadline = (site / "data" / name).read_bytes(), time.time() + 15
+        # Chrome may create the file empty before writing it: wait for the whole download, not for its name
+        while not ((downloads / name).is_file() and (downloads / name).read_bytes() == published) \
+                and time.time() < deadline:
             time.sleep(0.2)
-        assert (downloads / name).read_bytes() == (site / "data" / name).read_bytes()
+        assert (downloads / name).read_bytes() == published
 
 
 @pytest.mark.parametrize("page", ["index.html", "suites/suite0/index.html", "suites/suite0/history.html",
