@@ -42,8 +42,9 @@ def ok_rows(frame: pd.DataFrame) -> pd.DataFrame:
     rows = with_metric_info(frame[(frame["status"] == "ok") & frame["metric"].notna()].copy())
     rows["column"] = ""
     for _, part in rows.groupby(["task", "dataset"], sort=False):
-        # label each distinct (metric, params) once: a history holds the same few thousand times
-        keys = [(m, repr(p)) for m, p in zip(part["metric"].tolist(), part["params"].tolist())]  # same dict, same key
+        # label each distinct (metric, params) once: a history holds the same few thousand times (equal params
+        # give equal keys)
+        keys = [(m, repr(p)) for m, p in zip(part["metric"].tolist(), part["params"].tolist())]
         distinct = dict(zip(keys, part["params"]))
         shared = shared_params(pd.Series(list(distinct.values()), dtype=object))
         labels = {key: column_label(key[0], {k: v for k, v in p.items() if k not in shared})
